@@ -1,0 +1,1 @@
+//! PLACEHOLDER: ipvsadm 1.31 output (`-L`, `-S`, `-c`, `--timeout`, `--daemon`).
