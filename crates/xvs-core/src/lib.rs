@@ -17,4 +17,5 @@ pub mod rng;
 pub mod sched;
 pub mod snapshot;
 pub mod stats;
+pub mod table;
 pub mod time;
