@@ -161,7 +161,7 @@ mod tests {
         // choice1 = #1 (w2), choice2 = #3 (w1).
         ds[0].active_conns = 1; // overhead1 = 256
         ds[2].inact_conns = 100; // overhead2 = 100
-        // 1*256 = 256 > 2*100 = 200 -> #3
+                                 // 1*256 = 256 > 2*100 = 200 -> #3
         assert_eq!(pick(&ds, 1, 6), Some(2));
         // overhead2 = 128: 256 > 256 is false (equal ratios) -> #1
         ds[2].inact_conns = 128;
@@ -189,10 +189,7 @@ mod tests {
             now: Time::ZERO,
             rng: &mut rng,
         };
-        assert_eq!(
-            Twos.schedule(&view(&ds), &flow(1, 1000), &mut ctx),
-            Some(1)
-        );
+        assert_eq!(Twos.schedule(&view(&ds), &flow(1, 1000), &mut ctx), Some(1));
         // The third draw (2 -> #2) was not consumed: the next call starts
         // with it as its first draw, then wraps to the first value.
         assert_eq!(rng.next_u32(), draw_for(2, 3));
