@@ -29,6 +29,9 @@ pub mod twos;
 pub mod wlc;
 pub mod wrr;
 
+#[cfg(test)]
+mod props_a;
+
 /// Scheduler names, as `-s NAME` takes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SchedulerKind {
