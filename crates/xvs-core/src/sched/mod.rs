@@ -145,8 +145,9 @@ pub trait Scheduler: fmt::Debug + Clone {
     /// `svc.dests` no longer contains it.
     fn del_dest(&mut self, _svc: &SvcView, _removed: &Dest, _former_index: usize) {}
 
-    /// `dest`'s weight or thresholds were edited in place (ipvsadm -e), or the
-    /// service's scheduler flags changed.
+    /// `dest`'s weight, thresholds or method were edited in place (ipvsadm -e).
+    /// Editing a service (ipvsadm -E) calls no hook unless the scheduler itself
+    /// changes, in which case a fresh one gets `init_service`.
     fn upd_dest(&mut self, _svc: &SvcView, _dest: DestId) {}
 
     /// Picks the real server for a new connection of `flow`; `None` when no
