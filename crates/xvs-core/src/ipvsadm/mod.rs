@@ -7,3 +7,7 @@ pub mod parse;
 
 pub use command::{Command, DaemonConfig, DaemonState, DestAddr, ListOptions, TimeoutSet};
 pub use names::{Names, NumericOnly};
+pub use format::{
+    largenum, list, list_conns, list_daemons, list_timeouts, save, sorted_dests, sorted_services,
+    version_line, FormatError,
+};
