@@ -150,14 +150,14 @@ pub fn list_conns(conns: &[ConnEntry], opts: &ListOptions, names: &dyn Names) ->
     if opts.persistent_conn {
         let _ = writeln!(
             out,
-            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}",
-            "state", "source", "virtual", "destination", "pe name", "pe_data"
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
         );
     } else {
         let _ = writeln!(
             out,
-            "pro expire {:<11} {:<18} {:<18} {}",
-            "state", "source", "virtual", "destination"
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
         );
     }
     for c in conns {
@@ -273,7 +273,9 @@ pub fn sorted_services(services: &[ServiceEntry]) -> Vec<&ServiceEntry> {
 /// A service's real servers in the order `ipvsadm -L` prints them.
 pub fn sorted_dests(dests: &[DestEntry]) -> Vec<&DestEntry> {
     let mut v: Vec<&DestEntry> = dests.iter().collect();
-    glibc_msort(&mut v, &|a, b| cmp_dests(&a.cfg.addr, a.cfg.port, &b.cfg.addr, b.cfg.port));
+    glibc_msort(&mut v, &|a, b| {
+        cmp_dests(&a.cfg.addr, a.cfg.port, &b.cfg.addr, b.cfg.port)
+    });
     v
 }
 
@@ -430,10 +432,7 @@ fn ntop6(a: &Ipv6Addr) -> String {
         if i != 0 {
             s.push(':');
         }
-        if i == 6
-            && best_base == 0
-            && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))
-        {
+        if i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
             let o = a.octets();
             let _ = write!(s, "{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
             return s;
@@ -777,7 +776,11 @@ fn write_dest(
             match c.tun_type {
                 TunType::Gre => writeln!(out, "{head} --tun-type gre {csum}"),
                 TunType::Gue => {
-                    writeln!(out, "{head} --tun-type gue --tun-port {} {csum}", c.tun_port)
+                    writeln!(
+                        out,
+                        "{head} --tun-type gue --tun-port {} {csum}",
+                        c.tun_port
+                    )
                 }
                 TunType::Ipip => writeln!(out, "{head} --tun-type ipip"),
             }
