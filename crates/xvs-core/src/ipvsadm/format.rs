@@ -15,7 +15,14 @@
 //! * On `-L`, IPv4 service columns are cut at 33 bytes and IPv4 real-server
 //!   columns at 28 bytes (IPv6 ones are not cut); any `addr:port` text is cut
 //!   at 59 bytes.
-//! * Fwmarks and weights are printed as signed ints.
+//! * Fwmarks and weights are printed as signed ints (`FWM  -1294967296`).
+//! * Real-server rows of the plain, `--thresholds`, `--persistent-conn` and
+//!   `--tun-info` listings end in padding spaces (the last column is
+//!   left-aligned in 10).
+//! * A Bypass real server prints `(null)` as its method (glibc's rendering of
+//!   ipvsadm's missing name).
+//! * A persistence engine shows on `-L` only for persistent services, but
+//!   `-S` writes `--pe` for any service that has one.
 //! * The `--persistent-conn` connection header is wider than its rows.
 //! * `-S` writes `--tun-type ipip` for plain IPIP tunnel servers and never
 //!   writes `-x`/`-y` thresholds (ipvsadm 1.31 does not save them).
