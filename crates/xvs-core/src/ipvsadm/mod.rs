@@ -6,4 +6,8 @@ pub mod names;
 pub mod parse;
 
 pub use command::{Command, DaemonConfig, DaemonState, DestAddr, ListOptions, TimeoutSet};
+pub use format::{
+    largenum, list, list_conns, list_daemons, list_timeouts, save, sorted_dests, sorted_services,
+    version_line, FormatError,
+};
 pub use names::{Names, NumericOnly};
