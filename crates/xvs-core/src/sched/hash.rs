@@ -194,7 +194,10 @@ mod tests {
         // 2 * 0x61C88647 = 0xC3910C8E; top 10 bits = 0xC3910C8E >> 22 = 0x30E.
         assert_eq!(hash_32(2, 10), 0x30E);
         assert_eq!(hash_32(0, 8), 0);
-        assert_eq!(hash_32(0xdead_beef, 32), 0xdead_beefu32.wrapping_mul(GOLDEN_RATIO_32));
+        assert_eq!(
+            hash_32(0xdead_beef, 32),
+            0xdead_beefu32.wrapping_mul(GOLDEN_RATIO_32)
+        );
     }
 
     #[test]
