@@ -166,7 +166,7 @@ impl<E: CacheEntry> CacheTable<E> {
 
     /// `ip_vs_lblc_check_expire()` / `ip_vs_lblcr_check_expire()`.
     fn check_expire(&mut self, now: Time) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+        if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
             self.full_check(now);
             self.counter = 1;
             return;
