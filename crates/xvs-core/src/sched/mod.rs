@@ -16,12 +16,15 @@ use crate::time::Time;
 
 pub mod dh;
 pub mod fo;
+pub mod hash;
 pub mod lblc;
 pub mod lblcr;
 pub mod lc;
 pub mod mh;
 pub mod nq;
 pub mod ovf;
+#[cfg(test)]
+mod props_b;
 pub mod rr;
 pub mod sed;
 pub mod sh;
