@@ -200,7 +200,14 @@ mod tests {
             addr: v4("10.0.0.1"),
             port: 80,
         };
-        let k = template_key(&svc, 0xffff_ff00, Protocol::Tcp, v4("192.168.7.201"), v4("10.0.0.1"), 80);
+        let k = template_key(
+            &svc,
+            0xffff_ff00,
+            Protocol::Tcp,
+            v4("192.168.7.201"),
+            v4("10.0.0.1"),
+            80,
+        );
         assert_eq!(
             k,
             TemplateKey {
@@ -211,12 +218,33 @@ mod tests {
             }
         );
         // Another client in the same /24 shares the template; one outside does not.
-        let k2 = template_key(&svc, 0xffff_ff00, Protocol::Tcp, v4("192.168.7.3"), v4("10.0.0.1"), 80);
-        let k3 = template_key(&svc, 0xffff_ff00, Protocol::Tcp, v4("192.168.8.3"), v4("10.0.0.1"), 80);
+        let k2 = template_key(
+            &svc,
+            0xffff_ff00,
+            Protocol::Tcp,
+            v4("192.168.7.3"),
+            v4("10.0.0.1"),
+            80,
+        );
+        let k3 = template_key(
+            &svc,
+            0xffff_ff00,
+            Protocol::Tcp,
+            v4("192.168.8.3"),
+            v4("10.0.0.1"),
+            80,
+        );
         assert_eq!(k, k2);
         assert_ne!(k, k3);
         // Default /32 keeps the whole address.
-        let k4 = template_key(&svc, 0xffff_ffff, Protocol::Tcp, v4("192.168.7.201"), v4("10.0.0.1"), 80);
+        let k4 = template_key(
+            &svc,
+            0xffff_ffff,
+            Protocol::Tcp,
+            v4("192.168.7.201"),
+            v4("10.0.0.1"),
+            80,
+        );
         assert_eq!(k4.caddr, v4("192.168.7.201"));
     }
 
@@ -235,7 +263,11 @@ mod tests {
         assert_eq!(mask_client(client, 128), client);
         assert_eq!(mask_client(client, 0), "::".parse::<IpAddr>().unwrap());
         assert_eq!(mask_client(client, 1), "::".parse::<IpAddr>().unwrap());
-        assert_eq!(mask_client(client, 20), "2001:d00::".parse::<IpAddr>().unwrap());
+        assert_eq!(mask_client(client, 20), "2001::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            mask_client(client, 24),
+            "2001:d00::".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -245,7 +277,14 @@ mod tests {
             addr: v4("10.0.0.1"),
             port: 0,
         };
-        let k = template_key(&svc, 0xffff_ffff, Protocol::Tcp, v4("1.2.3.4"), v4("10.0.0.1"), 443);
+        let k = template_key(
+            &svc,
+            0xffff_ffff,
+            Protocol::Tcp,
+            v4("1.2.3.4"),
+            v4("10.0.0.1"),
+            443,
+        );
         assert_eq!(
             k,
             TemplateKey {
@@ -256,7 +295,14 @@ mod tests {
             }
         );
         // All ports of the VIP share the template.
-        let k2 = template_key(&svc, 0xffff_ffff, Protocol::Tcp, v4("1.2.3.4"), v4("10.0.0.1"), 22);
+        let k2 = template_key(
+            &svc,
+            0xffff_ffff,
+            Protocol::Tcp,
+            v4("1.2.3.4"),
+            v4("10.0.0.1"),
+            22,
+        );
         assert_eq!(k, k2);
         assert_eq!(persistent_conn_dport(443, 0, 0), 443);
         assert_eq!(template_dport(443, 0, 0), 0);
@@ -269,7 +315,14 @@ mod tests {
             addr: v4("10.0.0.1"),
             port: 21,
         };
-        let k = template_key(&svc, 0xffff_ffff, Protocol::Tcp, v4("1.2.3.4"), v4("10.0.0.1"), 21);
+        let k = template_key(
+            &svc,
+            0xffff_ffff,
+            Protocol::Tcp,
+            v4("1.2.3.4"),
+            v4("10.0.0.1"),
+            21,
+        );
         assert_eq!(k.vport, 0);
         assert_eq!(template_dport(21, 21, 21), 0);
         assert_eq!(persistent_conn_dport(21, 21, 2121), 2121);
@@ -281,7 +334,14 @@ mod tests {
             family: Family::Inet,
             mark: 0x0102_0304,
         };
-        let k = template_key(&svc, 0xffff_0000, Protocol::Udp, v4("172.16.9.9"), v4("10.0.0.1"), 5000);
+        let k = template_key(
+            &svc,
+            0xffff_0000,
+            Protocol::Udp,
+            v4("172.16.9.9"),
+            v4("10.0.0.1"),
+            5000,
+        );
         assert_eq!(
             k,
             TemplateKey {
@@ -292,7 +352,14 @@ mod tests {
             }
         );
         // TCP and UDP flows of the same mark share it.
-        let k2 = template_key(&svc, 0xffff_0000, Protocol::Tcp, v4("172.16.1.1"), v4("10.9.9.9"), 80);
+        let k2 = template_key(
+            &svc,
+            0xffff_0000,
+            Protocol::Tcp,
+            v4("172.16.1.1"),
+            v4("10.9.9.9"),
+            80,
+        );
         assert_eq!(k, k2);
         // IPv6 fwmark: mark in the first four bytes.
         assert_eq!(

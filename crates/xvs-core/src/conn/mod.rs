@@ -52,7 +52,9 @@ pub enum Pkt {
     Tcp(TcpFlags),
     Udp,
     /// The type of the first chunk (1 = INIT).
-    Sctp { first_chunk: u8 },
+    Sctp {
+        first_chunk: u8,
+    },
 }
 
 /// SCTP_CID_INIT.
@@ -458,12 +460,7 @@ pub enum Reuse {
 ///
 /// `dest_weight` is the current weight of the entry's real server, `None`
 /// if it has none.
-pub fn reuse_decision(
-    conn: &Conn,
-    pkt: Pkt,
-    dest_weight: Option<u32>,
-    sysctls: &Sysctls,
-) -> Reuse {
+pub fn reuse_decision(conn: &Conn, pkt: Pkt, dest_weight: Option<u32>, sysctls: &Sysctls) -> Reuse {
     if !pkt.is_new_conn() || conn.control.is_some() {
         return Reuse::Keep;
     }

@@ -413,12 +413,16 @@ impl ConnTable {
             slot.timer_at = NO_TIMER;
             let id = ConnId { index, gen };
             let c = slot.conn.as_mut().unwrap();
-            if c.expires.0 > now.0 {
+            if c.expires.0 > t {
+                // Restarted since this entry was queued: re-queue at the real
+                // deadline (which may still be <= now; it then pops in order).
                 let d = c.expires.0;
                 self.arm(id, d);
             } else if c.n_control > 0 {
+                // Counted from when the timer was due, as a kernel timer
+                // firing on time would (independent of how late we are called).
                 c.timeout = CONTROL_RETRY_SECS;
-                c.expires = Time(now.0 + secs(CONTROL_RETRY_SECS));
+                c.expires = Time(t + secs(CONTROL_RETRY_SECS));
                 let d = c.expires.0;
                 self.arm(id, d);
             } else {

@@ -236,16 +236,27 @@ mod tests {
 
     #[test]
     fn default_timeouts() {
-        let secs: Vec<u32> = TcpState::ALL.iter().map(|s| s.default_timeout_secs()).collect();
+        let secs: Vec<u32> = TcpState::ALL
+            .iter()
+            .map(|s| s.default_timeout_secs())
+            .collect();
         assert_eq!(secs, [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120]);
     }
 
     #[test]
     fn active_states() {
-        let active: Vec<TcpState> = TcpState::ALL.into_iter().filter(|s| s.is_active()).collect();
+        let active: Vec<TcpState> = TcpState::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .collect();
         assert_eq!(
             active,
-            [TcpState::Established, TcpState::SynSent, TcpState::SynRecv, TcpState::SynAck]
+            [
+                TcpState::Established,
+                TcpState::SynSent,
+                TcpState::SynRecv,
+                TcpState::SynAck
+            ]
         );
     }
 
