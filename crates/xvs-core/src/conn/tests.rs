@@ -928,3 +928,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn conn_stays_compact() {
+    assert!(
+        std::mem::size_of::<Conn>() <= 104,
+        "{}",
+        std::mem::size_of::<Conn>()
+    );
+}
