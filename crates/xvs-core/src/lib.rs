@@ -11,8 +11,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conn;
 pub mod ipvsadm;
 pub mod model;
+pub mod persist;
 pub mod rng;
 pub mod sched;
 pub mod snapshot;
