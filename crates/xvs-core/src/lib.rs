@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod director;
 pub mod ipvsadm;
 pub mod model;
 pub mod persist;

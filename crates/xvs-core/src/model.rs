@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::sched::SchedulerKind;
-use crate::stats::Counters;
+use crate::stats::{Counters, Rates};
 
 /// Transport protocol of a virtual service (IPPROTO_* values in the kernel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,8 +140,9 @@ impl SchedFlags {
 pub struct Persistence {
     /// Template timeout in seconds (ipvsadm default 360).
     pub timeout: u32,
-    /// As the kernel holds it: for IPv4 a network-order mask value
-    /// (0xffffffff = /32, printed as a dotted quad); for IPv6 a prefix length 1..=128.
+    /// For IPv4 the mask as a host-order integer, so `Ipv4Addr::from(netmask)`
+    /// is the dotted quad ipvsadm prints (0xffffff00 = 255.255.255.0); for
+    /// IPv6 a prefix length 1..=128.
     pub netmask: u32,
 }
 
@@ -234,10 +235,11 @@ impl FwdMethod {
         }
     }
 
-    /// DR and TUN real servers see only client->server packets (the kernel's
-    /// IP_VS_CONN_F_NOOUTPUT; the TCP state machine uses the INPUT-ONLY table).
+    /// Every method but NAT sees only client->server packets (the kernel sets
+    /// IP_VS_CONN_F_NOOUTPUT for all of them; the TCP state machine then uses
+    /// the INPUT-ONLY table).
     pub fn input_only(self) -> bool {
-        matches!(self, FwdMethod::Tunnel | FwdMethod::Route)
+        self != FwdMethod::Masq
     }
 }
 
@@ -327,6 +329,8 @@ pub struct Dest {
     pub inact_conns: u32,
     pub persist_conns: u32,
     pub stats: Counters,
+    /// Rates from the estimator, refreshed every 2 s by its owner.
+    pub rates: Rates,
 }
 
 impl Dest {
@@ -341,6 +345,7 @@ impl Dest {
             inact_conns: 0,
             persist_conns: 0,
             stats: Counters::default(),
+            rates: Rates::default(),
         }
     }
 

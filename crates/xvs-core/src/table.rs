@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::ipvsadm::{Command, DaemonConfig, DaemonState, DestAddr, TimeoutSet};
+use crate::conn::timeouts::Timeouts;
+use crate::ipvsadm::{Command, DaemonConfig, DaemonState, DestAddr};
 use crate::model::{
     Dest, DestConfig, DestId, Family, Flow, FwdMethod, Protocol, ServiceConfig, ServiceKey, TunType,
 };
@@ -178,8 +179,8 @@ pub struct IpvsTable {
     /// Counters over all services (the kernel's tot_stats).
     pub total: Counters,
     pub total_rates: Rates,
-    /// `--set` values as last applied (0 = kernel default in effect).
-    pub timeouts: TimeoutSet,
+    /// Connection timeouts per protocol state (`--set` changes three of them).
+    pub timeouts: Timeouts,
     daemons: Vec<DaemonConfig>,
 }
 
@@ -217,10 +218,10 @@ impl IpvsTable {
             Command::EditDest(key, d) => self.edit_dest(key, *d),
             Command::DeleteDest(key, d) => self.delete_dest(key, d),
             Command::Zero(key) => self.zero(key.as_ref()),
-            Command::SetTimeout(t) => {
-                self.set_timeouts(*t);
-                Ok(())
-            }
+            Command::SetTimeout(t) => self
+                .timeouts
+                .apply(*t)
+                .map_err(|_| OpError::Invalid("a timeout is larger than the kernel accepts (2147483 s)")),
             Command::StartDaemon(d) => self.start_daemon(d.clone()),
             Command::StopDaemon(s) => self.stop_daemon(*s),
             Command::List(_)
@@ -486,18 +487,6 @@ impl IpvsTable {
         Ok(())
     }
 
-    fn set_timeouts(&mut self, t: TimeoutSet) {
-        if t.tcp != 0 {
-            self.timeouts.tcp = t.tcp;
-        }
-        if t.tcp_fin != 0 {
-            self.timeouts.tcp_fin = t.tcp_fin;
-        }
-        if t.udp != 0 {
-            self.timeouts.udp = t.udp;
-        }
-    }
-
     fn start_daemon(&mut self, d: DaemonConfig) -> Result<(), OpError> {
         if self.daemons.iter().any(|x| x.state == d.state) {
             return Err(OpError::DaemonRunning);
@@ -538,7 +527,7 @@ impl IpvsTable {
                             inact_conns: d.inact_conns,
                             persist_conns: d.persist_conns,
                             stats: d.stats,
-                            rates: Rates::default(),
+                            rates: d.rates,
                         })
                         .collect(),
                 })

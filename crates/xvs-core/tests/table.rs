@@ -431,8 +431,11 @@ fn set_timeout_zero_leaves_value() {
         udp: 0,
     }))
     .unwrap();
-    assert_eq!(
-        (t.timeouts.tcp, t.timeouts.tcp_fin, t.timeouts.udp),
-        (900, 30, 60)
-    );
+    let set = t.timeouts.to_set();
+    assert_eq!((set.tcp, set.tcp_fin, set.udp), (900, 30, 60));
+    let e = t
+        .apply(&Command::SetTimeout(xvs_core::ipvsadm::TimeoutSet { tcp: 3_000_000, tcp_fin: 0, udp: 0 }))
+        .unwrap_err();
+    assert_eq!(e.errno(), 22);
+    assert_eq!(t.timeouts.to_set(), set, "a refused --set changes nothing");
 }
