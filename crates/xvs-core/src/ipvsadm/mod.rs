@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod format;
+pub mod help;
 pub mod names;
 pub mod parse;
 
@@ -11,3 +12,7 @@ pub use format::{
     version_line, FormatError,
 };
 pub use names::{Names, NumericOnly};
+pub use parse::{
+    parse_args, parse_args_as, parse_restore, parse_restore_as, parse_restore_lines, to_argv,
+    ErrorKind, ParseError, RestoreError, RestoreLine,
+};
