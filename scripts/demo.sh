@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo build --release --locked -p xvs-sim
-for w in wrr-nat sh-vs-mh persistence udp-dns; do
+for w in wrr-nat sh-remove mh-remove persistence udp-dns; do
   echo
   echo "===== examples/sim/$w.sim"
   grep '^#' "examples/sim/$w.sim" | sed 's/^# \{0,1\}/  /'

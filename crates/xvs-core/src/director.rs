@@ -102,7 +102,10 @@ pub enum Verdict {
         new_conn: bool,
     },
     /// A NAT real server's reply, with its source rewritten to `vaddr:vport`.
-    ToClient { vaddr: IpAddr, vport: u16 },
+    ToClient {
+        vaddr: IpAddr,
+        vport: u16,
+    },
     /// Not for a virtual service: the director's own stack takes it.
     Pass,
     Drop(DropReason),
@@ -173,7 +176,11 @@ impl Director {
     /// One packet through the director.
     pub fn process(&mut self, now: Time, pkt: &Packet) -> Verdict {
         let p = pkt.l4;
-        debug_assert_eq!(p.protocol(), pkt.flow.protocol, "packet kind and flow disagree");
+        debug_assert_eq!(
+            p.protocol(),
+            pkt.flow.protocol,
+            "packet kind and flow disagree"
+        );
         let mut cp = self.conns.find_in_flow(&pkt.flow);
         if cp.is_none() {
             if let Some(id) = self.conns.find_out_flow(&pkt.flow) {
@@ -184,8 +191,12 @@ impl Director {
         // A new connection attempt on a finished entry (conn_reuse_mode).
         if let Some(id) = cp {
             let conn = self.conns.get(id).expect("found above");
-            let weight = conn.dest.and_then(|d| self.table.dest(d)).map(|d| d.weight());
-            if let Reuse::Reschedule { expire_old } = reuse_decision(conn, p, weight, &self.sysctls) {
+            let weight = conn
+                .dest
+                .and_then(|d| self.table.dest(d))
+                .map(|d| d.weight());
+            if let Reuse::Reschedule { expire_old } = reuse_decision(conn, p, weight, &self.sysctls)
+            {
                 if expire_old {
                     self.free(id);
                 }
@@ -222,7 +233,9 @@ impl Director {
         let conn = self.conns.get(id).expect("live connection");
         let (dest, daddr, dport, fwd) = (conn.dest, conn.daddr, conn.dport, conn.fwd);
         self.count(dest, pkt.len, true);
-        let change = self.conns.packet(id, Dir::Input, p, now, &self.table.timeouts);
+        let change = self
+            .conns
+            .packet(id, Dir::Input, p, now, &self.table.timeouts);
         self.apply_counts(change, None);
         Verdict::ToReal {
             dest: dest.expect("scheduled connections have a real server"),
@@ -241,7 +254,9 @@ impl Director {
         }
         let (dest, vaddr, vport) = (conn.dest, conn.vaddr, conn.vport);
         self.count(dest, len, false);
-        let change = self.conns.packet(id, Dir::Output, p, now, &self.table.timeouts);
+        let change = self
+            .conns
+            .packet(id, Dir::Output, p, now, &self.table.timeouts);
         self.apply_counts(change, None);
         Verdict::ToClient { vaddr, vport }
     }
@@ -288,15 +303,27 @@ impl Director {
             return Scheduled::Pass;
         };
         let svc = self.table.service(&key).expect("found above");
-        let (svc_port, persistence, one_packet_svc) = (key.port(), svc.cfg.persistence, svc.cfg.one_packet);
+        let (svc_port, persistence, one_packet_svc) =
+            (key.port(), svc.cfg.persistence, svc.cfg.one_packet);
         let one_packet = one_packet_svc && flow.protocol == Protocol::Udp;
 
         let (dest_id, dport, control) = if let Some(pers) = persistence {
             // ip_vs_sched_persist()
-            let tkey = template_key(&key, pers.netmask, flow.protocol, flow.src, flow.dst, flow.dport);
+            let tkey = template_key(
+                &key,
+                pers.netmask,
+                flow.protocol,
+                flow.src,
+                flow.dst,
+                flow.dport,
+            );
             let mut tpl = self.conns.find_template(&tkey);
             if let Some(ct) = tpl {
-                let dest = self.conns.get(ct).and_then(|c| c.dest).and_then(|d| self.table.dest(d));
+                let dest = self
+                    .conns
+                    .get(ct)
+                    .and_then(|c| c.dest)
+                    .and_then(|d| self.table.dest(d));
                 if !template_valid(dest, &self.sysctls) {
                     self.conns.invalidate_template(ct);
                     tpl = None;
@@ -322,9 +349,17 @@ impl Director {
                     ct
                 }
             };
-            let dest_id = self.conns.get(ct).and_then(|c| c.dest).expect("templates have a real server");
+            let dest_id = self
+                .conns
+                .get(ct)
+                .and_then(|c| c.dest)
+                .expect("templates have a real server");
             let dest_port = self.table.dest(dest_id).expect("valid template").cfg.port;
-            (dest_id, persistent_conn_dport(flow.dport, svc_port, dest_port), Some(ct))
+            (
+                dest_id,
+                persistent_conn_dport(flow.dport, svc_port, dest_port),
+                Some(ct),
+            )
         } else {
             if !matches!(key, ServiceKey::Fwmark { .. }) && flow.dport != svc_port {
                 // Port-zero services schedule only with persistence.
@@ -337,8 +372,18 @@ impl Director {
             (d.id, conn_dport(flow.dport, d.cfg.port), None)
         };
 
-        let dest = self.table.dest(dest_id).expect("scheduled real server exists");
-        let mut conn = Conn::new(&flow, dest.cfg.addr, dport, Some(dest_id), dest.cfg.fwd, one_packet);
+        let dest = self
+            .table
+            .dest(dest_id)
+            .expect("scheduled real server exists");
+        let mut conn = Conn::new(
+            &flow,
+            dest.cfg.addr,
+            dport,
+            Some(dest_id),
+            dest.cfg.fwd,
+            one_packet,
+        );
         conn.control = control;
         // ip_vs_conn_stats(): the new connection counts for its real server,
         // its service and the total.
@@ -414,7 +459,9 @@ impl Director {
             }
         };
         let Some(id) = dest else { return };
-        let Some(d) = self.table.dest_mut(id) else { return };
+        let Some(d) = self.table.dest_mut(id) else {
+            return;
+        };
         if !d.available {
             return;
         }
@@ -464,10 +511,9 @@ impl Director {
         }
         let mut live = HashMap::with_capacity(samples.len());
         for (k, c) in samples {
-            let mut est = self
-                .estimators
-                .remove(&k)
-                .unwrap_or_else(|| Estimator::new(Time(now.0 - EST_PERIOD_MS), &Counters::default()));
+            let mut est = self.estimators.remove(&k).unwrap_or_else(|| {
+                Estimator::new(Time(now.0 - EST_PERIOD_MS), &Counters::default())
+            });
             est.sample(now, &c);
             let r = est.rates();
             match k {
@@ -512,10 +558,7 @@ impl Director {
 
     /// `ipvsadm -Lc`: connections and templates with seconds left at `now`.
     pub fn connections(&self, now: Time) -> Vec<ConnEntry> {
-        self.conns
-            .iter()
-            .map(|(_, c)| conn_entry(c, now))
-            .collect()
+        self.conns.iter().map(|(_, c)| conn_entry(c, now)).collect()
     }
 }
 

@@ -218,10 +218,9 @@ impl IpvsTable {
             Command::EditDest(key, d) => self.edit_dest(key, *d),
             Command::DeleteDest(key, d) => self.delete_dest(key, d),
             Command::Zero(key) => self.zero(key.as_ref()),
-            Command::SetTimeout(t) => self
-                .timeouts
-                .apply(*t)
-                .map_err(|_| OpError::Invalid("a timeout is larger than the kernel accepts (2147483 s)")),
+            Command::SetTimeout(t) => self.timeouts.apply(*t).map_err(|_| {
+                OpError::Invalid("a timeout is larger than the kernel accepts (2147483 s)")
+            }),
             Command::StartDaemon(d) => self.start_daemon(d.clone()),
             Command::StopDaemon(s) => self.stop_daemon(*s),
             Command::List(_)

@@ -434,7 +434,11 @@ fn set_timeout_zero_leaves_value() {
     let set = t.timeouts.to_set();
     assert_eq!((set.tcp, set.tcp_fin, set.udp), (900, 30, 60));
     let e = t
-        .apply(&Command::SetTimeout(xvs_core::ipvsadm::TimeoutSet { tcp: 3_000_000, tcp_fin: 0, udp: 0 }))
+        .apply(&Command::SetTimeout(xvs_core::ipvsadm::TimeoutSet {
+            tcp: 3_000_000,
+            tcp_fin: 0,
+            udp: 0,
+        }))
         .unwrap_err();
     assert_eq!(e.errno(), 22);
     assert_eq!(t.timeouts.to_set(), set, "a refused --set changes nothing");

@@ -14,7 +14,7 @@ fn render(r: &Report, duration: f64) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "simulated {duration} s: {} connections ({} refused: no real server), {} packets, {} dropped",
+        "simulated {duration} s: {} connections ({} refused: no real server), {} packets ({} dropped)",
         r.connections, r.unschedulable, r.packets, r.dropped
     );
     let rss = r
@@ -28,25 +28,40 @@ fn render(r: &Report, duration: f64) -> String {
     );
     let _ = writeln!(o);
     let total: u64 = r.reals.iter().map(|x| x.conns).sum();
-    let wsum: u64 = r.reals.iter().map(|x| x.weight as u64).sum();
+    let wsum: u64 = r.reals.iter().filter_map(|x| x.weight).map(u64::from).sum();
     let _ = writeln!(
         o,
         "{:<28} {:>6} {:>10} {:>7} {:>7} {:>10} {:>10}",
         "Real server", "Weight", "Conns", "Share", "Weight%", "ActiveConn", "InActConn"
     );
     // Listing every real server of a 1,000-server run helps nobody.
-    let shown = if r.reals.len() > 40 { 20 } else { r.reals.len() };
+    let shown = if r.reals.len() > 40 {
+        20
+    } else {
+        r.reals.len()
+    };
     for x in &r.reals[..shown] {
-        let share = if total > 0 { 100.0 * x.conns as f64 / total as f64 } else { 0.0 };
-        let wshare = if wsum > 0 { 100.0 * x.weight as f64 / wsum as f64 } else { 0.0 };
+        let share = if total > 0 {
+            100.0 * x.conns as f64 / total as f64
+        } else {
+            0.0
+        };
         let name = match x.addr {
             std::net::IpAddr::V6(a) => format!("[{a}]:{}", x.port),
             a => format!("{a}:{}", x.port),
         };
+        let (weight, wshare) = match x.weight {
+            Some(w) if wsum > 0 => (
+                w.to_string(),
+                format!("{:.1}%", 100.0 * w as f64 / wsum as f64),
+            ),
+            Some(w) => (w.to_string(), "-".into()),
+            None => ("gone".into(), "-".into()),
+        };
         let _ = writeln!(
             o,
-            "{name:<28} {:>6} {:>10} {:>6.1}% {:>6.1}% {:>10} {:>10}",
-            x.weight, x.conns, share, wshare, x.active, x.inactive
+            "{name:<28} {weight:>6} {:>10} {share:>6.1}% {wshare:>7} {:>10} {:>10}",
+            x.conns, x.active, x.inactive
         );
     }
     if shown < r.reals.len() {
@@ -60,12 +75,18 @@ fn render(r: &Report, duration: f64) -> String {
                     let _ = writeln!(o, "  at {} s: {}: refused: {e}", c.at_secs, c.line);
                 }
                 None => {
-                    let pct = 100.0 * c.moved as f64 / c.probes.max(1) as f64;
+                    let moved = match c.moved {
+                        Some(m) => format!(
+                            "{m} of {} probe flows now hash to another real server ({:.1}%)",
+                            c.probes,
+                            100.0 * m as f64 / c.probes.max(1) as f64
+                        ),
+                        None => "flow remapping n/a (not a hashing scheduler)".to_string(),
+                    };
                     let _ = writeln!(
                         o,
-                        "  at {} s: {}: {} of {} probe flows now scheduled elsewhere ({pct:.1}%); \
-                         {} of {} live connections on a removed real server",
-                        c.at_secs, c.line, c.moved, c.probes, c.stranded, c.live
+                        "  at {} s: {}:\n      {moved}; {} of {} live connections on a removed real server",
+                        c.at_secs, c.line, c.stranded, c.live
                     );
                 }
             }

@@ -6,12 +6,12 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use xvs_core::conn::tcp::TcpFlags;
-use xvs_core::director::{Director, Packet, Verdict};
+use xvs_core::conn::TcpFlags;
+use xvs_core::director::{Director, DropReason, Packet, Verdict};
 use xvs_core::ipvsadm::Command;
 use xvs_core::model::{Flow, FwdMethod, Protocol, ServiceKey};
 use xvs_core::rng::{Rng, SplitMix64};
-use xvs_core::sched::SchedCtx;
+use xvs_core::sched::{SchedCtx, SchedulerKind};
 use xvs_core::time::Time;
 
 use crate::workload::{Lifetime, Workload};
@@ -21,7 +21,8 @@ use crate::workload::{Lifetime, Workload};
 pub struct RealReport {
     pub addr: IpAddr,
     pub port: u16,
-    pub weight: u32,
+    /// Weight at the end; `None` if the server was removed during the run.
+    pub weight: Option<u32>,
     /// New connections scheduled to it over the run.
     pub conns: u64,
     pub active: u32,
@@ -35,8 +36,9 @@ pub struct ChangeReport {
     pub line: String,
     /// The table's answer (ipvsadm's words) if the change was refused.
     pub error: Option<String>,
-    /// Probe flows the scheduler now sends to a different real server.
-    pub moved: u32,
+    /// Probe flows the scheduler now sends to a different real server; `None`
+    /// for schedulers that do not map a flow by hashing it (only sh and mh do).
+    pub moved: Option<u32>,
     pub probes: u32,
     /// Live connections whose real server is no longer in the service: the
     /// kernel drops their packets (or expires them with expire_nodest_conn).
@@ -109,7 +111,11 @@ fn client_addr(w: &Workload, i: u32) -> IpAddr {
 
 /// Which real server each probe flow would be scheduled to now (scheduler
 /// only, on a copy: the live state is not touched).
-fn probe_map(d: &Director, w: &Workload, target: (IpAddr, u16, Protocol)) -> Vec<Option<(IpAddr, u16)>> {
+fn probe_map(
+    d: &Director,
+    w: &Workload,
+    target: (IpAddr, u16, Protocol),
+) -> Vec<Option<(IpAddr, u16)>> {
     let mut out = Vec::with_capacity(w.probes as usize);
     let Some(key) = target_key(d, target) else {
         return vec![None; w.probes as usize];
@@ -147,6 +153,7 @@ pub fn run(w: &Workload) -> Result<Report, String> {
     }
     let mut rng = SplitMix64::new(w.seed ^ 0x9e37_79b9);
     let mut live: HashMap<u64, Live> = HashMap::new();
+    let mut per_real: HashMap<(IpAddr, u16), u64> = HashMap::new();
     let mut closes: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut next_id = 0u64;
     let end_ms = (w.duration * 1000.0) as u64;
@@ -169,7 +176,11 @@ pub fn run(w: &Workload) -> Result<Report, String> {
 
     let send = |d: &mut Director, report: &mut Report, now: Time, flow: Flow, tcp: TcpFlags| {
         report.packets += 1;
-        let v = d.process(now, &Packet { flow, tcp, len: 60, fwmark: 0 });
+        let pkt = match flow.protocol {
+            Protocol::Udp => Packet::udp(flow, 60),
+            _ => Packet::tcp(flow, tcp, 60),
+        };
+        let v = d.process(now, &pkt);
         if matches!(v, Verdict::Drop(_)) {
             report.dropped += 1;
         }
@@ -195,10 +206,15 @@ pub fn run(w: &Workload) -> Result<Report, String> {
         } else if now_ms == change_ms {
             let c = &w.changes[change_idx];
             change_idx += 1;
-            let before = probe_map(&d, w, target);
+            let hashing = target_key(&d, target)
+                .and_then(|k| d.table.service(&k))
+                .is_some_and(|s| matches!(s.cfg.scheduler, SchedulerKind::Sh | SchedulerKind::Mh));
+            let before = hashing.then(|| probe_map(&d, w, target));
             let error = d.apply(&c.cmd).err().map(|e| e.to_string());
-            let after = probe_map(&d, w, target);
-            let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count() as u32;
+            let moved = before.map(|before| {
+                let after = probe_map(&d, w, target);
+                before.iter().zip(&after).filter(|(a, b)| a != b).count() as u32
+            });
             let listed = listed_reals(&d, target);
             let stranded = live
                 .values()
@@ -235,16 +251,25 @@ pub fn run(w: &Workload) -> Result<Report, String> {
                 dst: target.0,
                 dport: target.1,
             };
-            let first = if flow.protocol == Protocol::Tcp { TcpFlags::SYN } else { TcpFlags::NONE };
+            let first = if flow.protocol == Protocol::Tcp {
+                TcpFlags::SYN
+            } else {
+                TcpFlags::NONE
+            };
             let real = match send(&mut d, &mut report, now, flow, first) {
-                Verdict::ToReal { daddr, dport, fwd, .. } => Some((daddr, dport, fwd)),
-                _ => {
+                Verdict::ToReal {
+                    daddr, dport, fwd, ..
+                } => Some((daddr, dport, fwd)),
+                Verdict::Drop(DropReason::NoDestination) => {
                     report.unschedulable += 1;
                     None
                 }
+                // The tuple is still held by an entry on a removed server.
+                _ => None,
             };
             if let Some((raddr, rport, fwd)) = real {
                 report.connections += 1;
+                *per_real.entry((raddr, rport)).or_default() += 1;
                 if flow.protocol == Protocol::Tcp {
                     if fwd == FwdMethod::Masq {
                         let back = reply_flow(&flow, raddr, rport);
@@ -252,7 +277,13 @@ pub fn run(w: &Workload) -> Result<Report, String> {
                     }
                     send(&mut d, &mut report, now, flow, TcpFlags::ACK);
                 } else if fwd == FwdMethod::Masq {
-                    send(&mut d, &mut report, now, reply_flow(&flow, raddr, rport), TcpFlags::NONE);
+                    send(
+                        &mut d,
+                        &mut report,
+                        now,
+                        reply_flow(&flow, raddr, rport),
+                        TcpFlags::NONE,
+                    );
                 }
                 let life = match w.lifetime {
                     Lifetime::Exponential(m) => exp_sample(&mut rng, m * 1000.0),
@@ -266,27 +297,40 @@ pub fn run(w: &Workload) -> Result<Report, String> {
         }
     }
 
-    let snap = d.snapshot(Time(end_ms));
+    let snap = d.snapshot();
     for svc in &snap.services {
         for dest in &svc.dests {
+            let key = (dest.cfg.addr, dest.cfg.port);
             report.reals.push(RealReport {
                 addr: dest.cfg.addr,
                 port: dest.cfg.port,
-                weight: dest.cfg.weight,
-                conns: dest.stats.conns,
+                weight: Some(dest.cfg.weight),
+                conns: per_real.remove(&key).unwrap_or(0),
                 active: dest.active_conns,
                 inactive: dest.inact_conns,
             });
         }
     }
-    report.reals.sort_by(|a, b| (a.addr, a.port).cmp(&(b.addr, b.port)));
+    // Servers removed along the way: what they got before they left.
+    for ((addr, port), conns) in per_real {
+        report.reals.push(RealReport {
+            addr,
+            port,
+            weight: None,
+            conns,
+            active: 0,
+            inactive: 0,
+        });
+    }
+    report.reals.sort_by_key(|r| (r.addr, r.port));
     let opts = xvs_core::ipvsadm::ListOptions {
         numeric: true,
         stats: true,
         ..Default::default()
     };
-    report.stats_listing = xvs_core::ipvsadm::format::list(&snap, &opts, &xvs_core::ipvsadm::NumericOnly)
-        .map_err(|e| e.to_string())?;
+    report.stats_listing =
+        xvs_core::ipvsadm::format::list(&snap, &opts, &xvs_core::ipvsadm::NumericOnly)
+            .map_err(|e| e.to_string())?;
     report.live_at_end = live.len();
     report.wall_secs = started.elapsed().as_secs_f64();
     report.peak_rss_kib = peak_rss_kib();
@@ -295,9 +339,11 @@ pub fn run(w: &Workload) -> Result<Report, String> {
 
 fn target_key(d: &Director, target: (IpAddr, u16, Protocol)) -> Option<ServiceKey> {
     d.table.services().map(|s| s.cfg.key).find(|k| match *k {
-        ServiceKey::Addr { protocol, addr, port } => {
-            protocol == target.2 && addr == target.0 && (port == target.1 || port == 0)
-        }
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => protocol == target.2 && addr == target.0 && (port == target.1 || port == 0),
         ServiceKey::Fwmark { .. } => false,
     })
 }

@@ -93,7 +93,11 @@ fn ipvsadm(words: &[&str]) -> Result<Command, String> {
     }
     let cmd = parse_args(&words[1..], &NumericOnly).map_err(|e| e.to_string())?;
     match cmd {
-        Command::List(_) | Command::Save { .. } | Command::Restore | Command::Help | Command::Version => {
+        Command::List(_)
+        | Command::Save { .. }
+        | Command::Restore
+        | Command::Help
+        | Command::Version => {
             Err("only commands that change the rules belong in a workload".into())
         }
         c => Ok(c),
@@ -110,7 +114,10 @@ pub fn parse(text: &str) -> Result<Workload, WorkloadError> {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        let err = |message: String| WorkloadError { line: i + 1, message };
+        let err = |message: String| WorkloadError {
+            line: i + 1,
+            message,
+        };
         let mut rest = words[1..].iter().copied();
         match words[0] {
             "ipvsadm" | "xvsadm" => w.rules.push(ipvsadm(&words).map_err(err)?),
@@ -131,7 +138,9 @@ pub fn parse(text: &str) -> Result<Workload, WorkloadError> {
             "rate" => w.rate = number(rest.next(), "rate").map_err(err)?,
             "lifetime" => {
                 w.lifetime = match rest.next() {
-                    Some("fixed") => Lifetime::Fixed(number(rest.next(), "lifetime fixed").map_err(err)?),
+                    Some("fixed") => {
+                        Lifetime::Fixed(number(rest.next(), "lifetime fixed").map_err(err)?)
+                    }
                     Some("exp") => {
                         Lifetime::Exponential(number(rest.next(), "lifetime exp").map_err(err)?)
                     }
@@ -148,11 +157,15 @@ pub fn parse(text: &str) -> Result<Workload, WorkloadError> {
                 w.protocol = match rest.next() {
                     Some("tcp") => Protocol::Tcp,
                     Some("udp") => Protocol::Udp,
-                    other => return Err(err(format!("protocol must be tcp or udp, not {other:?}"))),
+                    other => {
+                        return Err(err(format!("protocol must be tcp or udp, not {other:?}")))
+                    }
                 }
             }
             "target" => {
-                let t = rest.next().ok_or_else(|| err("'target' needs ADDR:PORT".into()))?;
+                let t = rest
+                    .next()
+                    .ok_or_else(|| err("'target' needs ADDR:PORT".into()))?;
                 let (a, p) = t
                     .rsplit_once(':')
                     .ok_or_else(|| err(format!("target '{t}' is not ADDR:PORT")))?;
@@ -174,10 +187,16 @@ pub fn parse(text: &str) -> Result<Workload, WorkloadError> {
         }
     }
     if w.rate <= 0.0 || !w.rate.is_finite() {
-        return Err(WorkloadError { line: 0, message: "rate must be a positive number".into() });
+        return Err(WorkloadError {
+            line: 0,
+            message: "rate must be a positive number".into(),
+        });
     }
     if w.clients == 0 {
-        return Err(WorkloadError { line: 0, message: "clients must be at least 1".into() });
+        return Err(WorkloadError {
+            line: 0,
+            message: "clients must be at least 1".into(),
+        });
     }
     if !probes_set {
         w.probes = w.probes.min(w.clients.saturating_mul(4)).max(1);
@@ -206,7 +225,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.rules.len(), 2);
-        assert_eq!((w.clients, w.rate, w.duration, w.seed), (500, 250.0, 30.0, 7));
+        assert_eq!(
+            (w.clients, w.rate, w.duration, w.seed),
+            (500, 250.0, 30.0, 7)
+        );
         assert_eq!(w.lifetime, Lifetime::Fixed(5.0));
         let at: Vec<f64> = w.changes.iter().map(|c| c.at_secs).collect();
         assert_eq!(at, vec![10.0, 20.0], "changes are sorted by time");
@@ -216,14 +238,20 @@ mod tests {
     #[test]
     fn bad_lines_name_the_line_and_the_problem() {
         let e = parse("clients 10\nrate fast\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 2: 'rate': 'fast' is not a valid number");
+        assert_eq!(
+            e.to_string(),
+            "line 2: 'rate': 'fast' is not a valid number"
+        );
         let e = parse("ipvsadm -A -t 198.18.0.1:0 -s rr\n").unwrap_err();
         assert_eq!(e.line, 1);
         assert_eq!(e.message, "Zero port specified for non-persistent service");
         let e = parse("frobnicate 3\n").unwrap_err();
         assert_eq!(e.to_string(), "line 1: unknown directive 'frobnicate'");
         let e = parse("ipvsadm -L -n\n").unwrap_err();
-        assert_eq!(e.message, "only commands that change the rules belong in a workload");
+        assert_eq!(
+            e.message,
+            "only commands that change the rules belong in a workload"
+        );
         let e = parse("duration 3 4\n").unwrap_err();
         assert_eq!(e.message, "unexpected '4' after 'duration'");
     }
