@@ -10,7 +10,9 @@
 //! * Option scanning follows popt, which ipvsadm is built with: short options
 //!   may be bundled (`-Ln`, `-At1.2.3.4:80`), a short option's value may be
 //!   glued on or follow `=` (`-w5`, `-w=5`), long options take `--name=value`
-//!   or `--name value`, long names must be spelled out in full, and words that
+//!   or `--name value`, long names must be spelled out in full, an option
+//!   without a value refuses one (`--numeric=x`, `-n=x`: "option does not take
+//!   an argument", as popt 1.19 says), and words that
 //!   do not start with `-` (or are exactly `-`, or follow `--`) are set aside
 //!   as plain arguments wherever they appear. An option with a required value
 //!   takes the next word even when it starts with `-`.
@@ -31,6 +33,15 @@
 //! * Messages name the program only in the "Try ... -h" line; it is `ipvsadm`
 //!   for [`parse_args`]/[`parse_restore`] and whatever the caller passes to
 //!   [`parse_args_as`]/[`parse_restore_as`] (xvsadm passes `xvsadm`).
+//! * Persistence netmasks: for IPv4 the mask's value as `u32::from(Ipv4Addr)`
+//!   (`255.255.255.0` is `0xffff_ff00`; `Ipv4Addr::from(netmask)` prints it),
+//!   default `0xffff_ffff`; for IPv6 the prefix length, default 128. Like
+//!   ipvsadm, `-M` is read as IPv4 unless the service is already known to be
+//!   IPv6 at that point, and a later IPv6 `-t`/`-u` or `-6` resets it to 128.
+//!   A `-M` without `-p` is accepted and dropped (no persistence).
+//! * Differential-tested against ipvsadm 1.31 built with popt 1.19 (stubbed
+//!   kernel calls). Known difference: `-b ,` (only commas) crashes ipvsadm;
+//!   here it means no scheduler flags.
 //! * popt's `!#:+` argument expansion, the `POSIXLY_CORRECT` environment switch
 //!   and the 4096-byte token limit of `-R` lines are not modelled.
 
@@ -302,7 +313,7 @@ const OPTS: &[OptDef] = &[
 enum Scan {
     Opt(Key, Option<String>),
     End,
-    /// popt's "missing argument" / "unknown option".
+    /// popt's "missing argument" / "unknown option" / "option does not take an argument".
     Error(&'static str),
 }
 
@@ -393,12 +404,22 @@ impl<'a> Scanner<'a> {
             }
 
             let value = match def.arg {
-                Arg::No => None,
+                Arg::No => {
+                    let glued = self
+                        .bundle
+                        .is_some_and(|(idx, pos)| self.args[idx].as_bytes()[pos] == b'=');
+                    if long_value.is_some() || glued {
+                        return Scan::Error("option does not take an argument");
+                    }
+                    None
+                }
                 Arg::Required | Arg::Optional => {
                     if let Some(v) = long_value {
                         Some(v.to_string())
                     } else if let Some((idx, pos)) = self.bundle.take() {
-                        Some(self.args[idx][pos..].to_string())
+                        // `-w=5`: one '=' after the letter is skipped.
+                        let rest = &self.args[idx][pos..];
+                        Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
                     } else if self.next >= self.args.len() {
                         if def.arg == Arg::Required {
                             return Scan::Error("missing argument");
@@ -423,11 +444,8 @@ impl<'a> Scanner<'a> {
         let bytes = self.args[idx].as_bytes();
         let c = *bytes.get(pos)?;
         let def = OPTS.iter().find(|d| d.short == Some(c))?;
-        let after = pos + 1;
-        if after < bytes.len() {
-            // `-w=5`: popt skips one '=' after the letter.
-            let skip = usize::from(bytes[after] == b'=');
-            self.bundle = Some((idx, after + skip));
+        if pos + 1 < bytes.len() {
+            self.bundle = Some((idx, pos + 1));
         }
         Some(def)
     }
