@@ -1598,7 +1598,7 @@ fn list_missing_service_is_an_error() {
 /// xvsadm keeps every field but the program name and the parenthesised build.
 #[test]
 fn version_keeps_ipvsadm_shape() {
-    let v = format::version_line();
+    let v = format::version_line("xvsadm");
     assert_eq!(
         v,
         format!(

@@ -68,7 +68,11 @@ fn classic_lab_rules_survive_save_and_restore() {
         "-a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -m -w 5",
     ]);
     let (saved, a, b) = round_trip(&t);
-    assert_eq!(rules(&a), rules(&b), "restored rules differ; saved:\n{saved}");
+    assert_eq!(
+        rules(&a),
+        rules(&b),
+        "restored rules differ; saved:\n{saved}"
+    );
     // And saving the restored table prints the same text again.
     assert_eq!(format::save(&b, true, &NumericOnly), saved);
 }
@@ -84,8 +88,15 @@ fn dest(family: Family) -> impl Strategy<Value = DestConfig> {
             .prop_map(|x| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, x)))
             .boxed(),
     };
-    (addr, 1u16..65535, 0u8..3, 0u32..=65535, 0u32..1000, 0u32..1000).prop_map(
-        |(addr, port, m, weight, x, y)| {
+    (
+        addr,
+        1u16..65535,
+        0u8..3,
+        0u32..=65535,
+        0u32..1000,
+        0u32..1000,
+    )
+        .prop_map(|(addr, port, m, weight, x, y)| {
             let mut d = DestConfig::new(addr, port);
             d.fwd = [FwdMethod::Masq, FwdMethod::Route, FwdMethod::Tunnel][m as usize];
             d.weight = weight;
@@ -96,8 +107,7 @@ fn dest(family: Family) -> impl Strategy<Value = DestConfig> {
                 d.tun_port = port;
             }
             d
-        },
-    )
+        })
 }
 
 fn service() -> impl Strategy<Value = (ServiceConfig, Vec<DestConfig>)> {
@@ -116,9 +126,20 @@ fn service() -> impl Strategy<Value = (ServiceConfig, Vec<DestConfig>)> {
                 Family::Inet6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, port)),
             };
             let key = match proto {
-                0 => ServiceKey::Addr { protocol: Protocol::Tcp, addr: vip, port },
-                1 => ServiceKey::Addr { protocol: Protocol::Udp, addr: vip, port },
-                _ => ServiceKey::Fwmark { family, mark: port as u32 },
+                0 => ServiceKey::Addr {
+                    protocol: Protocol::Tcp,
+                    addr: vip,
+                    port,
+                },
+                1 => ServiceKey::Addr {
+                    protocol: Protocol::Udp,
+                    addr: vip,
+                    port,
+                },
+                _ => ServiceKey::Fwmark {
+                    family,
+                    mark: port as u32,
+                },
             };
             let mut cfg = ServiceConfig::new(key);
             cfg.scheduler = sched;

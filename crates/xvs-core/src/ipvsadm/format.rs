@@ -253,9 +253,9 @@ pub fn list_daemons(d: &DaemonList) -> String {
 /// and the IPVS version at the end, but it does not pretend to be ipvsadm:
 /// field 1 is `xvsadm` and the parenthesis names this crate and its version:
 /// `xvsadm v1.31 2019/12/24 (compiled with xvs-core 0.1.0 and IPVS v1.2.1)`.
-pub fn version_line() -> String {
+pub fn version_line(program: &str) -> String {
     format!(
-        "xvsadm {IPVSADM_COMPAT_VERSION} {IPVSADM_COMPAT_DATE} (compiled with xvs-core {} and IPVS v{IPVS_VERSION})\n",
+        "{program} {IPVSADM_COMPAT_VERSION} {IPVSADM_COMPAT_DATE} (compiled with xvs-core {} and IPVS v{IPVS_VERSION})\n",
         env!("CARGO_PKG_VERSION")
     )
 }

@@ -1,20 +1,11 @@
 //! The `-h` text of xvsadm: the same commands and options as ipvsadm 1.31,
 //! laid out the same way, in xvs's own words.
 
-/// The version line printed by `-v` and at the top of `-h`.
-pub fn version_line(program: &str) -> String {
-    format!(
-        "{program} (xvs {}) - Linux Virtual Server administration, ipvsadm v1.31 compatible",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
 /// The full `-h` text (ends with a newline), naming the program `program`.
 pub fn help_text(program: &str) -> String {
     let p = program;
     let mut s = String::new();
-    s.push_str(&version_line(p));
-    s.push('\n');
+    s.push_str(&super::format::version_line(p));
     s.push_str("Usage:\n");
     for line in [
         "-A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]",
@@ -198,7 +189,7 @@ mod tests {
     #[test]
     fn help_names_program_and_every_long_option() {
         let h = help_text("xvsadm");
-        assert!(h.starts_with("xvsadm (xvs "));
+        assert!(h.starts_with("xvsadm v1.31 2019/12/24 (compiled with xvs-core "));
         assert!(h.contains("  xvsadm -Z [virtual-service]\n"));
         for opt in [
             "--add-service",
