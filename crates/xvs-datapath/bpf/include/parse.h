@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Bounds-checked header parsing for XDP and tc programs.
+ *
+ * Every read is preceded by a check against data_end, in a form the verifier
+ * can follow: "pointer + constant size > data_end" on the very pointer that is
+ * then dereferenced. Nothing here reads past data_end, whatever the packet.
+ *
+ * The parser fills a struct pkt with what the forwarding code needs (family,
+ * protocol, addresses and ports in network byte order, header pointers) and
+ * says whether the packet is:
+ *   XVS_PARSE_OK         IPv4/IPv6 with a complete TCP or UDP header;
+ *   XVS_PARSE_OTHER      well formed but nothing we handle (ARP, VLAN, ICMP,
+ *                        fragments, IPv6 extension headers, ...);
+ *   XVS_PARSE_MALFORMED  a header it had to read is truncated or invalid.
+ */
+#ifndef XVS_PARSE_H
+#define XVS_PARSE_H
+
+#include <linux/types.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "structs.h"
+
+#define XVS_IP_MF 0x2000
+#define XVS_IP_OFFSET 0x1fff
+
+enum xvs_parse {
+	XVS_PARSE_OK = 0,
+	XVS_PARSE_OTHER = 1,
+	XVS_PARSE_MALFORMED = 2,
+};
+
+struct pkt {
+	struct ethhdr *eth;
+	void *l3;
+	void *l4;
+	__be32 saddr[4]; /* IPv4 in [0], rest zero */
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 family; /* XVS_AF_INET / XVS_AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
+	__u8 pad;
+};
+
+/* Longest header chain parse_packet() reads: Ethernet + IPv4 with options + TCP. */
+#define XVS_MAX_HDR_LEN (sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
+
+static __always_inline int parse_l4(struct pkt *p, void *l4, void *data_end)
+{
+	p->l4 = l4;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end)
+			return XVS_PARSE_MALFORMED;
+		if (th->doff < 5)
+			return XVS_PARSE_MALFORMED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		return XVS_PARSE_OK;
+	}
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return XVS_PARSE_MALFORMED;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		return XVS_PARSE_OK;
+	}
+	return XVS_PARSE_OTHER;
+}
+
+static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
+{
+	struct iphdr *iph = p->l3;
+	__u32 ihl_len;
+
+	if ((void *)(iph + 1) > data_end)
+		return XVS_PARSE_MALFORMED;
+	if (iph->version != 4 || iph->ihl < 5)
+		return XVS_PARSE_MALFORMED;
+	ihl_len = (__u32)iph->ihl * 4; /* 20..60: the verifier knows ihl is 4 bits */
+	if (bpf_ntohs(iph->tot_len) < ihl_len)
+		return XVS_PARSE_MALFORMED;
+	if ((void *)iph + ihl_len > data_end)
+		return XVS_PARSE_MALFORMED;
+
+	p->family = XVS_AF_INET;
+	p->proto = iph->protocol;
+	p->saddr[0] = iph->saddr;
+	p->daddr[0] = iph->daddr;
+	/* Fragments carry no (or not only) an L4 header: not handled yet. */
+	if (iph->frag_off & bpf_htons(XVS_IP_MF | XVS_IP_OFFSET))
+		return XVS_PARSE_OTHER;
+	return parse_l4(p, (void *)iph + ihl_len, data_end);
+}
+
+static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
+{
+	struct ipv6hdr *ip6h = p->l3;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return XVS_PARSE_MALFORMED;
+	if (ip6h->version != 6)
+		return XVS_PARSE_MALFORMED;
+
+	p->family = XVS_AF_INET6;
+	p->proto = ip6h->nexthdr;
+	__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
+	/* Extension headers (and so fragments) are not walked yet: OTHER. */
+	return parse_l4(p, ip6h + 1, data_end);
+}
+
+/* Parse from the Ethernet header at data. p must be zeroed by the caller. */
+static __always_inline int parse_packet(struct pkt *p, void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return XVS_PARSE_MALFORMED;
+	p->eth = eth;
+	p->l3 = eth + 1;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(p, data_end);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(p, data_end);
+	/* ARP, VLAN-tagged frames, LLDP, ...: not ours. */
+	return XVS_PARSE_OTHER;
+}
+
+#endif /* XVS_PARSE_H */

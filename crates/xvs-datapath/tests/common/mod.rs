@@ -1,0 +1,140 @@
+//! Shared helpers of the integration tests: the root check and packet builders.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+/// These tests load BPF programs and create network namespaces: they need
+/// root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and a BPF-capable kernel.
+/// Without root they fail, loudly: a skipped datapath test must never look
+/// like a passing one.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "xvs-datapath tests need root (CAP_BPF + CAP_NET_ADMIN) and a BPF-capable kernel; \
+         run them as root, e.g. `sudo -E cargo test -p xvs-datapath`"
+    );
+}
+
+/// Loads the datapath or fails the test with the reason (e.g. the verifier log).
+pub fn load() -> xvs_datapath::Datapath {
+    require_root();
+    match xvs_datapath::Datapath::load() {
+        Ok(dp) => dp,
+        Err(e) => panic!("loading the xvs datapath (root, BPF-capable kernel needed): {e:?}"),
+    }
+}
+
+pub type Mac = [u8; 6];
+
+/// One's complement sum of `data` (RFC 1071), not folded.
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+pub fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An IPv4 packet (20-byte header, valid checksum) carrying `l4`, whose
+/// TCP/UDP checksum is filled in too.
+pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let total = 20 + l4.len();
+    let mut p = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34, // id
+        0x40,
+        0, // DF
+        64,
+        proto,
+        0,
+        0, // checksum
+    ];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let c = fold(sum16(&p, 0));
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut l4 = l4.to_vec();
+    let csum_at = match proto {
+        6 => Some(16),
+        17 => Some(6),
+        _ => None,
+    };
+    if let Some(at) = csum_at {
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&src);
+        pseudo.extend_from_slice(&dst);
+        pseudo.extend_from_slice(&[0, proto]);
+        pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        let c = fold(sum16(&l4, sum16(&pseudo, 0)));
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(&l4);
+    p
+}
+
+/// A 20-byte TCP header with `flags` (0x02 = SYN), checksum zero (see [`ipv4`]).
+pub fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = Vec::with_capacity(20);
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&0x0102_0304u32.to_be_bytes()); // seq
+    t.extend_from_slice(&0u32.to_be_bytes()); // ack
+    t.extend_from_slice(&[0x50, flags]);
+    t.extend_from_slice(&64240u16.to_be_bytes()); // window
+    t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+    t
+}
+
+/// A UDP header plus `payload`, checksum zero (see [`ipv4`]).
+pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// An IPv6 packet with `l4` as its only payload (no extension headers).
+pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(l4);
+    p
+}
+
+/// An ARP request "who has `target`? tell `sender`".
+pub fn arp_request(sender_mac: Mac, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 0x08, 0, 6, 4, 0, 1];
+    a.extend_from_slice(&sender_mac);
+    a.extend_from_slice(&sender);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&target);
+    eth([0xff; 6], sender_mac, 0x0806, &a)
+}
