@@ -14,8 +14,9 @@ fn render(r: &Report, duration: f64) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "simulated {duration} s: {} connections ({} refused: no real server), {} packets ({} dropped)",
-        r.connections, r.unschedulable, r.packets, r.dropped
+        "simulated {duration} s: {} connections ({} refused: no real server; {} arrivals hit a live tuple), \
+         {} packets ({} dropped)",
+        r.connections, r.unschedulable, r.collisions, r.packets, r.dropped
     );
     let rss = r
         .peak_rss_kib
@@ -92,7 +93,9 @@ fn render(r: &Report, duration: f64) -> String {
             }
         }
     }
-    let _ = writeln!(o, "\nipvsadm -Ln --stats at the end:\n{}", r.stats_listing);
+    if r.reals.len() <= 40 {
+        let _ = writeln!(o, "\nipvsadm -Ln --stats at the end:\n{}", r.stats_listing);
+    }
     o
 }
 

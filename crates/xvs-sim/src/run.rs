@@ -53,6 +53,9 @@ pub struct Report {
     pub reals: Vec<RealReport>,
     pub changes: Vec<ChangeReport>,
     pub connections: u64,
+    /// Arrivals whose random tuple matched a live entry (the kernel forwards
+    /// such a SYN on the existing connection).
+    pub collisions: u64,
     pub packets: u64,
     /// Connections refused because no real server was available.
     pub unschedulable: u64,
@@ -164,6 +167,7 @@ pub fn run(w: &Workload) -> Result<Report, String> {
         reals: Vec::new(),
         changes: Vec::new(),
         connections: 0,
+        collisions: 0,
         packets: 0,
         unschedulable: 0,
         dropped: 0,

@@ -254,6 +254,17 @@ pub(crate) mod testutil {
         }
     }
 
+    /// One pick by a fresh scheduler `s` over `ds` (flow 1:1000, time 0, random
+    /// draws all 0).
+    pub(crate) fn run_once<S: super::Scheduler>(mut s: S, ds: &[Dest]) -> Option<usize> {
+        let mut rng = crate::rng::Fixed::new(vec![0]);
+        let mut ctx = super::SchedCtx {
+            now: crate::time::Time::ZERO,
+            rng: &mut rng,
+        };
+        s.schedule(&view(ds), &flow(1, 1000), &mut ctx)
+    }
+
     /// A TCP flow from client 198.19.x.y:sport to the VIP 198.18.0.1:80.
     pub(crate) fn flow(client: u16, sport: u16) -> Flow {
         Flow {

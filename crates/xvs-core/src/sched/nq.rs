@@ -46,19 +46,8 @@ impl Scheduler for Nq {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Fixed;
     use crate::sched::sed::Sed;
-    use crate::sched::testutil::{dests, flow, view};
-    use crate::time::Time;
-
-    fn run<S: Scheduler>(mut s: S, ds: &[Dest]) -> Option<usize> {
-        let mut rng = Fixed::new(vec![0]);
-        let mut ctx = SchedCtx {
-            now: Time::ZERO,
-            rng: &mut rng,
-        };
-        s.schedule(&view(ds), &flow(1, 1000), &mut ctx)
-    }
+    use crate::sched::testutil::{dests, run_once as run};
 
     fn pick(ds: &[Dest]) -> Option<usize> {
         run(Nq, ds)

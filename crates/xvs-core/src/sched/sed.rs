@@ -45,19 +45,8 @@ impl Scheduler for Sed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Fixed;
-    use crate::sched::testutil::{dests, flow, view};
+    use crate::sched::testutil::{dests, run_once as run};
     use crate::sched::wlc::Wlc;
-    use crate::time::Time;
-
-    fn run<S: Scheduler>(mut s: S, ds: &[Dest]) -> Option<usize> {
-        let mut rng = Fixed::new(vec![0]);
-        let mut ctx = SchedCtx {
-            now: Time::ZERO,
-            rng: &mut rng,
-        };
-        s.schedule(&view(ds), &flow(1, 1000), &mut ctx)
-    }
 
     fn pick(ds: &[Dest]) -> Option<usize> {
         run(Sed, ds)
