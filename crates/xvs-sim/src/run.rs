@@ -262,6 +262,12 @@ pub fn run(w: &Workload) -> Result<Report, String> {
             };
             let real = match send(&mut d, &mut report, now, flow, first) {
                 Verdict::ToReal {
+                    new_conn: false, ..
+                } => {
+                    report.collisions += 1;
+                    None
+                }
+                Verdict::ToReal {
                     daddr, dport, fwd, ..
                 } => Some((daddr, dport, fwd)),
                 Verdict::Drop(DropReason::NoDestination) => {
