@@ -118,6 +118,9 @@ enum EstKey {
     Dest(DestId),
 }
 
+/// FTPDATA: packets from this client port are never scheduled.
+const FTP_DATA_PORT: u16 = 20;
+
 /// The rate estimator's sampling period (ip_vs_est.c).
 const EST_PERIOD_MS: u64 = 2000;
 
@@ -129,6 +132,9 @@ pub struct Director {
     rng: SplitMix64,
     estimators: HashMap<EstKey, Estimator>,
     next_estimate: Time,
+    /// A real server was removed with expire_nodest_conn set: the next timer
+    /// pass expires its connections (ip_vs_expire_nodest_conn_flush).
+    flush_nodest: bool,
 }
 
 impl Director {
@@ -139,29 +145,62 @@ impl Director {
             sysctls: Sysctls::default(),
             conns: ConnTable::new(),
             rng: SplitMix64::new(seed),
-            estimators: HashMap::new(),
+            // The total is estimated from the start, like the kernel's tot_stats.
+            estimators: HashMap::from([(
+                EstKey::Total,
+                Estimator::new(Time::ZERO, &Counters::default()),
+            )]),
             next_estimate: Time(EST_PERIOD_MS),
+            flush_nodest: false,
         }
     }
 
     /// Applies a rule command (see [`IpvsTable::apply`]).
     pub fn apply(&mut self, cmd: &Command) -> Result<(), OpError> {
         self.table.apply(cmd)?;
-        if let Command::Zero(key) = cmd {
-            self.zero_estimators(key.as_ref());
-        }
+        self.after_apply(std::slice::from_ref(cmd));
         Ok(())
     }
 
     /// Applies a batch all or nothing (see [`IpvsTable::apply_all`]).
     pub fn apply_all(&mut self, cmds: &[Command]) -> Result<(), (usize, OpError)> {
         self.table.apply_all(cmds)?;
+        self.after_apply(cmds);
+        Ok(())
+    }
+
+    fn after_apply(&mut self, cmds: &[Command]) {
         for c in cmds {
-            if let Command::Zero(key) = c {
-                self.zero_estimators(key.as_ref());
+            match c {
+                Command::Zero(key) => self.zero_estimators(key.as_ref()),
+                Command::DeleteDest(..) | Command::DeleteService(_) | Command::Clear => {
+                    self.flush_nodest |= self.sysctls.expire_nodest_conn;
+                }
+                _ => {}
             }
         }
-        Ok(())
+        // ip_vs_start_estimator: a new service or real server (or one back
+        // from the trash) is estimated from its counters as they are now.
+        self.seed_estimators();
+    }
+
+    /// The estimator samples at the start of the current period.
+    fn last_sample(&self) -> Time {
+        Time(self.next_estimate.0 - EST_PERIOD_MS)
+    }
+
+    fn seed_estimators(&mut self) {
+        let at = self.last_sample();
+        let mut missing = vec![(EstKey::Total, self.table.total)];
+        for svc in self.table.services() {
+            missing.push((EstKey::Service(svc.cfg.key), svc.stats));
+            missing.extend(svc.dests.iter().map(|d| (EstKey::Dest(d.id), d.stats)));
+        }
+        for (k, c) in missing {
+            self.estimators
+                .entry(k)
+                .or_insert_with(|| Estimator::new(at, &c));
+        }
     }
 
     /// Live entries in the connection table (templates included).
@@ -197,8 +236,11 @@ impl Director {
                 .map(|d| d.weight());
             if let Reuse::Reschedule { expire_old } = reuse_decision(conn, p, weight, &self.sysctls)
             {
+                // ip_vs_conn_expire_now: the old entry's timer fires now; it
+                // stays bound (and counted) until the next timer pass, and the
+                // new connection shadows it in the table.
                 if expire_old {
-                    self.free(id);
+                    self.conns.expire_now(id, now);
                 }
                 cp = None;
             }
@@ -215,7 +257,7 @@ impl Director {
                 if !self.sysctls.expire_nodest_conn {
                     return Verdict::Drop(DropReason::DestUnavailable);
                 }
-                self.free(id);
+                self.conns.expire_now(id, now);
                 cp = None;
             }
         }
@@ -302,6 +344,10 @@ impl Director {
         let Some(key) = self.service_for(pkt) else {
             return Scheduled::Pass;
         };
+        // ip_vs_schedule: active FTP data (client port 20) is never scheduled.
+        if flow.sport == FTP_DATA_PORT {
+            return Scheduled::Pass;
+        }
         let svc = self.table.service(&key).expect("found above");
         let (svc_port, persistence, one_packet_svc) =
             (key.port(), svc.cfg.persistence, svc.cfg.one_packet);
@@ -439,13 +485,6 @@ impl Director {
         }
     }
 
-    /// Frees an entry now, unbinding it from its real server.
-    fn free(&mut self, id: ConnId) {
-        if let Some(e) = self.conns.remove(id) {
-            self.apply_counts(e.counts, Some(false));
-        }
-    }
-
     /// ip_vs_in_stats() / ip_vs_out_stats(): packet and byte counters of the
     /// real server (if still in its service), its service and the total.
     fn count(&mut self, dest: Option<DestId>, len: u32, inbound: bool) {
@@ -488,19 +527,44 @@ impl Director {
     /// real servers, and samples the rate estimators every 2 s. Call it at
     /// least once a second. Returns how many entries were freed.
     pub fn expire(&mut self, now: Time) -> usize {
+        if std::mem::take(&mut self.flush_nodest) {
+            self.flush_nodest_conns(now);
+        }
         let expired = self.conns.expire(now);
         let n = expired.len();
         for e in expired {
             self.apply_counts(e.counts, Some(false));
         }
         self.table.tick(now);
-        self.table.purge_trash();
+        self.table.purge_trash(now);
         while self.next_estimate <= now {
             let at = self.next_estimate;
             self.estimate(at);
             self.next_estimate = Time(at.0 + EST_PERIOD_MS);
         }
         n
+    }
+
+    /// ip_vs_expire_nodest_conn_flush: with expire_nodest_conn, connections
+    /// whose real server was removed are expired without waiting for their
+    /// next packet, and so is a template left controlling nothing else.
+    fn flush_nodest_conns(&mut self, now: Time) {
+        let mut doomed = Vec::new();
+        for (id, c) in self.conns.iter() {
+            let Some(d) = c.dest else { continue };
+            if c.n_control > 0 || self.table.dest(d).is_some_and(|d| d.available) {
+                continue;
+            }
+            doomed.push(id);
+            if let Some(ct) = c.control {
+                if self.conns.get(ct).is_some_and(|t| t.n_control == 1) {
+                    doomed.push(ct);
+                }
+            }
+        }
+        for id in doomed {
+            self.conns.expire_now(id, now);
+        }
     }
 
     fn estimate(&mut self, now: Time) {
@@ -511,9 +575,10 @@ impl Director {
         }
         let mut live = HashMap::with_capacity(samples.len());
         for (k, c) in samples {
-            let mut est = self.estimators.remove(&k).unwrap_or_else(|| {
-                Estimator::new(Time(now.0 - EST_PERIOD_MS), &Counters::default())
-            });
+            let mut est = self
+                .estimators
+                .remove(&k)
+                .unwrap_or_else(|| Estimator::new(Time(now.0 - EST_PERIOD_MS), &c));
             est.sample(now, &c);
             let r = est.rates();
             match k {

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use crate::conn::timeouts::Timeouts;
 use crate::ipvsadm::{Command, DaemonConfig, DaemonState, DestAddr};
 use crate::model::{
-    Dest, DestConfig, DestId, Family, Flow, FwdMethod, Protocol, ServiceConfig, ServiceKey, TunType,
+    Dest, DestConfig, DestId, Family, Flow, FwdMethod, ServiceConfig, ServiceKey, TunType,
 };
 use crate::sched::{Sched, SchedCtx, Scheduler, SvcView};
 use crate::snapshot::{DestEntry, ServiceEntry, TableSnapshot};
@@ -107,10 +107,13 @@ pub struct Service {
     pub sched: Sched,
     pub stats: Counters,
     pub rates: Rates,
+    /// Which instance of this service key this is: a service deleted and
+    /// added again is a new instance (the kernel allocates a new object).
+    generation: u64,
 }
 
 impl Service {
-    fn new(cfg: ServiceConfig) -> Service {
+    fn new(cfg: ServiceConfig, generation: u64) -> Service {
         let mut sched = Sched::new(cfg.scheduler);
         sched.init_service(&SvcView {
             dests: &[],
@@ -123,6 +126,7 @@ impl Service {
             sched,
             stats: Counters::default(),
             rates: Rates::default(),
+            generation,
         }
     }
 
@@ -160,12 +164,21 @@ enum DestLoc {
     Trash,
 }
 
-/// A removed real server kept because connections or templates still use it.
+/// A removed real server. The kernel always keeps it for a while (the dest
+/// trash): connections may still point at it, and re-adding the same server
+/// to the same service brings it back with its counters.
 #[derive(Clone, Debug)]
 struct TrashEntry {
     svc: ServiceKey,
+    svc_generation: u64,
     dest: Dest,
+    /// When a trash pass first found it unreferenced (`dest->idle_start`).
+    idle_since: Option<Time>,
 }
+
+/// IP_VS_DEST_TRASH_PERIOD: an unreferenced trashed server is freed once it
+/// has been idle this long; the trash timer runs every half period.
+pub const DEST_TRASH_PERIOD_MS: u64 = 120_000;
 
 /// The whole rule table of one director.
 #[derive(Clone, Debug, Default)]
@@ -175,7 +188,9 @@ pub struct IpvsTable {
     by_key: HashMap<ServiceKey, usize>,
     dest_loc: HashMap<DestId, DestLoc>,
     trash: HashMap<DestId, TrashEntry>,
+    next_trash_pass: Option<Time>,
     next_dest_id: u32,
+    next_generation: u64,
     /// Counters over all services (the kernel's tot_stats).
     pub total: Counters,
     pub total_rates: Rates,
@@ -285,20 +300,44 @@ impl IpvsTable {
         }
     }
 
-    /// Real servers removed while still referenced; released by
-    /// [`IpvsTable::purge_trash`] once nothing counts on them.
+    /// Removed real servers still held in the trash.
     pub fn trash_len(&self) -> usize {
         self.trash.len()
     }
 
-    /// Drops trashed real servers that no connection or template uses any more.
-    pub fn purge_trash(&mut self) {
-        let dead: Vec<DestId> = self
-            .trash
-            .iter()
-            .filter(|(_, t)| t.dest.total_conns() == 0 && t.dest.persist_conns == 0)
-            .map(|(id, _)| *id)
-            .collect();
+    /// Removed real servers still held in the trash.
+    pub fn trash(&self) -> impl Iterator<Item = &Dest> {
+        self.trash.values().map(|t| &t.dest)
+    }
+
+    /// The trash timer (`ip_vs_dest_trash_expire`): a pass every 60 s while
+    /// the trash is not empty (the first one 60 s after the first call that
+    /// finds it non-empty). A pass marks each unreferenced server idle, and
+    /// frees those idle for 120 s; referenced ones wait. Call it with the
+    /// current time at least once a second.
+    pub fn purge_trash(&mut self, now: Time) {
+        if self.trash.is_empty() {
+            self.next_trash_pass = None;
+            return;
+        }
+        let due = *self
+            .next_trash_pass
+            .get_or_insert(Time(now.0 + DEST_TRASH_PERIOD_MS / 2));
+        if now < due {
+            return;
+        }
+        self.next_trash_pass = Some(Time(now.0 + DEST_TRASH_PERIOD_MS / 2));
+        let mut dead = Vec::new();
+        for (id, t) in self.trash.iter_mut() {
+            if t.dest.total_conns() > 0 || t.dest.persist_conns > 0 {
+                continue;
+            }
+            match t.idle_since {
+                None => t.idle_since = Some(now),
+                Some(since) if now.0 >= since.0 + DEST_TRASH_PERIOD_MS => dead.push(*id),
+                Some(_) => {}
+            }
+        }
         for id in dead {
             self.trash.remove(&id);
             self.dest_loc.remove(&id);
@@ -313,12 +352,15 @@ impl IpvsTable {
     }
 
     fn add_service(&mut self, cfg: ServiceConfig) -> Result<(), OpError> {
-        validate_service(&cfg)?;
+        // ip_vs_genl_set_cmd: an existing service is EEXIST before
+        // ip_vs_add_service looks at the scheduler, engine or netmask.
         if self.by_key.contains_key(&cfg.key) {
             return Err(OpError::ServiceExists);
         }
+        validate_service(&cfg)?;
         let key = cfg.key;
-        let svc = Service::new(cfg);
+        self.next_generation += 1;
+        let svc = Service::new(cfg, self.next_generation);
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.slots[s] = Some(svc);
@@ -334,8 +376,11 @@ impl IpvsTable {
     }
 
     fn edit_service(&mut self, cfg: ServiceConfig) -> Result<(), OpError> {
+        if !self.by_key.contains_key(&cfg.key) {
+            return Err(OpError::NoSuchService);
+        }
         validate_service(&cfg)?;
-        let svc = self.service_mut(&cfg.key).ok_or(OpError::NoSuchService)?;
+        let svc = self.service_mut(&cfg.key).expect("checked above");
         let rebind = svc.cfg.scheduler != cfg.scheduler;
         svc.cfg = cfg;
         if rebind {
@@ -356,7 +401,7 @@ impl IpvsTable {
         self.free_slots.push(slot);
         for mut d in svc.dests {
             d.available = false;
-            self.retire_dest(*key, d);
+            self.retire_dest(*key, svc.generation, d);
         }
         Ok(())
     }
@@ -369,16 +414,19 @@ impl IpvsTable {
         }
     }
 
-    /// A removed real server goes to the trash while anything still counts on
-    /// it, otherwise it is forgotten (__ip_vs_del_dest).
-    fn retire_dest(&mut self, svc: ServiceKey, dest: Dest) {
+    /// __ip_vs_del_dest: a removed real server always goes to the trash.
+    fn retire_dest(&mut self, svc: ServiceKey, svc_generation: u64, dest: Dest) {
         let id = dest.id;
-        if dest.total_conns() > 0 || dest.persist_conns > 0 {
-            self.dest_loc.insert(id, DestLoc::Trash);
-            self.trash.insert(id, TrashEntry { svc, dest });
-        } else {
-            self.dest_loc.remove(&id);
-        }
+        self.dest_loc.insert(id, DestLoc::Trash);
+        self.trash.insert(
+            id,
+            TrashEntry {
+                svc,
+                svc_generation,
+                dest,
+                idle_since: None,
+            },
+        );
     }
 
     fn reindex(&mut self, slot: usize) {
@@ -391,12 +439,12 @@ impl IpvsTable {
 
     fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), OpError> {
         let slot = *self.by_key.get(key).ok_or(OpError::ServiceNotDefined)?;
-        let family = key.family();
-        validate_dest(family, &cfg)?;
+        self.validate_dest(key.family(), &cfg)?;
         let svc = self.slots[slot].as_ref().expect("indexed slot");
         if svc.dest_pos(&cfg.addr, cfg.port).is_some() {
             return Err(OpError::DestExists);
         }
+        let generation = svc.generation;
         // ip_vs_trash_get_dest: a server removed from this same service while
         // still in use comes back with its counters and connections.
         let from_trash = self
@@ -408,11 +456,25 @@ impl IpvsTable {
             .map(|(id, _)| *id);
         let dest = match from_trash {
             Some(id) => {
-                let mut d = self.trash.remove(&id).expect("found above").dest;
+                let t = self.trash.remove(&id).expect("found above");
+                let mut d = t.dest;
+                if t.svc_generation != generation {
+                    // The service was deleted and created again: the
+                    // kernel binds the server to the new service and
+                    // zeroes its counters.
+                    d.stats = Counters::default();
+                    d.rates = Rates::default();
+                }
                 update_dest(&mut d, cfg, true);
                 d
             }
             None => {
+                if !is_unicast(&cfg.addr) {
+                    // ip_vs_new_dest: only a new server's address is checked.
+                    return Err(OpError::Invalid(
+                        "real server address is not a unicast address",
+                    ));
+                }
                 self.next_dest_id += 1;
                 Dest::new(DestId(self.next_dest_id), cfg)
             }
@@ -432,7 +494,7 @@ impl IpvsTable {
 
     fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), OpError> {
         let slot = *self.by_key.get(key).ok_or(OpError::ServiceNotDefined)?;
-        validate_dest(key.family(), &cfg)?;
+        self.validate_dest(key.family(), &cfg)?;
         let svc = self.slots[slot].as_mut().expect("indexed slot");
         let pos = svc
             .dest_pos(&cfg.addr, cfg.port)
@@ -460,7 +522,8 @@ impl IpvsTable {
             family: svc.cfg.key.family(),
         };
         svc.sched.del_dest(&view, &removed, pos);
-        self.retire_dest(*key, removed);
+        let generation = svc.generation;
+        self.retire_dest(*key, generation, removed);
         self.reindex(slot);
         Ok(())
     }
@@ -471,6 +534,7 @@ impl IpvsTable {
             svc.rates = Rates::default();
             for d in &mut svc.dests {
                 d.stats = Counters::default();
+                d.rates = Rates::default();
             }
         }
         match key {
@@ -487,6 +551,13 @@ impl IpvsTable {
     }
 
     fn start_daemon(&mut self, d: DaemonConfig) -> Result<(), OpError> {
+        // ip_vs_genl_new_daemon: the sync protocol cannot carry services
+        // whose real servers are of another address family.
+        if self.mixed_family_dests() {
+            return Err(OpError::Invalid(
+                "connection sync cannot run while a service has real servers of another address family",
+            ));
+        }
         if self.daemons.iter().any(|x| x.state == d.state) {
             return Err(OpError::DaemonRunning);
         }
@@ -564,39 +635,61 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), OpError> {
             ));
         }
     }
-    // ipvsadm refuses this before the kernel sees it; the table refuses it too
-    // so API clients that bypass the command line get the same answer.
-    if cfg.one_packet && matches!(cfg.key.protocol(), Some(p) if p != Protocol::Udp) {
-        return Err(OpError::Invalid(
-            "one-packet scheduling is only for UDP and fwmark services",
-        ));
-    }
+    // `-o` on a TCP service is refused by ipvsadm's own checks (the parser);
+    // the kernel accepts the flag and applies it to UDP packets only.
     Ok(())
 }
 
-fn validate_dest(svc_family: Family, cfg: &DestConfig) -> Result<(), OpError> {
+impl IpvsTable {
+    fn mixed_family_dests(&self) -> bool {
+        self.services().any(|s| {
+            s.dests
+                .iter()
+                .any(|d| Family::of(&d.cfg.addr) != s.cfg.key.family())
+        })
+    }
+
+    /// The checks ip_vs_genl_set_cmd, ip_vs_add_dest and ip_vs_edit_dest make
+    /// before looking the server up, in the kernel's order.
+    fn validate_dest(&self, svc_family: Family, cfg: &DestConfig) -> Result<(), OpError> {
+        if Family::of(&cfg.addr) != svc_family {
+            if !self.daemons.is_empty() {
+                return Err(OpError::Invalid(
+                    "a real server of another address family cannot be added while connection sync runs",
+                ));
+            }
+            if cfg.fwd != FwdMethod::Tunnel {
+                return Err(OpError::Invalid(
+                    "a real server of another address family is allowed only with tunnelling (-i)",
+                ));
+            }
+        }
+        validate_dest(cfg)
+    }
+}
+
+/// What the kernel's inet_addr_type()/ipv6_addr_type() accept for a real
+/// server: unicast, not 0.0.0.0/8, multicast, broadcast, link-local IPv6 or
+/// IPv4-mapped IPv6.
+fn is_unicast(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.octets()[0] == 0 || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some())
+        }
+    }
+}
+
+fn validate_dest(cfg: &DestConfig) -> Result<(), OpError> {
     if cfg.weight > i32::MAX as u32 {
         return Err(OpError::OutOfRange("server weight less than zero"));
     }
     if cfg.l_threshold > cfg.u_threshold {
         return Err(OpError::OutOfRange(
             "lower threshold is higher than upper threshold",
-        ));
-    }
-    if Family::of(&cfg.addr) != svc_family && cfg.fwd != FwdMethod::Tunnel {
-        return Err(OpError::Invalid(
-            "a real server of another address family is allowed only with tunnelling (-i)",
-        ));
-    }
-    let unicast = match cfg.addr {
-        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
-        IpAddr::V6(a) => {
-            !(a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80)
-        }
-    };
-    if !unicast {
-        return Err(OpError::Invalid(
-            "real server address is not a unicast address",
         ));
     }
     if cfg.tun_type == TunType::Gue && cfg.fwd == FwdMethod::Tunnel && cfg.tun_port == 0 {

@@ -225,17 +225,54 @@ fn expire_nodest_conn_expires_the_orphan_and_reschedules_a_syn() {
     let first = real_of(syn(&mut d, 0, f));
     d.apply(&cmd(&format!("-d -t 198.18.0.1:80 -r {first}:8080")))
         .unwrap();
-    // A mid-stream segment: the entry goes, and the segment is not a SYN.
+    // The background flush expires the orphan at the next timer pass,
+    // without waiting for a packet.
+    assert_eq!(d.conn_count(), 1);
+    assert_eq!(d.expire(Time(1)), 1);
+    assert_eq!(d.conn_count(), 0);
+    // A mid-stream segment now finds nothing and is not a SYN.
     assert_eq!(
         d.process(Time(2), &Packet::tcp(f, TcpFlags::ACK, 52)),
         Verdict::Pass
     );
-    assert_eq!(d.conn_count(), 0);
-    // The trashed server is released by the next timer pass, once unused.
-    d.expire(Time(2));
-    assert_eq!(d.table.trash_len(), 0, "released once unused");
     // The same tuple's SYN is scheduled to a remaining server.
     assert_ne!(real_of(syn(&mut d, 3, f)), first);
+}
+
+#[test]
+fn expire_nodest_conn_on_a_packet_expires_the_entry_and_schedules_the_syn() {
+    let mut d = director(NAT_21);
+    let f = flow(3, 3000, 80);
+    let first = real_of(syn(&mut d, 0, f));
+    d.apply(&cmd(&format!("-d -t 198.18.0.1:80 -r {first}:8080")))
+        .unwrap();
+    // Turned on after the removal: no background flush, the packet does it.
+    d.sysctls.expire_nodest_conn = true;
+    let v = syn(&mut d, 2, f);
+    assert!(matches!(v, Verdict::ToReal { new_conn: true, .. }), "{v:?}");
+    assert_ne!(real_of(v), first);
+    // The old entry stays bound until the timer pass frees it.
+    assert_eq!(d.conn_count(), 2);
+    d.expire(Time(2));
+    assert_eq!(d.conn_count(), 1);
+}
+
+#[test]
+fn expire_nodest_conn_reschedules_a_persistent_client_off_a_quiescent_server() {
+    let mut d = director(&[
+        "-A -t 198.18.0.1:80 -s rr -p 300",
+        "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m",
+        "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m",
+    ]);
+    d.sysctls.expire_nodest_conn = true;
+    d.sysctls.expire_quiescent_template = true;
+    let f = flow(1, 1000, 80);
+    let first = real_of(syn(&mut d, 0, f));
+    d.apply(&cmd(&format!("-e -t 198.18.0.1:80 -r {first}:80 -m -w 0")))
+        .unwrap();
+    // A SYN on the same tuple: the entry is under a template, but with
+    // expire_nodest_conn a weight-0 server still gets the SYN rescheduled.
+    assert_ne!(real_of(syn(&mut d, 1, f)), first);
 }
 
 #[test]
@@ -269,8 +306,45 @@ fn syn_on_time_wait_entry_starts_a_new_connection() {
         }
         v => panic!("{v:?}"),
     }
+    // The finished entry's timer fires now; it still counts until the next
+    // timer pass frees it.
+    assert_eq!(d.conn_count(), 2);
+    assert_eq!(counts(&d, first), (0, 1, 0));
+    d.expire(Time(6));
     assert_eq!(d.conn_count(), 1);
     assert_eq!(counts(&d, first), (0, 0, 0));
+}
+
+#[test]
+fn a_replaced_entry_still_counts_when_its_successor_is_scheduled() {
+    // wlc sees the TIME_WAIT entry being replaced as one inactive connection
+    // on its server, as the kernel does (the entry is only marked to expire).
+    let mut d = director(&[
+        "-A -t 198.18.0.1:80 -s wlc",
+        "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m",
+        "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m",
+    ]);
+    let f = flow(9, 9999, 80);
+    let first = real_of(syn(&mut d, 0, f));
+    let b = back(&f, first, 80);
+    for (t, p) in [
+        (1, Packet::tcp(b, TcpFlags::SYN_ACK, 60)),
+        (2, Packet::tcp(f, TcpFlags::ACK, 52)),
+        (3, Packet::tcp(f, TcpFlags::FIN_ACK, 52)),
+        (4, Packet::tcp(b, TcpFlags::FIN_ACK, 52)),
+        (5, Packet::tcp(f, TcpFlags::ACK, 52)),
+    ] {
+        d.process(Time(t), &p);
+    }
+    assert_eq!(counts(&d, first), (0, 1, 0));
+    assert_ne!(real_of(syn(&mut d, 6, f)), first);
+}
+
+#[test]
+fn active_ftp_data_from_port_20_is_not_scheduled() {
+    let mut d = director(NAT_21);
+    assert_eq!(syn(&mut d, 0, flow(1, 20, 80)), Verdict::Pass);
+    assert_eq!(d.conn_count(), 0);
 }
 
 #[test]
@@ -358,9 +432,9 @@ fn upper_threshold_overloads_and_lower_threshold_clears() {
         "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -w 1",
         "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 100 -x 2 -y 1",
     ]);
-    // After the table changes, wrr starts with current weight 0, so its first
-    // pass takes every server once (1.1, 1.2); then the weight-100 server gets
-    // the turns. It may hold only 2 connections (-x 2), so the fourth goes to
+    // The service was built from scratch, so wrr's current weight is still 0
+    // after the adds and its first pass takes every server once (1.1, 1.2);
+    // then the weight-100 server gets the turns. It may hold only 2 connections (-x 2), so the fourth goes to
     // the weight-1 server.
     let picks: Vec<IpAddr> = (0..4)
         .map(|c| real_of(syn(&mut d, 0, flow(c, 1, 80))))
@@ -445,10 +519,54 @@ fn rates_follow_a_steady_connection_rate() {
         }
     }
     d.expire(Time(20_000));
-    let cps = d.table.total_rates.cps;
-    assert!((40..=50).contains(&cps), "cps {cps} after 20 s of 50/s");
+    // The kernel's estimator, recomputed here: every 2 s the window's
+    // connections become a rate scaled by 2^10 per second (<< 9 for a 2 s
+    // window), averaged with weight 1/4, read out rounded ((x + 0x1ff) >> 10).
+    // Windows: 101 connections (0..=2000 ms, the SYN at 2000 lands before the
+    // sample), then 100 each, and 99 in the last (18020..=19980 ms).
+    let mut windows = vec![101i64];
+    windows.extend([100; 8]);
+    windows.push(99);
+    let avg = windows
+        .iter()
+        .fold(0i64, |avg, n| avg + (((n << 9) - avg) >> 2));
+    let want = ((avg + 0x1ff) >> 10) as u64;
+    assert_eq!(want, 47);
+    assert_eq!(d.table.total_rates.cps, want);
+    let svc = d.table.services().next().unwrap();
+    assert_eq!(svc.rates.cps, want);
+    // The two real servers share it 2:1 (wrr), each estimated on its own.
+    let per_real: u64 = svc.dests.iter().map(|x| x.rates.cps).sum();
+    assert!((want - 1..=want + 1).contains(&per_real), "{per_real}");
+
+    // -Z clears rates at once, for the service, its real servers and the total.
     d.apply(&Command::Zero(None)).unwrap();
+    let svc = d.table.services().next().unwrap();
     assert_eq!(d.table.total_rates.cps, 0);
+    assert_eq!(svc.rates.cps, 0);
+    assert!(svc.dests.iter().all(|x| x.rates.cps == 0));
+}
+
+#[test]
+fn a_server_back_from_the_trash_shows_no_rate_spike() {
+    let mut d = director(NAT_21);
+    for c in 0..40 {
+        syn(&mut d, 0, flow(c, 1, 80));
+    }
+    d.apply(&cmd("-d -t 198.18.0.1:80 -r 198.18.1.1:8080"))
+        .unwrap();
+    for s in 1..=10 {
+        d.expire(Time::from_secs(s));
+    }
+    d.apply(&cmd("-a -t 198.18.0.1:80 -r 198.18.1.1:8080 -m -w 2"))
+        .unwrap();
+    for s in 11..=14 {
+        d.expire(Time::from_secs(s));
+    }
+    let svc = d.table.services().next().unwrap();
+    let back = svc.dests.iter().find(|x| x.cfg.addr == rs(1)).unwrap();
+    assert!(back.stats.conns > 0, "it kept its counters");
+    assert_eq!(back.rates.cps, 0, "no new connections, no rate");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use xvs_core::model::{
 };
 use xvs_core::sched::{Scheduler, SchedulerKind};
 use xvs_core::table::{IpvsTable, OpError};
+use xvs_core::time::Time;
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -152,11 +153,28 @@ fn thresholds_lower_above_upper_is_out_of_range() {
 fn non_unicast_real_server_is_invalid() {
     let mut t = table_with_two_reals();
     let text = "Invalid operation.  Possibly wrong module version, address not unicast, ...";
-    for addr in [v4(0, 0, 0, 0), v4(224, 0, 0, 1), v4(255, 255, 255, 255)] {
+    let mapped = IpAddr::V6("::ffff:198.18.1.9".parse().unwrap());
+    for addr in [
+        v4(0, 0, 0, 0),
+        v4(0, 1, 2, 3),
+        v4(224, 0, 0, 1),
+        v4(255, 255, 255, 255),
+    ] {
         let mut d = rs(1, 1);
         d.addr = addr;
         assert_rejected(&mut t, Command::AddDest(vip(), d), text);
     }
+    // An IPv4-mapped IPv6 address is not unicast to the kernel either.
+    let v6 = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        port: 80,
+    };
+    t.apply(&Command::AddService(ServiceConfig::new(v6)))
+        .unwrap();
+    let mut d = rs(1, 1);
+    d.addr = mapped;
+    assert_rejected(&mut t, Command::AddDest(v6, d), text);
 }
 
 #[test]
@@ -230,22 +248,13 @@ fn ipv6_persistence_prefix_must_be_1_to_128() {
 }
 
 #[test]
-fn one_packet_scheduling_only_for_udp_and_fwmark() {
+fn one_packet_flag_is_accepted_by_the_table_for_any_protocol() {
+    // ipvsadm refuses `-o` on TCP (the parser's test pins that text); the
+    // kernel accepts the flag and applies it to UDP packets only.
     let mut t = IpvsTable::new();
     let mut cfg = ServiceConfig::new(vip());
     cfg.one_packet = true;
-    assert_rejected(
-        &mut t,
-        Command::AddService(cfg),
-        "Invalid operation.  Possibly wrong module version, address not unicast, ...",
-    );
-    let mut udp = ServiceConfig::new(ServiceKey::Addr {
-        protocol: Protocol::Udp,
-        addr: v4(198, 18, 0, 1),
-        port: 53,
-    });
-    udp.one_packet = true;
-    t.apply(&Command::AddService(udp)).unwrap();
+    t.apply(&Command::AddService(cfg)).unwrap();
     let mut fwm = ServiceConfig::new(ServiceKey::Fwmark {
         family: Family::Inet,
         mark: 7,
@@ -316,7 +325,7 @@ fn removed_server_in_use_waits_in_trash_and_comes_back_with_its_connections() {
 }
 
 #[test]
-fn unused_removed_server_is_forgotten() {
+fn unused_removed_server_is_freed_after_the_trash_period() {
     let mut t = table_with_two_reals();
     let id = t.service(&vip()).unwrap().dests[0].id;
     let addr = DestAddr {
@@ -324,23 +333,124 @@ fn unused_removed_server_is_forgotten() {
         port: 80,
     };
     t.apply(&Command::DeleteDest(vip(), addr)).unwrap();
+    // Always trashed first, even with nothing pointing at it.
+    assert_eq!(t.trash_len(), 1);
+    // The trash timer runs every 60 s: the first pass (at 60 s) marks it
+    // idle, and it is freed by the first pass 120 s after that.
+    for s in [0, 59, 60, 120, 179] {
+        t.purge_trash(Time::from_secs(s));
+        assert_eq!(t.trash_len(), 1, "still trashed at {s} s");
+    }
+    t.purge_trash(Time::from_secs(180));
     assert_eq!(t.trash_len(), 0);
     assert!(t.dest(id).is_none());
 }
 
 #[test]
-fn purge_releases_trash_once_connections_are_gone() {
+fn referenced_trash_waits_for_its_connections() {
     let mut t = table_with_two_reals();
     let id = t.service(&vip()).unwrap().dests[0].id;
     t.dest_mut(id).unwrap().inact_conns = 1;
     t.apply(&Command::DeleteService(vip())).unwrap();
-    assert_eq!(t.trash_len(), 1);
-    t.purge_trash();
-    assert_eq!(t.trash_len(), 1, "still referenced");
+    assert_eq!(t.trash_len(), 2);
+    for s in (0..=600).step_by(60) {
+        t.purge_trash(Time::from_secs(s));
+    }
+    assert_eq!(
+        t.trash_len(),
+        1,
+        "the unused one is freed, the used one waits"
+    );
     t.dest_mut(id).unwrap().inact_conns = 0;
-    t.purge_trash();
+    for s in (660..=900).step_by(60) {
+        t.purge_trash(Time::from_secs(s));
+    }
     assert_eq!(t.trash_len(), 0);
     assert!(t.dest(id).is_none());
+}
+
+#[test]
+fn re_added_server_keeps_its_counters_unless_the_service_was_re_created() {
+    let mut t = table_with_two_reals();
+    let id = t.service(&vip()).unwrap().dests[0].id;
+    t.dest_mut(id).unwrap().stats.conns = 9;
+    let addr = DestAddr {
+        addr: v4(198, 18, 1, 3),
+        port: 80,
+    };
+    t.apply(&Command::DeleteDest(vip(), addr)).unwrap();
+    t.apply(&Command::AddDest(vip(), rs(3, 1))).unwrap();
+    assert_eq!(
+        t.dest(id).unwrap().stats.conns,
+        9,
+        "same service: counters kept"
+    );
+
+    t.apply(&Command::DeleteService(vip())).unwrap();
+    t.apply(&Command::AddService(ServiceConfig::new(vip())))
+        .unwrap();
+    t.apply(&Command::AddDest(vip(), rs(3, 1))).unwrap();
+    let d = t
+        .dest(id)
+        .expect("the same server comes back from the trash");
+    assert_eq!(d.stats.conns, 0, "re-created service: counters zeroed");
+}
+
+#[test]
+fn existence_is_checked_before_the_rest_as_the_kernel_does() {
+    let mut t = table_with_two_reals();
+    let mut cfg = ServiceConfig::new(vip());
+    cfg.pe_name = Some("nope".into());
+    assert_rejected(
+        &mut t,
+        Command::AddService(cfg.clone()),
+        "Service already exists",
+    );
+    let mut other = cfg.clone();
+    other.key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: v4(198, 18, 0, 9),
+        port: 80,
+    };
+    assert_rejected(&mut t, Command::EditService(other), "No such service");
+    // A duplicate server with a bad threshold: ERANGE comes first.
+    let mut d = rs(2, 1);
+    d.l_threshold = 3;
+    assert_rejected(
+        &mut t,
+        Command::AddDest(vip(), d),
+        "Numerical result out of range",
+    );
+    // A new server's address is checked after the thresholds (ip_vs_new_dest).
+    let text = "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+    let mut d = rs(1, 1);
+    d.addr = v4(0, 1, 2, 3);
+    assert_rejected(&mut t, Command::AddDest(vip(), d), text);
+}
+
+#[test]
+fn sync_daemon_and_mixed_families_exclude_each_other() {
+    let text = "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+    let daemon = DaemonConfig {
+        state: DaemonState::Master,
+        mcast_ifn: Some("eth0".into()),
+        syncid: 1,
+        sync_maxlen: None,
+        mcast_group: None,
+        mcast_port: None,
+        mcast_ttl: None,
+    };
+    let mut v6 = rs(1, 1);
+    v6.addr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7));
+    v6.fwd = FwdMethod::Tunnel;
+
+    let mut t = table_with_two_reals();
+    t.apply(&Command::StartDaemon(daemon.clone())).unwrap();
+    assert_rejected(&mut t, Command::AddDest(vip(), v6), text);
+
+    let mut t = table_with_two_reals();
+    t.apply(&Command::AddDest(vip(), v6)).unwrap();
+    assert_rejected(&mut t, Command::StartDaemon(daemon), text);
 }
 
 #[test]

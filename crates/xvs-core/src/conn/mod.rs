@@ -421,10 +421,14 @@ impl Conn {
 }
 
 /// The kernel's `is_new_conn_expected()`: the entry is finished, so a new
-/// connection attempt on the same tuple may replace it. TCP: TIME_WAIT or
-/// CLOSE, or (conn_reuse_mode bit 1) FIN_WAIT of a connection that never
-/// showed output (DR/TUN); SCTP: CLOSED; UDP: never.
+/// connection attempt on the same tuple may replace it. Never for an entry
+/// under a template (persistence, FTP data); TCP: TIME_WAIT or CLOSE, or
+/// (conn_reuse_mode bit 1) FIN_WAIT of a connection that never showed output
+/// (DR/TUN); SCTP: CLOSED; UDP: never.
 pub fn is_new_conn_expected(conn: &Conn, conn_reuse_mode: u32) -> bool {
+    if conn.control.is_some() {
+        return false;
+    }
     match conn.state {
         ConnState::Tcp(s) => {
             s == TcpState::TimeWait
@@ -451,17 +455,16 @@ pub enum Reuse {
 
 /// The port-reuse check at the top of `ip_vs_in_hook()` (kernel 5.16+),
 /// without conntrack (so the "old conntrack" drop case never arises):
-/// for a new-connection packet (SYN, SCTP INIT) hitting an entry that is not
-/// controlled by a template (`control == None`):
+/// for a new-connection packet (SYN, SCTP INIT) hitting an entry:
 /// * with `expire_nodest_conn`, if the entry's server has weight 0 →
-///   reschedule;
-/// * else with `conn_reuse_mode != 0` and [`is_new_conn_expected`] →
-///   reschedule.
+///   reschedule (also for entries under a template);
+/// * else with `conn_reuse_mode != 0` and [`is_new_conn_expected`] (which
+///   excludes entries under a template) → reschedule.
 ///
 /// `dest_weight` is the current weight of the entry's real server, `None`
 /// if it has none.
 pub fn reuse_decision(conn: &Conn, pkt: Pkt, dest_weight: Option<u32>, sysctls: &Sysctls) -> Reuse {
-    if !pkt.is_new_conn() || conn.control.is_some() {
+    if !pkt.is_new_conn() {
         return Reuse::Keep;
     }
     let resched = (sysctls.expire_nodest_conn && dest_weight == Some(0))
