@@ -16,6 +16,8 @@ pub struct Machine {
     pub cores: usize,
     pub mem_gib: f64,
     pub tools: Vec<String>,
+    /// /proc/loadavg when the run started: other work on the box shows here.
+    pub loadavg: String,
 }
 
 fn first_line(prog: &str, args: &[&str]) -> Option<String> {
@@ -56,12 +58,8 @@ impl Machine {
         .iter()
         .filter_map(|(p, a)| first_line(p, a))
         .map(|l| {
-            l.split(" - ")
-                .next()
-                .unwrap_or(&l)
-                .replace("Usage: wrk <options> <url>", "")
-                .trim()
-                .to_string()
+            let l = l.split(" - ").next().unwrap_or(&l);
+            l.split(" Copyright").next().unwrap_or(l).trim().to_string()
         })
         .collect();
         Machine {
@@ -72,6 +70,9 @@ impl Machine {
                 .unwrap_or(0),
             mem_gib: kb / 1024.0 / 1024.0,
             tools,
+            loadavg: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
         }
     }
 }
@@ -257,7 +258,7 @@ pub fn markdown(r: &RunResult) -> String {
     let m = &r.machine;
     let _ = writeln!(
         o,
-        "Machine: {} cores ({}), {:.0} GiB, Linux {}; {}.\n",
+        "Machine: {} cores ({}), {:.0} GiB, Linux {}; {}. Load average at start: {} (anything above ~0 is other work sharing the cores).\n",
         m.cores,
         if m.cpu.is_empty() {
             "cpu unknown"
@@ -266,7 +267,8 @@ pub fn markdown(r: &RunResult) -> String {
         },
         m.mem_gib,
         m.kernel,
-        m.tools.join(", ")
+        m.tools.join(", "),
+        m.loadavg
     );
     let _ = writeln!(
         o,
