@@ -1,0 +1,386 @@
+//! The xvs benchmark runner: builds a NAT lab (client, director, 3 real
+//! servers running nginx), starts every peer on the director side by side,
+//! then loads each in turn from the client with wrk, in rounds whose order
+//! rotates, and reports medians and spreads.
+
+pub mod peers;
+pub mod report;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    time::{Duration, Instant},
+};
+
+use peers::{Contender, Running};
+use xvs_testhost::{curl, wrk, Error, Mode, Netns, Result, Topology, WrkOptions};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub contenders: Vec<Contender>,
+    /// Length of one wrk run.
+    pub duration: Duration,
+    /// Rounds; each round runs every contender and workload once.
+    pub repeats: u32,
+    pub threads: u32,
+    pub connections: u32,
+    pub servers: usize,
+    pub warmup: bool,
+    pub quick: bool,
+}
+
+impl Config {
+    /// The full run: 10 s per measurement, 3 rounds (about 5 minutes).
+    pub fn full() -> Config {
+        Config {
+            contenders: peers::ALL.to_vec(),
+            duration: Duration::from_secs(10),
+            repeats: 3,
+            threads: 1,
+            connections: 16,
+            servers: 3,
+            warmup: true,
+            quick: false,
+        }
+    }
+
+    /// The smoke run: 3 s per measurement, 2 rounds (about 1 minute).
+    pub fn quick() -> Config {
+        Config {
+            duration: Duration::from_secs(3),
+            repeats: 2,
+            quick: true,
+            ..Config::full()
+        }
+    }
+}
+
+/// The two loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Workload {
+    /// wrk over persistent connections: HTTP requests/s.
+    KeepAlive,
+    /// `Connection: close`: one request per connection, so requests/s is
+    /// new connections/s.
+    Close,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::KeepAlive => "keepalive",
+            Workload::Close => "close",
+        }
+    }
+}
+
+pub const WORKLOADS: [Workload; 2] = [Workload::KeepAlive, Workload::Close];
+
+/// One measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub round: u32,
+    pub contender: Contender,
+    pub workload: Workload,
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub errors: u64,
+    pub non_2xx: u64,
+    /// Busy CPU time of the whole box (all cores, /proc/stat), ms. Counts
+    /// anything else running on the machine too.
+    pub box_cpu_ms: f64,
+    /// CPU time of the lab's own processes (wrk, via getrusage of the
+    /// children, plus every process in the client, director and real-server
+    /// namespaces, via /proc/PID/stat), ms. Kernel network work is in it
+    /// when it runs in those processes' context (softirq on veth transmit;
+    /// this kernel has no IRQ time accounting); ksoftirqd's share is not.
+    pub lab_cpu_ms: f64,
+    /// CPU time of the contender's own processes on the director
+    /// (/proc/PID/stat utime+stime of its process group), ms; 0 for the
+    /// kernel paths.
+    pub director_cpu_ms: f64,
+}
+
+impl Sample {
+    pub fn box_ms_per_1k(&self) -> f64 {
+        per_1k(self.box_cpu_ms, self.requests)
+    }
+    pub fn lab_ms_per_1k(&self) -> f64 {
+        per_1k(self.lab_cpu_ms, self.requests)
+    }
+    pub fn director_ms_per_1k(&self) -> f64 {
+        per_1k(self.director_cpu_ms, self.requests)
+    }
+}
+
+fn per_1k(ms: f64, requests: u64) -> f64 {
+    if requests == 0 {
+        f64::NAN
+    } else {
+        ms * 1000.0 / requests as f64
+    }
+}
+
+/// A contender's fate: measured, unavailable (xvs slots) or failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Measured,
+    Unavailable(String),
+    Failed(String),
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub config: Config,
+    pub samples: Vec<Sample>,
+    pub outcomes: BTreeMap<Contender, Outcome>,
+    pub started: String,
+    pub elapsed: Duration,
+    pub machine: report::Machine,
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Busy and total jiffies of the box, from the `cpu` line of /proc/stat.
+fn box_jiffies() -> Result<(u64, u64)> {
+    let s = fs::read_to_string("/proc/stat").map_err(|e| Error::Io {
+        what: "reading /proc/stat".into(),
+        source: e,
+    })?;
+    let line = s.lines().next().unwrap_or_default();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest counted in user)
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
+/// utime+stime (jiffies) of the processes in `ns` whose process group is
+/// `pgid` (all of them if None).
+fn group_jiffies(ns: &Netns, pgid: Option<u32>) -> u64 {
+    let Ok(pids) = ns.pids() else { return 0 };
+    pids.into_iter()
+        .filter_map(|p| fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After "pid (comm) ": state=0 ppid=1 pgrp=2 ... utime=11 stime=12
+            let pgrp: u32 = f.get(2)?.parse().ok()?;
+            (pgid.is_none() || Some(pgrp) == pgid).then(|| {
+                f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+                    + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+            })
+        })
+        .sum()
+}
+
+/// utime+stime (jiffies) of every process in the lab's namespaces.
+fn lab_jiffies(t: &Topology) -> u64 {
+    let mut n = group_jiffies(t.client(), None) + group_jiffies(t.director(), None);
+    for s in t.servers() {
+        n += group_jiffies(s, None);
+    }
+    n
+}
+
+/// CPU time (ms) of this process's waited-for children so far.
+fn children_cpu_ms() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Checks that `r` answers through the VIP and (for balancers) that every
+/// real server gets a share of new connections.
+fn verify(t: &Topology, r: &mut Running) -> Result<()> {
+    r.check_running()?;
+    let n = t.plan().server_count();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..(2 * n).max(4) {
+        let body = curl(t.client(), &r.url)?;
+        seen.insert(body.trim().to_string());
+    }
+    let want: std::collections::BTreeSet<String> = if r.contender.balances() {
+        (0..n).map(|i| format!("rs{i}")).collect()
+    } else {
+        ["rs0".to_string()].into()
+    };
+    if seen == want {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{} through {}: answered by {seen:?}, expected {want:?}",
+            r.contender.name(),
+            r.url
+        )))
+    }
+}
+
+fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> Result<Sample> {
+    let mut o = WrkOptions::new(&r.url);
+    o.threads = cfg.threads;
+    o.connections = cfg.connections;
+    o.duration = cfg.duration;
+    o.close = w == Workload::Close;
+    let pgid = r.process.as_ref().map(|p| p.pid());
+    r.activate(t)?;
+    let d0 = pgid
+        .map(|g| group_jiffies(t.director(), Some(g)))
+        .unwrap_or(0);
+    let l0 = lab_jiffies(t);
+    let w0 = children_cpu_ms();
+    let (b0, _) = box_jiffies()?;
+    let res = wrk(t.client(), &o);
+    let (b1, _) = box_jiffies()?;
+    let w1 = children_cpu_ms();
+    let l1 = lab_jiffies(t);
+    let d1 = pgid
+        .map(|g| group_jiffies(t.director(), Some(g)))
+        .unwrap_or(0);
+    r.deactivate(t)?;
+    let res = res?;
+    let ms = 1000.0 / clk_tck();
+    Ok(Sample {
+        round,
+        contender: r.contender,
+        workload: w,
+        requests: res.requests,
+        rps: res.requests_per_sec,
+        p50_us: res.p50_us,
+        p90_us: res.p90_us,
+        p99_us: res.p99_us,
+        errors: res.socket_errors,
+        non_2xx: res.non_2xx,
+        box_cpu_ms: (b1 - b0) as f64 * ms,
+        lab_cpu_ms: l1.saturating_sub(l0) as f64 * ms + (w1 - w0),
+        director_cpu_ms: d1.saturating_sub(d0) as f64 * ms,
+    })
+}
+
+/// Runs the benchmark. Progress goes to stderr.
+pub fn run(cfg: &Config) -> Result<RunResult> {
+    xvs_testhost::require_root()?;
+    for (tool, pkg) in [("wrk", "wrk"), ("curl", "curl"), ("nginx", "nginx")] {
+        xvs_testhost::cmd::require_tool(tool, pkg)?;
+    }
+    let start = Instant::now();
+    let started = report::now_utc();
+    let machine = report::Machine::probe();
+    let t = Topology::builder(Mode::Nat)
+        .servers(cfg.servers)
+        .prefix("xvs-bench")
+        .build()?;
+    let _web = t.start_web_servers(80)?;
+    eprintln!(
+        "xvs-bench: lab {} (NAT, {} real servers, VIP {})",
+        t.id(),
+        cfg.servers,
+        t.vip()
+    );
+
+    let mut outcomes = BTreeMap::new();
+    let mut running = Vec::new();
+    for &c in &cfg.contenders {
+        if let Some(why) = c.unavailable() {
+            eprintln!("xvs-bench: {}: {why}", c.name());
+            outcomes.insert(c, Outcome::Unavailable(why.into()));
+            continue;
+        }
+        let started = peers::start(&t, c).and_then(|mut r| {
+            r.activate(&t)?;
+            let ok = xvs_testhost::cmd::wait_until(
+                &format!("{} to answer", c.name()),
+                Duration::from_secs(10),
+                || verify(&t, &mut r),
+            );
+            r.deactivate(&t)?;
+            ok.map(|_| r)
+        });
+        match started {
+            Ok(r) => {
+                eprintln!("xvs-bench: {} ready at {}", c.name(), r.url);
+                outcomes.insert(c, Outcome::Measured);
+                running.push(r);
+            }
+            Err(e) => {
+                eprintln!("xvs-bench: {} FAILED to start: {e}", c.name());
+                outcomes.insert(c, Outcome::Failed(e.to_string()));
+            }
+        }
+    }
+
+    if cfg.warmup {
+        for r in &running {
+            let mut o = WrkOptions::new(&r.url);
+            o.duration = Duration::from_secs(1);
+            o.connections = cfg.connections;
+            r.activate(&t)?;
+            let _ = wrk(t.client(), &o);
+            r.deactivate(&t)?;
+        }
+    }
+
+    let mut samples = Vec::new();
+    let n = running.len().max(1);
+    for round in 0..cfg.repeats {
+        // Rotate the order every round so no contender always runs first
+        // (or right after the same neighbour).
+        for k in 0..running.len() {
+            let r = &running[(k + round as usize) % n];
+            for w in WORKLOADS {
+                if outcomes.get(&r.contender) != Some(&Outcome::Measured) {
+                    continue;
+                }
+                match measure(&t, r, w, cfg, round) {
+                    Ok(s) => {
+                        eprintln!(
+                            "xvs-bench: round {}/{} {:<13} {:<9} {:>9.0} req/s  p50 {:>7.0}us p99 {:>7.0}us  errors {}",
+                            round + 1,
+                            cfg.repeats,
+                            r.contender.name(),
+                            w.name(),
+                            s.rps,
+                            s.p50_us,
+                            s.p99_us,
+                            s.errors
+                        );
+                        samples.push(s);
+                    }
+                    Err(e) => {
+                        eprintln!("xvs-bench: {} {} FAILED: {e}", r.contender.name(), w.name());
+                        outcomes.insert(r.contender, Outcome::Failed(e.to_string()));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+    drop(running);
+    Ok(RunResult {
+        config: cfg.clone(),
+        samples,
+        outcomes,
+        started,
+        elapsed: start.elapsed(),
+        machine,
+    })
+}

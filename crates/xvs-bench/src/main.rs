@@ -1,0 +1,129 @@
+//! `xvs-bench`: see `bench/run` and BENCHMARKS.md.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use xvs_bench::{peers::Contender, report, Config};
+
+const USAGE: &str = "usage: xvs-bench [--quick] [--duration SECS] [--repeats N] [--connections N]
+                 [--threads N] [--servers N] [--only NAME,NAME...] [--no-warmup]
+                 [--tsv FILE] [--report FILE] [--update-doc FILE]
+
+Builds a NAT lab in network namespaces (client, director, real servers
+running nginx) and measures, side by side, with rounds in rotating order:
+direct, haproxy, nginx-stream, nft-dnat (xvs-dr, xvs-nat, xvs-tun: not yet
+available). Default: 10 s per measurement, 3 rounds (about 5 minutes);
+--quick: 3 s, 2 rounds (about 1 minute). Needs root.";
+
+/// Where to write the samples, the report, and which doc to update.
+type Outputs = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
+fn parse_args() -> Result<(Config, Outputs), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg = if args.iter().any(|a| a == "--quick") {
+        Config::quick()
+    } else {
+        Config::full()
+    };
+    let (mut tsv, mut rep, mut doc) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        let num = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{a}: not a number: {v}"))
+        };
+        match a.as_str() {
+            "--quick" => {}
+            "--no-warmup" => cfg.warmup = false,
+            "--duration" => cfg.duration = Duration::from_secs(num(val()?)?.max(1)),
+            "--repeats" => cfg.repeats = num(val()?)?.max(1) as u32,
+            "--connections" => cfg.connections = num(val()?)?.max(1) as u32,
+            "--threads" => cfg.threads = num(val()?)?.max(1) as u32,
+            "--servers" => cfg.servers = num(val()?)? as usize,
+            "--only" => {
+                cfg.contenders = val()?
+                    .split(',')
+                    .map(|n| {
+                        Contender::parse(n.trim()).ok_or_else(|| format!("unknown contender {n:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--tsv" => tsv = Some(PathBuf::from(val()?)),
+            "--report" => rep = Some(PathBuf::from(val()?)),
+            "--update-doc" => doc = Some(PathBuf::from(val()?)),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok((cfg, (tsv, rep, doc)))
+}
+
+fn main() -> ExitCode {
+    let (cfg, (tsv, rep, doc)) = match parse_args() {
+        Ok(x) => x,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("xvs-bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match xvs_bench::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xvs-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let md = report::markdown(&result);
+    println!("{md}");
+    let write = |p: &PathBuf, text: &str| {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(p, text).map_err(|e| format!("writing {}: {e}", p.display()))
+    };
+    let mut ok = true;
+    if let Some(p) = &tsv {
+        if let Err(e) = write(p, &report::to_tsv(&result.samples)) {
+            eprintln!("xvs-bench: {e}");
+            ok = false;
+        }
+    }
+    if let Some(p) = &rep {
+        if let Err(e) = write(p, &md) {
+            eprintln!("xvs-bench: {e}");
+            ok = false;
+        }
+    }
+    if let Some(p) = &doc {
+        let r = std::fs::read_to_string(p)
+            .map_err(|e| format!("reading {}: {e}", p.display()))
+            .and_then(|d| report::splice(&d, &md).map_err(|e| format!("{}: {e}", p.display())))
+            .and_then(|d| write(p, &d));
+        match r {
+            Ok(()) => eprintln!("xvs-bench: updated {}", p.display()),
+            Err(e) => {
+                eprintln!("xvs-bench: {e}");
+                ok = false;
+            }
+        }
+    }
+    let failed = result
+        .outcomes
+        .values()
+        .any(|o| matches!(o, xvs_bench::Outcome::Failed(_)));
+    if failed {
+        eprintln!("xvs-bench: some contenders failed (see the report)");
+    }
+    if ok && !failed && !result.samples.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,345 @@
+//! The contenders: how each is started on the director of a NAT lab, and
+//! the URL the client loads.
+
+use std::{fs, net::Ipv4Addr, path::Path};
+
+use tempfile::TempDir;
+use xvs_testhost::{cmd, ChildGuard, Error, Result, Topology};
+
+/// Everything the benchmark can compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Contender {
+    /// Client straight to real server 0, the director a plain router.
+    Direct,
+    /// HAProxy, mode tcp, roundrobin, on the director.
+    Haproxy,
+    /// nginx stream proxy (round robin) on the director.
+    NginxStream,
+    /// nftables DNAT with `numgen inc mod N` on the director (kernel NAT).
+    NftDnat,
+    XvsDr,
+    XvsNat,
+    XvsTun,
+}
+
+pub const ALL: [Contender; 7] = [
+    Contender::Direct,
+    Contender::Haproxy,
+    Contender::NginxStream,
+    Contender::NftDnat,
+    Contender::XvsDr,
+    Contender::XvsNat,
+    Contender::XvsTun,
+];
+
+/// Director ports of the peers (all run side by side, idle when not loaded).
+const HAPROXY_PORT: u16 = 8001;
+const NGINX_PORT: u16 = 8002;
+/// nftables DNATs VIP:80 to the real servers' port 80.
+const WEB_PORT: u16 = 80;
+
+impl Contender {
+    pub fn name(self) -> &'static str {
+        match self {
+            Contender::Direct => "direct",
+            Contender::Haproxy => "haproxy",
+            Contender::NginxStream => "nginx-stream",
+            Contender::NftDnat => "nft-dnat",
+            Contender::XvsDr => "xvs-dr",
+            Contender::XvsNat => "xvs-nat",
+            Contender::XvsTun => "xvs-tun",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Contender> {
+        ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// Why it cannot be measured yet, if so. Never fake numbers for these.
+    pub fn unavailable(self) -> Option<&'static str> {
+        match self {
+            Contender::XvsDr | Contender::XvsNat | Contender::XvsTun => Some(
+                "not yet available: the xvs datapath (scheduling, conntrack, NAT/TUN) and xvsd are being finished",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the client's requests are spread over all real servers.
+    pub fn balances(self) -> bool {
+        self != Contender::Direct
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Contender::Direct => "client to real server rs0 at its own address; the director only routes",
+            Contender::Haproxy => "HAProxy 'mode tcp', 'balance roundrobin', nbthread 1, on the director",
+            Contender::NginxStream => "nginx 'stream' proxy_pass to an upstream of the real servers (round robin), 1 worker, on the director",
+            Contender::NftDnat => "nftables 'dnat to numgen inc mod N map {...}' in prerouting on the director (conntrack NAT, no user space)",
+            Contender::XvsDr => "xvs, direct routing",
+            Contender::XvsNat => "xvs, NAT",
+            Contender::XvsTun => "xvs, IP-in-IP tunnel",
+        }
+    }
+}
+
+/// A contender started on the director: the URL to load, and its
+/// processes (none for the kernel paths).
+pub struct Running {
+    pub contender: Contender,
+    pub url: String,
+    pub process: Option<ChildGuard>,
+    /// Where its stdout/stderr go.
+    pub log: Option<std::path::PathBuf>,
+    /// nftables ruleset loaded by `activate`.
+    ruleset: Option<std::path::PathBuf>,
+    _dir: Option<TempDir>,
+}
+
+impl Running {
+    /// Kernel paths only hook into the director while measured, so that
+    /// e.g. conntrack is not active on the director for the other runs
+    /// (the direct path must be a plain router). No-op for the proxies.
+    pub fn activate(&self, t: &Topology) -> Result<()> {
+        if let Some(rules) = &self.ruleset {
+            t.director()
+                .exec(&["nft", "-f", &rules.to_string_lossy()])?;
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Running::activate`].
+    pub fn deactivate(&self, t: &Topology) -> Result<()> {
+        if self.ruleset.is_some() {
+            t.director()
+                .exec(&["nft", "delete", "table", "ip", "xvsbench"])?;
+        }
+        Ok(())
+    }
+
+    /// Fails (with the tail of its log) if its process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        let Some(p) = self.process.as_mut() else {
+            return Ok(());
+        };
+        p.check_running().map_err(|e| {
+            let log = self
+                .log
+                .as_ref()
+                .and_then(|l| fs::read_to_string(l).ok())
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Error::Invalid(format!(
+                "{}: {e}; log: {}",
+                self.contender.name(),
+                tail.join(" / ")
+            ))
+        })
+    }
+}
+
+fn tempdir(tag: &str) -> Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("xvs-bench-{tag}-"))
+        .tempdir()
+        .map_err(|e| Error::Io {
+            what: "creating a temp dir".into(),
+            source: e,
+        })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).map_err(|e| Error::Io {
+        what: format!("writing {}", path.display()),
+        source: e,
+    })
+}
+
+pub fn haproxy_config(vip: Ipv4Addr, port: u16, servers: &[Ipv4Addr], web_port: u16) -> String {
+    let mut s = format!(
+        "global\n    maxconn 8000\n    nbthread 1\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\
+         frontend fe\n    bind {vip}:{port}\n    default_backend be\n\
+         backend be\n    balance roundrobin\n"
+    );
+    for (i, a) in servers.iter().enumerate() {
+        s.push_str(&format!("    server rs{i} {a}:{web_port}\n"));
+    }
+    s
+}
+
+pub fn nginx_stream_config(
+    dir: &Path,
+    module: &Path,
+    vip: Ipv4Addr,
+    port: u16,
+    servers: &[Ipv4Addr],
+    web_port: u16,
+) -> String {
+    let d = dir.display();
+    let ups: String = servers
+        .iter()
+        .map(|a| format!("        server {a}:{web_port};\n"))
+        .collect();
+    format!(
+        "load_module {m};\n\
+         daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
+         pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 8000; multi_accept on; }}\n\
+         stream {{\n    upstream be {{\n{ups}    }}\n    server {{\n        listen {vip}:{port} backlog=65535;\n        proxy_pass be;\n        proxy_connect_timeout 5s;\n    }}\n}}\n",
+        m = module.display()
+    )
+}
+
+pub fn nft_dnat_ruleset(vip: Ipv4Addr, port: u16, servers: &[Ipv4Addr]) -> String {
+    let map: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{i} : {a}"))
+        .collect();
+    format!(
+        "table ip xvsbench {{\n    chain prerouting {{\n        type nat hook prerouting priority dstnat; policy accept;\n        ip daddr {vip} tcp dport {port} dnat to numgen inc mod {n} map {{ {m} }}\n    }}\n}}\n",
+        n = servers.len(),
+        m = map.join(", ")
+    )
+}
+
+fn stream_module() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/nginx/modules/ngx_stream_module.so",
+        "/usr/share/nginx/modules/ngx_stream_module.so",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// Starts `c` on the director of `t` (a NAT lab whose real servers serve
+/// on port 80).
+pub fn start(t: &Topology, c: Contender) -> Result<Running> {
+    let vip = t.vip();
+    let servers = t.plan().server_addrs();
+    let d = t.director();
+    let (url, process, log, dir) = match c {
+        Contender::Direct => (
+            format!("http://{}:{WEB_PORT}/", servers[0]),
+            None,
+            None,
+            None,
+        ),
+        Contender::Haproxy => {
+            cmd::require_tool("haproxy", "haproxy")?;
+            let dir = tempdir("haproxy")?;
+            let cfg = dir.path().join("haproxy.cfg");
+            write(&cfg, &haproxy_config(vip, HAPROXY_PORT, &servers, WEB_PORT))?;
+            let log = dir.path().join("haproxy.log");
+            let p = d.spawn_logged(&["haproxy", "-db", "-f", &cfg.to_string_lossy()], &log)?;
+            (
+                format!("http://{vip}:{HAPROXY_PORT}/"),
+                Some(p),
+                Some(log),
+                Some(dir),
+            )
+        }
+        Contender::NginxStream => {
+            cmd::require_tool("nginx", "nginx")?;
+            let module = stream_module().ok_or_else(|| Error::Missing {
+                tool: "ngx_stream_module.so".into(),
+                hint: "install the Debian package `libnginx-mod-stream`".into(),
+            })?;
+            let dir = tempdir("nginx-stream")?;
+            let cfg = dir.path().join("nginx.conf");
+            write(
+                &cfg,
+                &nginx_stream_config(dir.path(), &module, vip, NGINX_PORT, &servers, WEB_PORT),
+            )?;
+            let log = dir.path().join("stderr.log");
+            let e = dir.path().join("error.log");
+            let p = d.spawn_logged(
+                &[
+                    "nginx",
+                    "-p",
+                    &dir.path().to_string_lossy(),
+                    "-c",
+                    &cfg.to_string_lossy(),
+                    "-e",
+                    &e.to_string_lossy(),
+                ],
+                &log,
+            )?;
+            (
+                format!("http://{vip}:{NGINX_PORT}/"),
+                Some(p),
+                Some(e),
+                Some(dir),
+            )
+        }
+        Contender::NftDnat => {
+            cmd::require_tool("nft", "nftables")?;
+            let dir = tempdir("nft")?;
+            let rules = dir.path().join("dnat.nft");
+            write(&rules, &nft_dnat_ruleset(vip, WEB_PORT, &servers))?;
+            (format!("http://{vip}:{WEB_PORT}/"), None, None, Some(dir))
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "{}: {}",
+                other.name(),
+                other.unavailable().unwrap_or("not startable")
+            )))
+        }
+    };
+    let ruleset = (c == Contender::NftDnat).then(|| dir.as_ref().unwrap().path().join("dnat.nft"));
+    Ok(Running {
+        ruleset,
+        contender: c,
+        url,
+        process,
+        log,
+        _dir: dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers() -> Vec<Ipv4Addr> {
+        vec![Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 1, 11)]
+    }
+
+    #[test]
+    fn configs() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let h = haproxy_config(vip, 8001, &servers(), 80);
+        assert!(h.contains("bind 198.18.0.100:8001"));
+        assert!(h.contains("balance roundrobin"));
+        assert!(h.contains("server rs1 198.18.1.11:80"));
+        let n = nginx_stream_config(
+            Path::new("/t"),
+            Path::new("/m.so"),
+            vip,
+            8002,
+            &servers(),
+            80,
+        );
+        assert!(n.starts_with("load_module /m.so;"));
+        assert!(n.contains("listen 198.18.0.100:8002 backlog=65535;"));
+        assert!(n.contains("server 198.18.1.10:80;"));
+        assert_eq!(n.matches('{').count(), n.matches('}').count());
+        let r = nft_dnat_ruleset(vip, 80, &servers());
+        assert!(r.contains(
+            "ip daddr 198.18.0.100 tcp dport 80 dnat to numgen inc mod 2 map { 0 : 198.18.1.10, 1 : 198.18.1.11 }"
+        ));
+    }
+
+    #[test]
+    fn names_round_trip_and_xvs_is_marked_unavailable() {
+        for c in ALL {
+            assert_eq!(Contender::parse(c.name()), Some(c));
+        }
+        assert!(Contender::XvsDr.unavailable().is_some());
+        assert!(Contender::Haproxy.unavailable().is_none());
+    }
+}
