@@ -2,63 +2,582 @@
 /*
  * xvs datapath: XDP and tc (clsact ingress) programs.
  *
- * For now a minimal direct-routing (DR) forwarder: a TCP/UDP packet whose
- * (family, protocol, destination address, destination port) is a service in
- * xvs_services has its Ethernet destination rewritten to the real server's MAC
- * and its source to the director's, and is sent on; the IP packet is left
- * byte for byte as it was. Everything else goes on to the kernel untouched.
+ * The packet path of ip_vs_in()/ip_vs_out() as xvs_core::director models it:
  *
- * IPv6 is parsed but not looked up yet (always passed).
+ *   client packet   -> connection lookup (client -> VIP tuple); a SYN on a
+ *                      finished entry replaces it (conn_reuse_mode); a
+ *                      connection whose real server was removed is dropped
+ *                      (or expired, with expire_nodest_conn); otherwise a
+ *                      new connection (TCP SYN without RST, any UDP) to a
+ *                      service is scheduled in kernel. The entry counts the
+ *                      packet and takes its TCP state transition; then DR
+ *                      rewrites the MACs and NAT also rewrites the
+ *                      destination address and port.
+ *   NAT reply       -> found by the reply index (real server -> client),
+ *                      counted, OUTPUT transition, source rewritten to the
+ *                      VIP and port, handed to the stack to be routed.
+ *
+ * Everything else (other traffic, IPv6 for now, ARP, ...) passes untouched.
+ * Malformed and fragmented packets pass untouched and are counted.
+ *
+ * Expiry is lazy: an entry found past its deadline is freed on the spot and
+ * the lookup misses. User space sweeps the rest (Datapath::expire) by running
+ * xvs_expire for each expired key, so the counts are only ever changed by
+ * BPF code, atomically, and only by whoever's delete succeeded.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 #include "include/structs.h"
 #include "include/maps.h"
 #include "include/parse.h"
 #include "include/csum.h"
+#include "include/sched.h"
+#include "tcp_states.h"
 
 char _license[] SEC("license") = "GPL";
 
-enum xvs_verdict {
-	XVS_PASS = 0,
-	XVS_FORWARD = 1,
-	XVS_MALFORMED = 2,
+#define XVS_NSEC 1000000000ULL
+#define XVS_TCP_FIN 0x01
+#define XVS_TCP_SYN 0x02
+#define XVS_TCP_RST 0x04
+#define XVS_TCP_ACK 0x10
+/* ip_vs_conn_new(): a fresh entry's timeout until its first transition */
+#define XVS_INITIAL_TIMEOUT 3
+
+enum xvs_action {
+	XVS_ACT_PASS,
+	XVS_ACT_DROP_NODEST,
+	XVS_ACT_DROP_UNAVAIL,
+	XVS_ACT_DROP_FULL,
+	XVS_ACT_FORWARD,
+	XVS_ACT_REPLY,
 };
 
-/*
- * Parse, look up, rewrite. On XVS_FORWARD *dr points at the service's map
- * value. Shared by both program types: it only uses direct packet access.
- */
-static __always_inline int xvs_process(void *data, void *data_end, struct svc_dr **dr)
+/* What to do with a packet, besides the action. */
+struct decision {
+	struct real *rs; /* FORWARD: the real server (L2 next hop) */
+	__be32 new_addr; /* FORWARD: real server address; REPLY: the VIP */
+	__be16 new_port; /* FORWARD: real server port; REPLY: the virtual port */
+	__u8 fwd;        /* XVS_FWD_* */
+	__u8 pad;
+};
+
+static __always_inline struct xvs_config *xvs_cfg(void)
 {
-	struct pkt p = {};
-	struct svc_key key = {};
-	struct svc_dr *v;
-	int rc;
+	__u32 k = 0;
 
-	rc = parse_packet(&p, data, data_end);
-	if (rc == XVS_PARSE_MALFORMED)
-		return XVS_MALFORMED;
-	if (rc != XVS_PARSE_OK)
-		return XVS_PASS;
-	if (p.family != XVS_AF_INET)
-		return XVS_PASS; /* IPv6 services: not yet */
+	return bpf_map_lookup_elem(&xvs_config, &k);
+}
 
-	key.addr[0] = p.daddr[0];
-	key.port = p.dport;
-	key.proto = p.proto;
-	key.family = p.family;
-	v = bpf_map_lookup_elem(&xvs_services, &key);
-	if (!v)
-		return XVS_PASS;
+/* Counters ---------------------------------------------------------------- */
 
-	/* DR: only the MACs change; no checksum covers them. */
-	__builtin_memcpy(p.eth->h_dest, v->rs_mac, ETH_ALEN);
-	__builtin_memcpy(p.eth->h_source, v->src_mac, ETH_ALEN);
-	*dr = v;
-	return XVS_FORWARD;
+static __always_inline void xvs_stats_add(struct xvs_stats *s, int in, __u32 len)
+{
+	if (!s)
+		return;
+	if (in) {
+		s->inpkts++;
+		s->inbytes += len;
+	} else {
+		s->outpkts++;
+		s->outbytes += len;
+	}
+}
+
+/* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed. */
+static __always_inline void xvs_count_pkt(__u32 real_id, __u32 len, int in)
+{
+	struct real *r = bpf_map_lookup_elem(&xvs_reals, &real_id);
+	__u32 zero = 0, svc_id;
+
+	if (!r || !(r->flags & XVS_REAL_F_AVAILABLE))
+		return;
+	svc_id = r->svc_id;
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_real_stats, &real_id), in, len);
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_svc_stats, &svc_id), in, len);
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_total_stats, &zero), in, len);
+}
+
+/* ip_vs_conn_stats() */
+static __always_inline void xvs_count_conn(__u32 real_id, __u32 svc_id)
+{
+	struct xvs_stats *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&xvs_real_stats, &real_id);
+	if (s)
+		s->conns++;
+	s = bpf_map_lookup_elem(&xvs_svc_stats, &svc_id);
+	if (s)
+		s->conns++;
+	s = bpf_map_lookup_elem(&xvs_total_stats, &zero);
+	if (s)
+		s->conns++;
+}
+
+/* Dest::update_overload(): the -x/-y rule after a bind or an unbind. */
+static __always_inline void xvs_update_overload(struct real_state *st, struct real *r, int bound)
+{
+	__u64 total = (__u64)(__u32)st->active + (__u32)st->inactive;
+	__u64 upper = r->u_threshold, lower = r->l_threshold;
+
+	if (bound) {
+		if (upper && total >= upper)
+			st->overloaded = 1;
+	} else if (lower) {
+		if (total < lower)
+			st->overloaded = 0;
+	} else if (upper) {
+		if (total * 4 < upper * 3)
+			st->overloaded = 0;
+	} else {
+		st->overloaded = 0;
+	}
+}
+
+/*
+ * Adds to a real server's ActiveConn/InActConn; bound is 1 after a bind,
+ * 0 after an unbind (the overload rule runs), -1 for a state change.
+ */
+static __always_inline void xvs_real_add(__u32 id, int d_active, int d_inactive, int bound)
+{
+	struct real_state *st = bpf_map_lookup_elem(&xvs_real_state, &id);
+	struct real *r;
+
+	if (!st)
+		return;
+	if (d_active)
+		__sync_fetch_and_add(&st->active, d_active);
+	if (d_inactive)
+		__sync_fetch_and_add(&st->inactive, d_inactive);
+	if (bound < 0)
+		return;
+	r = bpf_map_lookup_elem(&xvs_reals, &id);
+	if (r)
+		xvs_update_overload(st, r, bound);
+}
+
+/* Connections ------------------------------------------------------------- */
+
+static __always_inline int xvs_key_eq(const struct conn_key *a, const struct conn_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* The reply-index key of connection (k, c): real server -> client. */
+static __always_inline void xvs_out_key(struct conn_key *ok, const struct conn_key *k,
+					const struct conn *c)
+{
+	__builtin_memcpy(ok->saddr, c->daddr, 16);
+	__builtin_memcpy(ok->daddr, k->saddr, 16);
+	ok->sport = c->dport;
+	ok->dport = k->sport;
+	ok->proto = k->proto;
+	ok->family = k->family;
+	ok->pad = 0;
+}
+
+/*
+ * Frees a connection and unbinds it from its real server. Only the caller
+ * whose delete succeeded changes the counts, so a packet on another CPU and
+ * the user-space sweep can race on the same entry without double counting.
+ * Returns 1 if this call freed it.
+ */
+static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
+{
+	struct conn_key ok = {};
+	struct conn_key *idx;
+	__u32 real_id = c->real_id;
+	__u8 flags = c->flags, fwd = c->fwd;
+
+	xvs_out_key(&ok, k, c);
+	if (bpf_map_delete_elem(&xvs_conns, k))
+		return 0;
+	if (fwd == XVS_FWD_MASQ) {
+		idx = bpf_map_lookup_elem(&xvs_conns_out, &ok);
+		if (idx && xvs_key_eq(idx, k))
+			bpf_map_delete_elem(&xvs_conns_out, &ok);
+	}
+	if (flags & XVS_CONN_F_INACTIVE)
+		xvs_real_add(real_id, 0, -1, 0);
+	else
+		xvs_real_add(real_id, -1, 0, 0);
+	return 1;
+}
+
+/*
+ * ip_vs_set_state(): the protocol's transition for one packet, with the
+ * active/inactive accounting, and the timer restarted at now + timeout.
+ */
+static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_config *cfg, int output,
+						__u8 proto, __u8 tcp_flags, __u64 now)
+{
+	__u32 timeout;
+
+	if (proto == IPPROTO_TCP) {
+		int table, row;
+		__u8 cur = c->state, nw;
+
+		if (output) {
+			c->flags &= ~XVS_CONN_F_NO_OUTPUT;
+			table = 1;
+		} else {
+			table = (c->flags & XVS_CONN_F_NO_OUTPUT) ? 2 : 0;
+		}
+		if (tcp_flags & XVS_TCP_RST)
+			row = 3;
+		else if (tcp_flags & XVS_TCP_SYN)
+			row = 0;
+		else if (tcp_flags & XVS_TCP_FIN)
+			row = 1;
+		else if (tcp_flags & XVS_TCP_ACK)
+			row = 2;
+		else
+			row = -1;
+		if (cur >= XVS_TCP_STATES)
+			cur = XVS_TCP_S_CLOSE;
+		nw = row < 0 ? XVS_TCP_S_CLOSE : xvs_tcp_next[table][row][cur];
+		if (nw >= XVS_TCP_STATES)
+			nw = XVS_TCP_S_CLOSE;
+		if (nw != c->state) {
+			int active = xvs_tcp_active[nw];
+
+			if (!(c->flags & XVS_CONN_F_INACTIVE) && !active) {
+				xvs_real_add(c->real_id, -1, 1, -1);
+				c->flags |= XVS_CONN_F_INACTIVE;
+			} else if ((c->flags & XVS_CONN_F_INACTIVE) && active) {
+				xvs_real_add(c->real_id, 1, -1, -1);
+				c->flags &= ~XVS_CONN_F_INACTIVE;
+			}
+		}
+		c->state = nw;
+		timeout = cfg->tcp_timeout[nw & 15];
+	} else {
+		timeout = cfg->udp_timeout;
+	}
+	c->timeout = timeout;
+	c->expires = now + (__u64)timeout * XVS_NSEC;
+}
+
+/* ip_vs_service_find(): fwmark first, then <proto, VIP, port>, then port 0. */
+static __always_inline struct svc_info *xvs_find_service(struct pkt *p, __u32 mark, int *fwmark,
+							 __be16 *svc_port)
+{
+	struct svc_key sk = {};
+	struct svc_info *si;
+
+	*fwmark = 0;
+	if (mark) {
+		sk.addr[0] = mark;
+		sk.family = p->family;
+		si = bpf_map_lookup_elem(&xvs_services, &sk);
+		if (si) {
+			*fwmark = 1;
+			*svc_port = 0;
+			return si;
+		}
+	}
+	__builtin_memcpy(sk.addr, p->daddr, 16);
+	sk.port = p->dport;
+	sk.proto = p->proto;
+	sk.family = p->family;
+	si = bpf_map_lookup_elem(&xvs_services, &sk);
+	if (si) {
+		*svc_port = sk.port;
+		return si;
+	}
+	sk.port = 0;
+	*svc_port = 0;
+	return bpf_map_lookup_elem(&xvs_services, &sk);
+}
+
+/*
+ * tcp/udp_conn_schedule() + ip_vs_schedule(): a new connection for the
+ * packet, or why not. On XVS_ACT_FORWARD *cp is the inserted entry, or NULL
+ * for a one-packet (-o) UDP datagram, which is never inserted and whose
+ * decision is filled in here.
+ */
+static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_key *k,
+					struct xvs_config *cfg, __u64 now, struct conn **cp,
+					struct real **rp)
+{
+	struct conn nc = {};
+	struct conn_key ok = {};
+	struct svc_info *si;
+	struct real *r;
+	__be16 svc_port = 0;
+	__u32 rid, svc_id;
+	int fwmark, first;
+
+	if (p->proto == IPPROTO_TCP)
+		first = ((p->tcp_flags & XVS_TCP_SYN) || cfg->sloppy_tcp) &&
+			!(p->tcp_flags & XVS_TCP_RST);
+	else
+		first = 1; /* UDP: any datagram */
+	if (!first)
+		return XVS_ACT_PASS;
+	si = xvs_find_service(p, mark, &fwmark, &svc_port);
+	if (!si)
+		return XVS_ACT_PASS;
+	/* Port-zero services schedule only with persistence (not in the datapath yet). */
+	if (!fwmark && p->dport != svc_port)
+		return XVS_ACT_DROP_NODEST;
+	svc_id = si->id;
+	rid = xvs_schedule(si, p->saddr[0], p->daddr[0], p->sport);
+	if (!rid)
+		return XVS_ACT_DROP_NODEST;
+	r = bpf_map_lookup_elem(&xvs_reals, &rid);
+	if (!r)
+		return XVS_ACT_DROP_NODEST;
+
+	nc.real_id = rid;
+	nc.svc_id = svc_id;
+	__builtin_memcpy(nc.daddr, r->addr, 16);
+	nc.dport = r->port ? r->port : p->dport;
+	nc.fwd = r->fwd;
+	nc.family = r->family;
+	nc.flags = XVS_CONN_F_INACTIVE;
+	if (r->fwd != XVS_FWD_MASQ)
+		nc.flags |= XVS_CONN_F_NO_OUTPUT;
+	nc.state = XVS_TCP_S_NONE;
+	nc.timeout = XVS_INITIAL_TIMEOUT;
+	nc.expires = now + XVS_INITIAL_TIMEOUT * XVS_NSEC;
+	xvs_count_conn(rid, svc_id);
+	*rp = r;
+
+	if ((si->flags & XVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
+		/* Bound, used for this one packet, and freed. */
+		xvs_real_add(rid, 0, 1, 1);
+		xvs_count_pkt(rid, p->tot_len, 1);
+		xvs_real_add(rid, 0, -1, 0);
+		*cp = NULL;
+		return XVS_ACT_FORWARD;
+	}
+	if (bpf_map_update_elem(&xvs_conns, k, &nc, BPF_NOEXIST))
+		return XVS_ACT_DROP_FULL;
+	if (nc.fwd == XVS_FWD_MASQ) {
+		xvs_out_key(&ok, k, &nc);
+		bpf_map_update_elem(&xvs_conns_out, &ok, k, BPF_ANY);
+	}
+	xvs_real_add(rid, 0, 1, 1);
+	*cp = bpf_map_lookup_elem(&xvs_conns, k);
+	if (!*cp)
+		return XVS_ACT_DROP_FULL;
+	return XVS_ACT_FORWARD;
+}
+
+/* The whole decision for a parsed IPv4 TCP/UDP packet. */
+static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct conn_key k = {};
+	struct conn *c, *cc;
+	struct conn_key *ik;
+	struct real *r = NULL;
+	__u64 now;
+	int act;
+
+	if (!cfg)
+		return XVS_ACT_PASS;
+	now = bpf_ktime_get_ns();
+	__builtin_memcpy(k.saddr, p->saddr, 16);
+	__builtin_memcpy(k.daddr, p->daddr, 16);
+	k.sport = p->sport;
+	k.dport = p->dport;
+	k.proto = p->proto;
+	k.family = p->family;
+
+	c = bpf_map_lookup_elem(&xvs_conns, &k);
+	if (c && c->expires <= now) {
+		xvs_conn_free(&k, c);
+		c = NULL;
+	}
+	if (!c) {
+		/* ip_vs_out(): a NAT real server's reply? */
+		ik = bpf_map_lookup_elem(&xvs_conns_out, &k);
+		if (ik) {
+			struct conn_key ikc = *ik;
+
+			cc = bpf_map_lookup_elem(&xvs_conns, &ikc);
+			if (cc && cc->expires <= now) {
+				xvs_conn_free(&ikc, cc);
+				cc = NULL;
+			}
+			if (cc) {
+				if (cc->fwd != XVS_FWD_MASQ)
+					return XVS_ACT_PASS;
+				xvs_count_pkt(cc->real_id, p->tot_len, 0);
+				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
+				d->new_addr = ikc.daddr[0];
+				d->new_port = ikc.dport;
+				d->fwd = XVS_FWD_MASQ;
+				return XVS_ACT_REPLY;
+			}
+		}
+	}
+
+	/* A new connection attempt on a finished entry (conn_reuse_mode). */
+	if (c && p->proto == IPPROTO_TCP && (p->tcp_flags & XVS_TCP_SYN)) {
+		__u32 rid = c->real_id;
+		int resched = 0;
+
+		r = bpf_map_lookup_elem(&xvs_reals, &rid);
+		if (cfg->expire_nodest_conn && r && r->weight == 0)
+			resched = 1;
+		if (!resched && cfg->conn_reuse_mode) {
+			__u8 s = c->state;
+
+			resched = s == XVS_TCP_S_TIME_WAIT || s == XVS_TCP_S_CLOSE ||
+				  ((cfg->conn_reuse_mode & 2) && s == XVS_TCP_S_FIN_WAIT &&
+				   (c->flags & XVS_CONN_F_NO_OUTPUT));
+		}
+		if (resched) {
+			xvs_conn_free(&k, c);
+			c = NULL;
+		}
+	}
+
+	/* The connection's real server has been removed. */
+	if (c) {
+		__u32 rid = c->real_id;
+
+		r = bpf_map_lookup_elem(&xvs_reals, &rid);
+		if (!r || !(r->flags & XVS_REAL_F_AVAILABLE)) {
+			if (!cfg->expire_nodest_conn)
+				return XVS_ACT_DROP_UNAVAIL;
+			xvs_conn_free(&k, c);
+			c = NULL;
+		}
+	}
+
+	if (!c) {
+		act = xvs_new_conn(p, mark, &k, cfg, now, &c, &r);
+		if (act != XVS_ACT_FORWARD)
+			return act;
+		if (!c) {
+			/* one-packet: counted and transitioned in xvs_new_conn */
+			if (!r)
+				return XVS_ACT_DROP_NODEST;
+			d->rs = r;
+			d->new_addr = r->addr[0];
+			d->new_port = r->port ? r->port : p->dport;
+			d->fwd = r->fwd;
+			return XVS_ACT_FORWARD;
+		}
+	}
+	if (!r)
+		return XVS_ACT_DROP_UNAVAIL;
+
+	xvs_count_pkt(c->real_id, p->tot_len, 1);
+	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
+	d->rs = r;
+	d->new_addr = c->daddr[0];
+	d->new_port = c->dport;
+	d->fwd = c->fwd;
+	return XVS_ACT_FORWARD;
+}
+
+/* Counts a non-forwarding action; returns 1 for drop, 0 for pass. */
+static __always_inline int xvs_account(int act)
+{
+	switch (act) {
+	case XVS_ACT_DROP_NODEST:
+		xvs_count(XVS_CNT_NO_DEST);
+		return 1;
+	case XVS_ACT_DROP_UNAVAIL:
+		xvs_count(XVS_CNT_UNAVAILABLE);
+		return 1;
+	case XVS_ACT_DROP_FULL:
+		xvs_count(XVS_CNT_CONN_FULL);
+		return 1;
+	default:
+		xvs_count(XVS_CNT_PASSED);
+		return 0;
+	}
+}
+
+/* Parses and classifies; returns -1 when the packet is to be decided on. */
+static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_end, __u32 pkt_len)
+{
+	int rc = parse_packet(p, data, data_end);
+
+	if (rc == XVS_PARSE_MALFORMED) {
+		xvs_count(XVS_CNT_MALFORMED);
+		return 1;
+	}
+	if (rc == XVS_PARSE_FRAGMENT) {
+		xvs_count(XVS_CNT_FRAGMENT);
+		return 1;
+	}
+	if (rc != XVS_PARSE_OK || p->family != XVS_AF_INET) {
+		xvs_count(XVS_CNT_PASSED); /* IPv6 services: not yet */
+		return 1;
+	}
+	if ((__u32)p->tot_len + sizeof(struct ethhdr) > pkt_len) {
+		/* the IP header claims more bytes than the frame has */
+		xvs_count(XVS_CNT_MALFORMED);
+		return 1;
+	}
+	return -1;
+}
+
+/* XDP ---------------------------------------------------------------------- */
+
+/* NAT in XDP: rewrite one address and port with incremental checksums. */
+static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be32 addr,
+				   __be16 port)
+{
+	struct iphdr *iph = p->l3;
+	__be32 old;
+	__be16 oldp;
+
+	if ((void *)(iph + 1) > data_end)
+		return -1;
+	old = dst ? iph->daddr : iph->saddr;
+	xvs_csum_replace4(&iph->check, old, addr);
+	if (dst)
+		iph->daddr = addr;
+	else
+		iph->saddr = addr;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		oldp = dst ? th->dest : th->source;
+		xvs_csum_replace4(&th->check, old, addr);
+		xvs_csum_replace2(&th->check, oldp, port);
+		if (dst)
+			th->dest = port;
+		else
+			th->source = port;
+	} else {
+		struct udphdr *uh = p->l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		oldp = dst ? uh->dest : uh->source;
+		if (uh->check) { /* 0: no checksum, stays 0 */
+			xvs_csum_replace4(&uh->check, old, addr);
+			xvs_csum_replace2(&uh->check, oldp, port);
+			if (!uh->check)
+				uh->check = 0xffff;
+		}
+		if (dst)
+			uh->dest = port;
+		else
+			uh->source = port;
+	}
+	return 0;
 }
 
 SEC("xdp")
@@ -66,33 +585,92 @@ int xvs_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct svc_dr *dr = NULL;
+	struct decision d = {};
+	struct pkt p = {};
+	__u32 ifindex;
+	int act;
 
-	switch (xvs_process(data, data_end, &dr)) {
-	case XVS_FORWARD:
+	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
+		return XDP_PASS;
+	act = xvs_decide(&p, 0, &d);
+	if (act == XVS_ACT_REPLY) {
+		if (xdp_nat(&p, data_end, 0, d.new_addr, d.new_port))
+			return XDP_ABORTED; /* cannot happen: checked by the parser */
+		xvs_count(XVS_CNT_REPLIED);
+		return XDP_PASS; /* the stack routes it to the client */
+	}
+	if (act != XVS_ACT_FORWARD)
+		return xvs_account(act) ? XDP_DROP : XDP_PASS;
+	if (!d.rs)
+		return XDP_ABORTED;
+
+	switch (d.fwd) {
+	case XVS_FWD_MASQ:
+		if (xdp_nat(&p, data_end, 1, d.new_addr, d.new_port))
+			return XDP_ABORTED;
+		/* fall through: then on to the real server like DR */
+	case XVS_FWD_ROUTE:
+		__builtin_memcpy(p.eth->h_dest, d.rs->mac, ETH_ALEN);
+		__builtin_memcpy(p.eth->h_source, d.rs->src_mac, ETH_ALEN);
+		ifindex = d.rs->ifindex;
 		xvs_count(XVS_CNT_FORWARDED);
-		if (!dr->ifindex || dr->ifindex == ctx->ingress_ifindex)
+		if (!ifindex || ifindex == ctx->ingress_ifindex)
 			return XDP_TX;
-		return bpf_redirect(dr->ifindex, 0);
-	case XVS_MALFORMED:
-		xvs_count(XVS_CNT_MALFORMED);
+		return bpf_redirect(ifindex, 0);
+	case XVS_FWD_TUNNEL:
+		/*
+		 * TUN hook: the TUN work provides xvs_encap_ipip()/xvs_encap_gue()
+		 * (bpf/include/encap.h); until then the connection is tracked and
+		 * the packet goes to the stack unchanged.
+		 */
+		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
 	default:
-		xvs_count(XVS_CNT_PASSED);
+		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
 	}
 }
 
+/* tc ----------------------------------------------------------------------- */
+
 /*
- * aya 0.14 recognises SchedClassifier programs by the "classifier" section
- * name (libbpf's "tc" is not accepted).
+ * NAT in tc: the checksum helpers keep CHECKSUM_PARTIAL skbs right (address
+ * changes touch the pseudo header: BPF_F_PSEUDO_HDR). UDP checksum 0 stays 0
+ * (BPF_F_MARK_MANGLED_0).
  */
+static __always_inline int tc_nat(struct __sk_buff *skb, __u32 l4off, __u8 proto, int dst,
+				  __be32 old, __be32 addr, __be16 oldp, __be16 port)
+{
+	__u32 csum_off = l4off + (proto == IPPROTO_TCP ? 16 : 6);
+	__u64 mflag = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__u32 ip_off = sizeof(struct ethhdr);
+
+	if (bpf_l4_csum_replace(skb, csum_off, old, addr, BPF_F_PSEUDO_HDR | mflag | sizeof(addr)))
+		return -1;
+	if (bpf_l3_csum_replace(skb, ip_off + 10, old, addr, sizeof(addr)))
+		return -1;
+	if (bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &addr, sizeof(addr), 0))
+		return -1;
+	if (oldp != port) {
+		if (bpf_l4_csum_replace(skb, csum_off, oldp, port, mflag | sizeof(port)))
+			return -1;
+		if (bpf_skb_store_bytes(skb, l4off + (dst ? 2 : 0), &port, sizeof(port), 0))
+			return -1;
+	}
+	return 0;
+}
+
 SEC("classifier")
 int xvs_tc(struct __sk_buff *skb)
 {
-	struct svc_dr *dr = NULL;
+	struct decision d = {};
+	struct pkt p = {};
 	void *data, *data_end;
-	__u32 want;
+	__u8 mac[ETH_ALEN], src_mac[ETH_ALEN];
+	__u32 want, l4off, ifindex;
+	__be32 old;
+	__be16 oldp;
+	int act;
 
 	/*
 	 * Direct packet access only covers the linear part of the skb. Make sure
@@ -104,16 +682,97 @@ int xvs_tc(struct __sk_buff *skb)
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 
-	switch (xvs_process(data, data_end, &dr)) {
-	case XVS_FORWARD:
-		xvs_count(XVS_CNT_FORWARDED);
-		/* To the egress of dr->ifindex, or back out of the ingress device. */
-		return bpf_redirect(dr->ifindex ? dr->ifindex : skb->ifindex, 0);
-	case XVS_MALFORMED:
-		xvs_count(XVS_CNT_MALFORMED);
+	if (xvs_classify(&p, data, data_end, skb->len) >= 0)
 		return TC_ACT_OK;
-	default:
-		xvs_count(XVS_CNT_PASSED);
+	act = xvs_decide(&p, skb->mark, &d);
+	l4off = sizeof(struct ethhdr) + p.ihl_len;
+	if (act == XVS_ACT_REPLY) {
+		if (tc_nat(skb, l4off, p.proto, 0, p.saddr[0], d.new_addr, p.sport, d.new_port))
+			return TC_ACT_SHOT; /* half rewritten: never let it out */
+		xvs_count(XVS_CNT_REPLIED);
 		return TC_ACT_OK;
 	}
+	if (act != XVS_ACT_FORWARD)
+		return xvs_account(act) ? TC_ACT_SHOT : TC_ACT_OK;
+	if (!d.rs)
+		return TC_ACT_SHOT;
+
+	switch (d.fwd) {
+	case XVS_FWD_MASQ:
+	case XVS_FWD_ROUTE:
+		__builtin_memcpy(mac, d.rs->mac, ETH_ALEN);
+		__builtin_memcpy(src_mac, d.rs->src_mac, ETH_ALEN);
+		ifindex = d.rs->ifindex;
+		if (d.fwd == XVS_FWD_MASQ) {
+			old = p.daddr[0];
+			oldp = p.dport;
+			if (tc_nat(skb, l4off, p.proto, 1, old, d.new_addr, oldp, d.new_port))
+				return TC_ACT_SHOT;
+		}
+		if (bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0))
+			return TC_ACT_SHOT;
+		xvs_count(XVS_CNT_FORWARDED);
+		/* To the egress of ifindex, or back out of the ingress device. */
+		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
+	case XVS_FWD_TUNNEL:
+		/*
+		 * TUN hook: the TUN work provides xvs_encap_ipip()/xvs_encap_gue()
+		 * (bpf/include/encap.h); until then the connection is tracked and
+		 * the packet goes to the stack unchanged.
+		 */
+		xvs_count(XVS_CNT_LOCAL);
+		return TC_ACT_OK;
+	default:
+		xvs_count(XVS_CNT_LOCAL);
+		return TC_ACT_OK;
+	}
+}
+
+/* Expiry ------------------------------------------------------------------- */
+
+/*
+ * Control operations, run by user space through BPF_PROG_TEST_RUN so that
+ * counts are only ever changed by BPF code, atomically. The "packet" is:
+ *   byte 0  op: XVS_CTL_EXPIRE or XVS_CTL_CLEAR_OVERLOAD
+ *   byte 4  EXPIRE: a struct conn_key, then one byte: 1 = free it whatever
+ *           its deadline; CLEAR_OVERLOAD: a real server id (u32)
+ * EXPIRE returns 0 if there is no such entry, 1 if it is still live, 2 if
+ * this run freed it. CLEAR_OVERLOAD returns 1 if the real server exists.
+ */
+#define XVS_CTL_EXPIRE 1
+#define XVS_CTL_CLEAR_OVERLOAD 2
+
+SEC("xdp")
+int xvs_ctl(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct real_state *st;
+	struct conn_key k;
+	struct conn *c;
+	__u32 id;
+	__u8 op, force;
+
+	if (data + 4 + sizeof(k) + 1 > data_end)
+		return 0;
+	op = *(__u8 *)data;
+	if (op == XVS_CTL_CLEAR_OVERLOAD) {
+		id = *(__u32 *)(data + 4);
+		st = bpf_map_lookup_elem(&xvs_real_state, &id);
+		if (!st)
+			return 0;
+		st->overloaded = 0;
+		return 1;
+	}
+	if (op != XVS_CTL_EXPIRE)
+		return 0;
+	__builtin_memcpy(&k, data + 4, sizeof(k));
+	force = *(__u8 *)(data + 4 + sizeof(k));
+	c = bpf_map_lookup_elem(&xvs_conns, &k);
+	if (!c)
+		return 0;
+	if (!force && c->expires > bpf_ktime_get_ns())
+		return 1;
+	return xvs_conn_free(&k, c) ? 2 : 0;
 }

@@ -7,26 +7,33 @@
 //! packets through a program without attaching it ([`Datapath::test_run`],
 //! `BPF_PROG_TEST_RUN`), which is what the fixture tests use.
 //!
-//! Today the programs implement a minimal direct-routing (DR) forwarder; see
-//! the crate README.
+//! The programs track connections, schedule new ones in the kernel and
+//! forward by direct routing (DR) or NAT; [`Datapath::sync`] derives every
+//! map entry from an [`xvs_core::table::IpvsTable`]. See the crate README.
 
 pub mod maps;
+mod sync;
 
-use std::{ffi::CStr, io, net::IpAddr};
+use std::{ffi::CStr, io};
 
 pub use aya::programs::XdpMode;
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap},
     programs::{
         tc::SchedClassifierLinkId,
         tc::{self, TcError},
         xdp::XdpLinkId,
         ProgramError, SchedClassifier, TcAttachType, Xdp,
     },
-    Ebpf, EbpfError, TestRun, TestRunOptions,
+    Ebpf, EbpfError, EbpfLoader, TestRun, TestRunOptions,
 };
 
-pub use maps::{Proto, SvcDr, SvcKey};
+pub use maps::{Proto, SvcKey};
+pub use sync::{NextHop, L2};
+
+use maps::{
+    name, Config, Conn, ConnKey, DestList, Htab, Real, RealState, SchedState, Stats, SvcInfo,
+};
 
 /// The compiled BPF object (`bpf/xvs.c`), 8-byte aligned as aya requires.
 pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
@@ -35,6 +42,12 @@ pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 pub const XDP_PROG: &str = "xvs_xdp";
 /// Name of the tc (`SchedClassifier`) program in the object.
 pub const TC_PROG: &str = "xvs_tc";
+/// Name of the control program (expiry, overload reset) run by user space
+/// through `BPF_PROG_TEST_RUN`.
+pub const CTL_PROG: &str = "xvs_ctl";
+
+/// Default size of the connection table (and of its NAT reply index).
+pub const DEFAULT_MAX_CONNS: u32 = 10_000_000;
 
 /// Program return codes, as the kernel defines them.
 pub mod verdict {
@@ -98,6 +111,14 @@ pub enum Error {
     /// Something the datapath does not handle yet.
     #[error("not supported yet: {0}")]
     Unsupported(&'static str),
+    /// A rule the datapath cannot carry out yet (so it refuses to load it
+    /// rather than mis-schedule): says which service and why.
+    #[error("the datapath cannot load {0}")]
+    Refused(String),
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> Error {
+    move |source| Error::Map { map, source }
 }
 
 /// Result with [`Error`].
@@ -193,15 +214,60 @@ pub enum Attachment {
     Tc(SchedClassifierLinkId),
 }
 
-/// Sum over all CPUs of the datapath's packet counters.
+/// Sum over all CPUs of the datapath's packet counters. Every packet a
+/// program sees is counted in exactly one of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Packets not for a service, handed on untouched.
     pub passed: u64,
-    /// Packets for a service, rewritten and sent on.
+    /// Client packets rewritten (DR/NAT) and sent to a real server.
     pub forwarded: u64,
     /// Packets with truncated or invalid headers, handed on untouched.
     pub malformed: u64,
+    /// New connections no real server could take: dropped.
+    pub no_dest: u64,
+    /// Packets of connections whose real server was removed: dropped.
+    pub unavailable: u64,
+    /// NAT replies rewritten to the VIP and handed to the stack.
+    pub replied: u64,
+    /// IP fragments, handed on untouched.
+    pub fragment: u64,
+    /// New connections dropped because the connection table was full.
+    pub conn_full: u64,
+    /// Tracked TUN/local connections handed to the stack unchanged.
+    pub local: u64,
+}
+
+impl Counters {
+    /// Sum of all counters: the number of packets the programs saw.
+    pub fn total(&self) -> u64 {
+        self.passed
+            + self.forwarded
+            + self.malformed
+            + self.no_dest
+            + self.unavailable
+            + self.replied
+            + self.fragment
+            + self.conn_full
+            + self.local
+    }
+}
+
+/// Options of [`Datapath::load_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Entries of the connection table and of the NAT reply index. They are
+    /// allocated on demand (BPF_F_NO_PREALLOC), but the bucket arrays are
+    /// sized from this: 10 million entries cost about 256 MiB per map.
+    pub max_conns: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            max_conns: DEFAULT_MAX_CONNS,
+        }
+    }
 }
 
 /// What one `BPF_PROG_TEST_RUN` of a packet gave.
@@ -213,12 +279,25 @@ pub struct TestRunOutput {
     pub packet: Vec<u8>,
 }
 
-/// The loaded datapath: both programs loaded (verified) in the kernel, their
+/// The loaded datapath: the programs loaded (verified) in the kernel, their
 /// maps, and their attachments. Dropping it detaches everything.
 pub struct Datapath {
     ebpf: Ebpf,
-    services: HashMap<MapData, SvcKey, SvcDr>,
+    services: HashMap<MapData, SvcKey, SvcInfo>,
+    dest_lists: HashMap<MapData, u32, DestList>,
+    reals: HashMap<MapData, u32, Real>,
+    real_state: HashMap<MapData, u32, RealState>,
+    sched_state: HashMap<MapData, u32, SchedState>,
+    htab: HashMap<MapData, u32, Htab>,
+    conns: HashMap<MapData, ConnKey, Conn>,
+    conns_out: HashMap<MapData, ConnKey, ConnKey>,
+    config: Array<MapData, Config>,
+    svc_stats: PerCpuHashMap<MapData, u32, Stats>,
+    real_stats: PerCpuHashMap<MapData, u32, Stats>,
+    total_stats: PerCpuArray<MapData, Stats>,
     counters: PerCpuArray<MapData, u64>,
+    nr_cpus: usize,
+    sync: sync::SyncState,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -227,61 +306,82 @@ impl std::fmt::Debug for Datapath {
     }
 }
 
+fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T> {
+    let m = ebpf.take_map(name).ok_or(Error::Missing(name))?;
+    T::try_from(m).map_err(map_err(name))
+}
+
 impl Datapath {
-    /// Loads the embedded object: creates its maps and loads both programs
-    /// (running the verifier). Needs CAP_BPF and CAP_NET_ADMIN (root).
+    /// Loads the embedded object with [`LoadOptions::default`]: creates its
+    /// maps and loads the programs (running the verifier). Needs CAP_BPF and
+    /// CAP_NET_ADMIN (root).
     pub fn load() -> Result<Self> {
-        let mut ebpf = Ebpf::load(BPF_OBJECT)?;
-        let services = ebpf
-            .take_map(maps::SERVICES_MAP)
-            .ok_or(Error::Missing("map xvs_services"))?;
-        let services = HashMap::try_from(services).map_err(|source| Error::Map {
-            map: maps::SERVICES_MAP,
-            source,
-        })?;
-        let counters = ebpf
-            .take_map(maps::COUNTERS_MAP)
-            .ok_or(Error::Missing("map xvs_counters"))?;
-        let counters = PerCpuArray::try_from(counters).map_err(|source| Error::Map {
-            map: maps::COUNTERS_MAP,
-            source,
-        })?;
+        Self::load_with(LoadOptions::default())
+    }
+
+    /// Loads the embedded object with these options.
+    pub fn load_with(opts: LoadOptions) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(name::CONNS, opts.max_conns)
+            .map_max_entries(name::CONNS_OUT, opts.max_conns)
+            .load(BPF_OBJECT)?;
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(_, e)| Error::Interface("possible CPUs".into(), e))?;
         let mut dp = Self {
+            services: take(&mut ebpf, name::SERVICES)?,
+            dest_lists: take(&mut ebpf, name::DEST_LISTS)?,
+            reals: take(&mut ebpf, name::REALS)?,
+            real_state: take(&mut ebpf, name::REAL_STATE)?,
+            sched_state: take(&mut ebpf, name::SCHED_STATE)?,
+            htab: take(&mut ebpf, name::HTAB)?,
+            conns: take(&mut ebpf, name::CONNS)?,
+            conns_out: take(&mut ebpf, name::CONNS_OUT)?,
+            config: take(&mut ebpf, name::CONFIG)?,
+            svc_stats: take(&mut ebpf, name::SVC_STATS)?,
+            real_stats: take(&mut ebpf, name::REAL_STATS)?,
+            total_stats: take(&mut ebpf, name::TOTAL_STATS)?,
+            counters: take(&mut ebpf, name::COUNTERS)?,
             ebpf,
-            services,
-            counters,
+            nr_cpus,
+            sync: sync::SyncState::default(),
         };
-        dp.xdp_mut()?.load().map_err(|source| Error::Program {
-            prog: XDP_PROG,
-            source,
-        })?;
+        for prog in [XDP_PROG, CTL_PROG] {
+            dp.xdp_named_mut(prog)?
+                .load()
+                .map_err(|source| Error::Program { prog, source })?;
+        }
         dp.tc_mut()?.load().map_err(|source| Error::Program {
             prog: TC_PROG,
             source,
         })?;
+        dp.write_config(
+            &xvs_core::conn::Timeouts::default(),
+            &xvs_core::persist::Sysctls::default(),
+        )?;
         Ok(dp)
     }
 
+    fn xdp_named(&self, prog: &'static str) -> Result<&Xdp> {
+        let p = self.ebpf.program(prog).ok_or(Error::Missing(prog))?;
+        p.try_into()
+            .map_err(|source| Error::Program { prog, source })
+    }
+
+    fn xdp_named_mut(&mut self, prog: &'static str) -> Result<&mut Xdp> {
+        let p = self.ebpf.program_mut(prog).ok_or(Error::Missing(prog))?;
+        p.try_into()
+            .map_err(|source| Error::Program { prog, source })
+    }
+
     fn xdp(&self) -> Result<&Xdp> {
-        let p = self
-            .ebpf
-            .program(XDP_PROG)
-            .ok_or(Error::Missing("program xvs_xdp"))?;
-        p.try_into().map_err(|source| Error::Program {
-            prog: XDP_PROG,
-            source,
-        })
+        self.xdp_named(XDP_PROG)
     }
 
     fn xdp_mut(&mut self) -> Result<&mut Xdp> {
-        let p = self
-            .ebpf
-            .program_mut(XDP_PROG)
-            .ok_or(Error::Missing("program xvs_xdp"))?;
-        p.try_into().map_err(|source| Error::Program {
-            prog: XDP_PROG,
-            source,
-        })
+        self.xdp_named_mut(XDP_PROG)
     }
 
     fn tc(&self) -> Result<&SchedClassifier> {
@@ -304,42 +404,6 @@ impl Datapath {
             prog: TC_PROG,
             source,
         })
-    }
-
-    /// Adds or replaces the DR service `proto vip:port`.
-    pub fn add_service(&mut self, proto: Proto, vip: IpAddr, port: u16, dr: SvcDr) -> Result<()> {
-        if vip.is_ipv6() {
-            return Err(Error::Unsupported("IPv6 services"));
-        }
-        self.services
-            .insert(SvcKey::new(proto, vip, port), dr, 0)
-            .map_err(|source| Error::Map {
-                map: maps::SERVICES_MAP,
-                source,
-            })
-    }
-
-    /// Removes the service `proto vip:port`; removing an absent one is an error
-    /// ([`MapError::KeyNotFound`]).
-    pub fn remove_service(&mut self, proto: Proto, vip: IpAddr, port: u16) -> Result<()> {
-        self.services
-            .remove(&SvcKey::new(proto, vip, port))
-            .map_err(|source| Error::Map {
-                map: maps::SERVICES_MAP,
-                source,
-            })
-    }
-
-    /// The service entry for `proto vip:port`, if any.
-    pub fn service(&self, proto: Proto, vip: IpAddr, port: u16) -> Result<Option<SvcDr>> {
-        match self.services.get(&SvcKey::new(proto, vip, port), 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(source) => Err(Error::Map {
-                map: maps::SERVICES_MAP,
-                source,
-            }),
-        }
     }
 
     /// Attaches the XDP program to `iface` (resolved in the calling thread's
@@ -405,10 +469,17 @@ impl Datapath {
             let v = self.counters.get(&idx, 0).map_err(Error::Counters)?;
             Ok(v.iter().copied().fold(0u64, u64::wrapping_add))
         };
+        use maps::counter as c;
         Ok(Counters {
-            passed: sum(maps::counter::PASSED)?,
-            forwarded: sum(maps::counter::FORWARDED)?,
-            malformed: sum(maps::counter::MALFORMED)?,
+            passed: sum(c::PASSED)?,
+            forwarded: sum(c::FORWARDED)?,
+            malformed: sum(c::MALFORMED)?,
+            no_dest: sum(c::NO_DEST)?,
+            unavailable: sum(c::UNAVAILABLE)?,
+            replied: sum(c::REPLIED)?,
+            fragment: sum(c::FRAGMENT)?,
+            conn_full: sum(c::CONN_FULL)?,
+            local: sum(c::LOCAL)?,
         })
     }
 
@@ -424,7 +495,7 @@ impl Datapath {
             data_in: Some(packet),
             ..TestRunOptions::default()
         };
-        let (res, name) = match prog {
+        let (res, prog_name) = match prog {
             Prog::Xdp => (
                 self.xdp()?.test_run(TestRunOptions {
                     data_out: Some(&mut out),
@@ -440,7 +511,10 @@ impl Datapath {
                 TC_PROG,
             ),
         };
-        let res = res.map_err(|source| Error::Program { prog: name, source })?;
+        let res = res.map_err(|source| Error::Program {
+            prog: prog_name,
+            source,
+        })?;
         out.truncate(res.data_size_out as usize);
         Ok(TestRunOutput {
             verdict: res.return_value,

@@ -12,10 +12,50 @@ pub const AF_INET: u8 = 2;
 /// `XVS_AF_INET6`
 pub const AF_INET6: u8 = 10;
 
-/// Name of the services hash map in the object (`maps.h`).
-pub const SERVICES_MAP: &str = "xvs_services";
-/// Name of the per-CPU counter array in the object (`maps.h`).
-pub const COUNTERS_MAP: &str = "xvs_counters";
+/// Map names in the object (`maps.h`).
+pub mod name {
+    /// Services: `SvcKey` -> `SvcInfo`.
+    pub const SERVICES: &str = "xvs_services";
+    /// Service id -> `DestList`.
+    pub const DEST_LISTS: &str = "xvs_dest_lists";
+    /// Real server id -> `Real`.
+    pub const REALS: &str = "xvs_reals";
+    /// Real server id -> `RealState`.
+    pub const REAL_STATE: &str = "xvs_real_state";
+    /// Service id -> `SchedState`.
+    pub const SCHED_STATE: &str = "xvs_sched_state";
+    /// Service id -> `Htab`.
+    pub const HTAB: &str = "xvs_htab";
+    /// `ConnKey` -> `Conn`.
+    pub const CONNS: &str = "xvs_conns";
+    /// Reply `ConnKey` -> the connection's `ConnKey`.
+    pub const CONNS_OUT: &str = "xvs_conns_out";
+    /// The single `Config`.
+    pub const CONFIG: &str = "xvs_config";
+    /// Per-CPU `Stats` by service id.
+    pub const SVC_STATS: &str = "xvs_svc_stats";
+    /// Per-CPU `Stats` by real server id.
+    pub const REAL_STATS: &str = "xvs_real_stats";
+    /// Per-CPU total `Stats`.
+    pub const TOTAL_STATS: &str = "xvs_total_stats";
+    /// Per-CPU packet counters (`counter::*`).
+    pub const COUNTERS: &str = "xvs_counters";
+}
+
+/// Real servers per service (`XVS_MAX_DESTS`).
+pub const MAX_DESTS: usize = 256;
+/// Slots of a hashing scheduler's table (`XVS_HTAB_SIZE`).
+pub const HTAB_SIZE: usize = 4093;
+/// `svc_info.flags`: persistent service.
+pub const SVC_F_PERSISTENT: u32 = 0x1;
+/// `svc_info.flags`: one-packet scheduling.
+pub const SVC_F_ONEPACKET: u32 = 0x4;
+/// `real.flags`: listed in its service.
+pub const REAL_F_AVAILABLE: u32 = 0x1;
+/// `conn.flags`: counted in InActConn.
+pub const CONN_F_INACTIVE: u8 = 0x1;
+/// `conn.flags`: no reply seen on a non-NAT connection.
+pub const CONN_F_NO_OUTPUT: u8 = 0x8;
 
 /// Transport protocol of a service, with its IP protocol number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,19 +82,20 @@ pub struct SvcKey {
 }
 
 impl SvcKey {
+    /// The key of fwmark service `mark` (`-f`): protocol and port 0, the
+    /// mark in host order in `addr[0]`.
+    pub fn fwmark(family: u8, mark: u32) -> Self {
+        Self {
+            addr: [mark, 0, 0, 0],
+            port: 0,
+            proto: 0,
+            family,
+        }
+    }
+
     /// The key for `proto vip:port`.
     pub fn new(proto: Proto, vip: IpAddr, port: u16) -> Self {
-        let (addr, family) = match vip {
-            IpAddr::V4(a) => ([u32::from_ne_bytes(a.octets()), 0, 0, 0], AF_INET),
-            IpAddr::V6(a) => {
-                let o = a.octets();
-                let mut addr = [0u32; 4];
-                for (i, w) in addr.iter_mut().enumerate() {
-                    *w = u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
-                }
-                (addr, AF_INET6)
-            }
-        };
+        let (addr, family) = addr_words(vip);
         Self {
             addr,
             port: port.to_be(),
@@ -64,42 +105,287 @@ impl SvcKey {
     }
 }
 
-/// `struct svc_dr`: where a DR service's frames go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// `struct svc_info`: a service's settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
-pub struct SvcDr {
-    /// Destination MAC: the real server.
-    pub rs_mac: [u8; 6],
-    /// Source MAC: the director's egress interface.
-    pub src_mac: [u8; 6],
-    /// Egress interface index; 0 sends the frame back out of the interface it
-    /// arrived on (`XDP_TX`, or a tc redirect to the ingress device).
-    pub ifindex: u32,
-    /// Reserved, 0.
+pub struct SvcInfo {
+    /// Stable service id (key of the per-service maps).
+    pub id: u32,
+    /// Scheduler (`SchedulerKind` index).
+    pub sched: u32,
+    /// `IP_VS_SVC_F_*`.
     pub flags: u32,
+    /// Persistence timeout, seconds.
+    pub timeout: u32,
+    /// Persistence netmask.
+    pub netmask: u32,
+    /// 0.
+    pub pad: u32,
+}
+
+/// `struct dest_ref`: one list entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct DestRef {
+    /// Real server id.
+    pub id: u32,
+    /// Its weight.
+    pub weight: i32,
+}
+
+/// `struct dest_list`: a service's real servers, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct DestList {
+    /// Entries in use.
+    pub n: u32,
+    /// 0.
+    pub pad: u32,
+    /// The entries.
+    pub d: [DestRef; MAX_DESTS],
+}
+
+/// `struct real`: a real server's configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Real {
+    /// Address (network order words; IPv4 in `addr[0]`).
+    pub addr: [u32; 4],
+    /// Port, network order.
+    pub port: u16,
+    /// Forwarding method (`FwdMethod::kernel_value`).
+    pub fwd: u8,
+    /// Address family.
+    pub family: u8,
+    /// Weight.
+    pub weight: i32,
+    /// `-x`.
+    pub u_threshold: u32,
+    /// `-y`.
+    pub l_threshold: u32,
+    /// [`REAL_F_AVAILABLE`].
+    pub flags: u32,
+    /// The service's id.
+    pub svc_id: u32,
+    /// 0 ipip, 1 gue, 2 gre.
+    pub tun_type: u8,
+    /// 0 nocsum, 1 csum, 2 remcsum.
+    pub tun_flags: u8,
+    /// Tunnel port, network order.
+    pub tun_port: u16,
+    /// Next-hop destination MAC.
+    pub mac: [u8; 6],
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Egress interface, 0 = the ingress one.
+    pub ifindex: u32,
+    /// 0.
+    pub pad: u32,
+}
+
+/// `struct real_state`: connection counts of a real server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct RealState {
+    /// ActiveConn.
+    pub active: i32,
+    /// InActConn.
+    pub inactive: i32,
+    /// PersistConn.
+    pub persist: i32,
+    /// Overload flag.
+    pub overloaded: u32,
+}
+
+/// `struct sched_state`: rr/wrr state (the first word is the spin lock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SchedState {
+    /// `struct bpf_spin_lock`, never touched by user space.
+    pub lock: u32,
+    /// Real server id picked last, 0 = list head.
+    pub cl: u32,
+    /// wrr current weight.
+    pub cw: i32,
+    /// wrr max weight - (di - 1).
+    pub mw: i32,
+    /// wrr gcd.
+    pub di: i32,
+    /// 0.
+    pub pad: u32,
+}
+
+/// Array length of `struct htab` (`XVS_HTAB_SLOTS`), a power of two.
+pub const HTAB_SLOTS: usize = 4096;
+
+/// `struct htab`: an sh/dh/mh table of real server ids (0 = empty); only the
+/// first 256 (sh, dh) or [`HTAB_SIZE`] (mh) slots are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Htab {
+    /// The slots.
+    pub slot: [u32; HTAB_SLOTS],
+}
+
+/// `struct conn_key`: a tuple as seen on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct ConnKey {
+    /// Source address.
+    pub saddr: [u32; 4],
+    /// Destination address.
+    pub daddr: [u32; 4],
+    /// Source port, network order.
+    pub sport: u16,
+    /// Destination port, network order.
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Address family.
+    pub family: u8,
+    /// 0.
+    pub pad: u16,
+}
+
+/// `struct conn`: a connection entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Conn {
+    /// Deadline on the `CLOCK_MONOTONIC` clock, ns.
+    pub expires: u64,
+    /// Real server id.
+    pub real_id: u32,
+    /// Service id.
+    pub svc_id: u32,
+    /// Real server address.
+    pub daddr: [u32; 4],
+    /// Real server port, network order.
+    pub dport: u16,
+    /// TCP state index (0 for UDP).
+    pub state: u8,
+    /// `CONN_F_*`.
+    pub flags: u8,
+    /// Forwarding method.
+    pub fwd: u8,
+    /// Family.
+    pub family: u8,
+    /// 0.
+    pub pad: u16,
+    /// Timeout of the current state, seconds.
+    pub timeout: u32,
+    /// 0.
+    pub pad2: u32,
+}
+
+/// `struct xvs_config`: timeouts and sysctls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Config {
+    /// Seconds, by TCP state.
+    pub tcp_timeout: [u32; 16],
+    /// UDP timeout.
+    pub udp_timeout: u32,
+    /// `conn_reuse_mode`.
+    pub conn_reuse_mode: u32,
+    /// `expire_nodest_conn`.
+    pub expire_nodest_conn: u32,
+    /// `sloppy_tcp`.
+    pub sloppy_tcp: u32,
+}
+
+/// `struct xvs_stats`: counters of one CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Stats {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets in (client -> real server).
+    pub inpkts: u64,
+    /// Packets out (NAT replies).
+    pub outpkts: u64,
+    /// Bytes in.
+    pub inbytes: u64,
+    /// Bytes out.
+    pub outbytes: u64,
 }
 
 /// Indexes of the per-CPU counter array (`enum xvs_counter`).
 pub mod counter {
     /// Not for a service, handed on untouched.
     pub const PASSED: u32 = 0;
-    /// For a service, rewritten and sent on.
+    /// Client to real server, rewritten and sent on.
     pub const FORWARDED: u32 = 1;
     /// Truncated or invalid headers, handed on untouched.
     pub const MALFORMED: u32 = 2;
+    /// New connection without a real server: dropped.
+    pub const NO_DEST: u32 = 3;
+    /// Connection whose real server was removed: dropped.
+    pub const UNAVAILABLE: u32 = 4;
+    /// NAT reply rewritten and passed.
+    pub const REPLIED: u32 = 5;
+    /// IP fragment, handed on untouched.
+    pub const FRAGMENT: u32 = 6;
+    /// Connection table full: dropped.
+    pub const CONN_FULL: u32 = 7;
+    /// TUN/local connection: tracked, handed to the stack.
+    pub const LOCAL: u32 = 8;
     /// Number of slots (`XVS_CNT_MAX`).
-    pub const MAX: u32 = 3;
+    pub const MAX: u32 = 9;
 }
 
 const _: () = assert!(size_of::<SvcKey>() == 20);
-const _: () = assert!(size_of::<SvcDr>() == 20);
+const _: () = assert!(size_of::<SvcInfo>() == 24);
+const _: () = assert!(size_of::<DestList>() == 8 + 8 * MAX_DESTS);
+const _: () = assert!(size_of::<Real>() == 64);
+const _: () = assert!(size_of::<RealState>() == 16);
+const _: () = assert!(size_of::<SchedState>() == 24);
+const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);
+const _: () = assert!(HTAB_SLOTS >= HTAB_SIZE);
+const _: () = assert!(size_of::<ConnKey>() == 40);
+const _: () = assert!(size_of::<Conn>() == 48);
+const _: () = assert!(size_of::<Config>() == 80);
+const _: () = assert!(size_of::<Stats>() == 40);
 
-// SAFETY: both are #[repr(C)], made only of integers and integer arrays, with
-// no padding (checked by the size assertions above), so every bit pattern is
-// valid and they can be copied to and from the kernel byte for byte.
+// SAFETY: all of these are #[repr(C)], made only of integers and integer
+// arrays, with no padding (checked by the size assertions above), so every
+// bit pattern is valid and they can be copied to and from the kernel byte
+// for byte.
 unsafe impl aya::Pod for SvcKey {}
 // SAFETY: as above.
-unsafe impl aya::Pod for SvcDr {}
+unsafe impl aya::Pod for SvcInfo {}
+// SAFETY: as above.
+unsafe impl aya::Pod for DestList {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Real {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RealState {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SchedState {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Htab {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ConnKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Conn {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Config {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Stats {}
+
+/// An address as four network-order words (IPv4 in the first) and its family.
+pub fn addr_words(a: IpAddr) -> ([u32; 4], u8) {
+    match a {
+        IpAddr::V4(a) => ([u32::from_ne_bytes(a.octets()), 0, 0, 0], AF_INET),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            let mut addr = [0u32; 4];
+            for (i, w) in addr.iter_mut().enumerate() {
+                *w = u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
+            }
+            (addr, AF_INET6)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

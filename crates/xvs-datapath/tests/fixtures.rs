@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use common::*;
-use xvs_datapath::{verdict::*, Counters, Datapath, Prog, Proto, SvcDr};
+use xvs_core::persist::Sysctls;
+use xvs_datapath::{verdict::*, Counters, Datapath, NextHop, Prog, L2};
 
 const CLIENT_MAC: Mac = [0x02, 0x78, 0x76, 0x73, 0x00, 0x01];
 const DIRECTOR_MAC: Mac = [0x02, 0x78, 0x76, 0x73, 0x00, 0x02];
@@ -18,24 +17,27 @@ const CLIENT: [u8; 4] = [198, 18, 0, 2];
 const VIP: [u8; 4] = [198, 18, 2, 1];
 const OTHER: [u8; 4] = [198, 18, 2, 9];
 
-fn vip() -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(VIP))
-}
-
-fn dr(ifindex: u32) -> SvcDr {
-    SvcDr {
-        rs_mac: RS_MAC,
-        src_mac: EGRESS_MAC,
-        ifindex,
-        flags: 0,
+fn l2(ifindex: u32) -> L2 {
+    L2 {
+        default: NextHop {
+            mac: RS_MAC,
+            src_mac: EGRESS_MAC,
+            ifindex,
+        },
+        ..L2::default()
     }
 }
 
-/// A datapath with TCP VIP:80 and UDP VIP:53 as DR services.
+/// A datapath with TCP VIP:80 and UDP VIP:53 as DR services to one real server.
 fn datapath(ifindex: u32) -> Datapath {
     let mut dp = load();
-    dp.add_service(Proto::Tcp, vip(), 80, dr(ifindex)).unwrap();
-    dp.add_service(Proto::Udp, vip(), 53, dr(ifindex)).unwrap();
+    let t = table(&[
+        "-A -t 198.18.2.1:80 -s rr",
+        "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+        "-A -u 198.18.2.1:53 -s rr",
+        "-a -u 198.18.2.1:53 -r 198.18.1.2 -g",
+    ]);
+    dp.sync(&t, &Sysctls::default(), &l2(ifindex)).unwrap();
     dp
 }
 
@@ -62,6 +64,7 @@ fn counters(passed: u64, forwarded: u64, malformed: u64) -> Counters {
         passed,
         forwarded,
         malformed,
+        ..Counters::default()
     }
 }
 
@@ -265,8 +268,6 @@ fn frame_shorter_than_ethernet_is_rejected_by_the_kernel_not_the_program() {
 fn removed_service_stops_forwarding_and_counters_add_up() {
     let mut dp = datapath(0);
     let syn = syn_to(VIP, 80);
-    assert_eq!(dp.service(Proto::Tcp, vip(), 80).unwrap(), Some(dr(0)));
-
     for _ in 0..3 {
         assert_eq!(dp.test_run(Prog::Xdp, &syn).unwrap().verdict, XDP_TX);
         assert_eq!(
@@ -274,22 +275,51 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
             TC_ACT_REDIRECT
         );
     }
-    dp.remove_service(Proto::Tcp, vip(), 80).unwrap();
-    assert_eq!(dp.service(Proto::Tcp, vip(), 80).unwrap(), None);
-    assert!(dp.remove_service(Proto::Tcp, vip(), 80).is_err());
+    assert_eq!(dp.conn_count(), 1, "one tuple, one connection");
+    // Service and real server gone: the connection's packets are dropped
+    // (its real server is unavailable), new tuples pass.
+    let t = table(&[
+        "-A -u 198.18.2.1:53 -s rr",
+        "-a -u 198.18.2.1:53 -r 198.18.1.2 -g",
+    ]);
+    dp.sync(&t, &Sysctls::default(), &l2(0)).unwrap();
     let got = dp.test_run(Prog::Xdp, &syn).unwrap();
-    assert_eq!((got.verdict, got.packet), (XDP_PASS, syn.clone()));
-    let got = dp.test_run(Prog::Tc, &syn).unwrap();
-    assert_eq!((got.verdict, got.packet), (TC_ACT_OK, syn.clone()));
+    assert_eq!((got.verdict, got.packet), (XDP_DROP, syn.clone()));
+    let other = eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(CLIENT, VIP, 6, &tcp(40001, 80, 0x02)),
+    );
+    let got = dp.test_run(Prog::Tc, &other).unwrap();
+    assert_eq!((got.verdict, got.packet), (TC_ACT_OK, other.clone()));
     let _ = dp.test_run(Prog::Xdp, &syn[..20]).unwrap();
-    assert_eq!(dp.counters().unwrap(), counters(2, 6, 1));
+    let c = dp.counters().unwrap();
+    assert_eq!(
+        c,
+        Counters {
+            unavailable: 1,
+            ..counters(1, 6, 1)
+        }
+    );
+    // After a flush the entry is gone and its counts are back to zero.
+    assert_eq!(dp.flush_conns().unwrap(), 1);
+    assert_eq!(dp.conn_count(), 0);
 }
 
 #[test]
-fn ipv6_services_are_refused_for_now() {
+fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
-    let err = dp
-        .add_service(Proto::Tcp, "2001:db8::1".parse().unwrap(), 80, dr(0))
-        .unwrap_err();
-    assert!(err.to_string().contains("not supported"), "{err}");
+    for (rules, why) in [
+        (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
+        (&["-A -t 198.18.2.1:80 -s lblc"][..], "lblc"),
+        (&["-A -t 198.18.2.1:80 -s twos"][..], "twos"),
+        (&["-A -t 198.18.2.1:80 -p 60"][..], "persistence"),
+    ] {
+        let err = dp
+            .sync(&table(rules), &Sysctls::default(), &L2::default())
+            .unwrap_err();
+        assert!(matches!(err, xvs_datapath::Error::Refused(_)), "{err}");
+        assert!(err.to_string().contains(why), "{err}");
+    }
 }

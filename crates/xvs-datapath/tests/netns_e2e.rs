@@ -29,7 +29,8 @@ use std::{
 };
 
 use nix::sched::{setns, CloneFlags};
-use xvs_datapath::{Datapath, Proto, SvcDr, XdpMode};
+use xvs_core::persist::Sysctls;
+use xvs_datapath::{Datapath, NextHop, XdpMode, L2};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 const PORT: u16 = 8080;
@@ -262,18 +263,19 @@ fn tcp_connection_to_vip_through_tc_dr_director() {
         let d1 = xvs_datapath::ifindex("d1").expect("d1 in director ns");
         (dp.attach_tc("d0").expect("attach tc to d0"), d1)
     });
-    dp.add_service(
-        Proto::Tcp,
-        IpAddr::V4(VIP),
-        PORT,
-        SvcDr {
-            rs_mac: R0_MAC,
+    let rules = common::table(&[
+        "-A -t 198.18.2.1:8080 -s rr",
+        "-a -t 198.18.2.1:8080 -r 198.18.1.2 -g",
+    ]);
+    let l2 = L2 {
+        default: NextHop {
+            mac: R0_MAC,
             src_mac: D1_MAC,
             ifindex: d1,
-            flags: 0,
         },
-    )
-    .unwrap();
+        ..L2::default()
+    };
+    dp.sync(&rules, &Sysctls::default(), &l2).unwrap();
     let before = dp.counters().unwrap();
 
     let listener = t

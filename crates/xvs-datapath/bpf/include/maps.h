@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * BPF maps of the xvs datapath. User space finds them by these names.
+ * BPF maps of the xvs datapath. User space finds them by these names
+ * (src/maps.rs). Maps whose values user space replaces while packets flow
+ * (lists, reals, hash tables) are BPF_F_NO_PREALLOC hashes: an update swaps
+ * in a new element and RCU frees the old one, so a program always sees a
+ * whole old or a whole new value, never a half-written one.
  */
 #ifndef XVS_MAPS_H
 #define XVS_MAPS_H
@@ -13,14 +17,111 @@
 #ifndef XVS_MAX_SERVICES
 #define XVS_MAX_SERVICES 4096
 #endif
+#ifndef XVS_MAX_REALS
+#define XVS_MAX_REALS 65536
+#endif
+#ifndef XVS_MAX_CONNS
+#define XVS_MAX_CONNS 10000000
+#endif
 
-/* Virtual services: svc_key -> where DR sends the frame. */
+/* Virtual services: svc_key -> svc_info. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XVS_MAX_SERVICES);
 	__type(key, struct svc_key);
-	__type(value, struct svc_dr);
+	__type(value, struct svc_info);
 } xvs_services SEC(".maps");
+
+/* Service id -> its real servers in kernel list order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct dest_list);
+} xvs_dest_lists SEC(".maps");
+
+/* Real server id -> configuration (kept, unavailable, while in the trash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_REALS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct real);
+} xvs_reals SEC(".maps");
+
+/* Real server id -> connection counts (atomic, shared by all CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real_state);
+} xvs_real_state SEC(".maps");
+
+/* Service id -> rr/wrr state, under its spin lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct sched_state);
+} xvs_sched_state SEC(".maps");
+
+/* Service id -> sh/dh/mh table computed by xvs-core. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct htab);
+} xvs_htab SEC(".maps");
+
+/* Connections: client -> VIP tuple -> connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} xvs_conns SEC(".maps");
+
+/* NAT reply index: real server -> client tuple -> the connection's key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct conn_key);
+	__type(value, struct conn_key);
+} xvs_conns_out SEC(".maps");
+
+/* Timeouts and sysctls, one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_config);
+} xvs_config SEC(".maps");
+
+/* Per-service, per-real-server and total counters, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, XVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xvs_stats);
+} xvs_svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, XVS_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct xvs_stats);
+} xvs_real_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_stats);
+} xvs_total_stats SEC(".maps");
 
 /* Packet counters, one slot per enum xvs_counter, one copy per CPU. */
 struct {

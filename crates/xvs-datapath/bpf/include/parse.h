@@ -12,7 +12,8 @@
  *   XVS_PARSE_OK         IPv4/IPv6 with a complete TCP or UDP header;
  *   XVS_PARSE_OTHER      well formed but nothing we handle (ARP, VLAN, ICMP,
  *                        fragments, IPv6 extension headers, ...);
- *   XVS_PARSE_MALFORMED  a header it had to read is truncated or invalid.
+ *   XVS_PARSE_MALFORMED  a header it had to read is truncated or invalid;
+ *   XVS_PARSE_FRAGMENT   an IPv4 fragment (not handled yet).
  */
 #ifndef XVS_PARSE_H
 #define XVS_PARSE_H
@@ -36,6 +37,7 @@ enum xvs_parse {
 	XVS_PARSE_OK = 0,
 	XVS_PARSE_OTHER = 1,
 	XVS_PARSE_MALFORMED = 2,
+	XVS_PARSE_FRAGMENT = 3,
 };
 
 struct pkt {
@@ -49,7 +51,9 @@ struct pkt {
 	__u8 family; /* XVS_AF_INET / XVS_AF_INET6 */
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
-	__u8 pad;
+	__u8 ihl_len; /* IPv4 header length in bytes (20..60) */
+	__u16 tot_len; /* IP packet length in bytes, host order */
+	__u16 pad;
 };
 
 /* Longest header chain parse_packet() reads: Ethernet + IPv4 with options + TCP. */
@@ -99,11 +103,13 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 
 	p->family = XVS_AF_INET;
 	p->proto = iph->protocol;
+	p->ihl_len = ihl_len;
+	p->tot_len = bpf_ntohs(iph->tot_len);
 	p->saddr[0] = iph->saddr;
 	p->daddr[0] = iph->daddr;
 	/* Fragments carry no (or not only) an L4 header: not handled yet. */
 	if (iph->frag_off & bpf_htons(XVS_IP_MF | XVS_IP_OFFSET))
-		return XVS_PARSE_OTHER;
+		return XVS_PARSE_FRAGMENT;
 	return parse_l4(p, (void *)iph + ihl_len, data_end);
 }
 
@@ -117,6 +123,7 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 		return XVS_PARSE_MALFORMED;
 
 	p->family = XVS_AF_INET6;
+	p->tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
 	p->proto = ip6h->nexthdr;
 	__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6h->daddr, 16);

@@ -7,47 +7,208 @@
  * time. Keep both in step, keep explicit padding, and never let the compiler
  * insert any: map keys are hashed byte for byte, so stray padding would make
  * equal keys differ.
+ *
+ * Addresses and ports are in network byte order unless a comment says
+ * otherwise. An IPv4 address lives in addr[0] and addr[1..3] are zero.
  */
 #ifndef XVS_STRUCTS_H
 #define XVS_STRUCTS_H
 
 #include <linux/types.h>
+#include <linux/bpf.h>
 
-/* Address families as they appear in struct svc_key.family. */
+/* Address families as they appear in keys. */
 #define XVS_AF_INET 2
 #define XVS_AF_INET6 10
 
+/* Real servers per service (length of struct dest_list). */
+#define XVS_MAX_DESTS 256
+/* Slots of a hashing scheduler's table: mh uses 4093, sh and dh the first 256. */
+#define XVS_HTAB_SIZE 4093
+#define XVS_SH_TAB_SIZE 256
+
 /*
- * A virtual service: (family, protocol, VIP, port), like an ipvsadm -t/-u
- * service. Addresses and port are in network byte order. An IPv4 VIP lives in
- * addr[0] and addr[1..3] are zero.
+ * A virtual service: (family, protocol, VIP, port), like ipvsadm -t/-u. A
+ * fwmark service (-f) has proto 0, port 0 and the mark, in host order, in
+ * addr[0].
  */
 struct svc_key {
 	__be32 addr[4];
 	__be16 port;
-	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP, 0 for fwmark */
 	__u8 family; /* XVS_AF_INET or XVS_AF_INET6 */
 };
 
+/* Scheduler kinds, numbered as xvs_core::sched::SchedulerKind::ALL. */
+enum xvs_sched {
+	XVS_SCHED_RR = 0,
+	XVS_SCHED_WRR = 1,
+	XVS_SCHED_LC = 2,
+	XVS_SCHED_WLC = 3,
+	XVS_SCHED_SED = 4,
+	XVS_SCHED_NQ = 5,
+	XVS_SCHED_DH = 6,
+	XVS_SCHED_SH = 7,
+	XVS_SCHED_LBLC = 8,  /* not in the datapath yet: refused by user space */
+	XVS_SCHED_LBLCR = 9, /* idem */
+	XVS_SCHED_MH = 10,
+	XVS_SCHED_FO = 11,
+	XVS_SCHED_OVF = 12,
+	XVS_SCHED_TWOS = 13, /* idem */
+};
+
+/* svc_info.flags: the kernel's IP_VS_SVC_F_* values. */
+#define XVS_SVC_F_PERSISTENT 0x0001
+#define XVS_SVC_F_ONEPACKET 0x0004
+#define XVS_SVC_F_SCHED1 0x0008 /* sh/mh: fallback */
+#define XVS_SVC_F_SCHED2 0x0010 /* sh/mh: hash the source port */
+
+/* A service's settings: value of xvs_services. */
+struct svc_info {
+	__u32 id;      /* stable service id, key of the per-service maps */
+	__u32 sched;   /* enum xvs_sched */
+	__u32 flags;   /* XVS_SVC_F_* */
+	__u32 timeout; /* persistence timeout, seconds (not used yet) */
+	__u32 netmask; /* persistence netmask (not used yet) */
+	__u32 pad;
+};
+
+/* One entry of a service's real-server list. */
+struct dest_ref {
+	__u32 id;     /* real server id (xvs_core DestId) */
+	__s32 weight; /* its weight, copied here so schedulers read one map */
+};
+
+/* A service's real servers in kernel list order (newest first). */
+struct dest_list {
+	__u32 n;
+	__u32 pad;
+	struct dest_ref d[XVS_MAX_DESTS];
+};
+
+/* Forwarding methods: the kernel's IP_VS_CONN_F_* values. */
+#define XVS_FWD_MASQ 0
+#define XVS_FWD_LOCAL 1
+#define XVS_FWD_TUNNEL 2
+#define XVS_FWD_ROUTE 3
+#define XVS_FWD_BYPASS 4
+
+/* real.flags */
+#define XVS_REAL_F_AVAILABLE 0x1 /* listed in its service (not in the trash) */
+
+/* A real server's configuration: value of xvs_reals, keyed by its id. */
+struct real {
+	__be32 addr[4];
+	__be16 port;
+	__u8 fwd;    /* XVS_FWD_* */
+	__u8 family;
+	__s32 weight;
+	__u32 u_threshold; /* -x, 0 = none */
+	__u32 l_threshold; /* -y, 0 = none */
+	__u32 flags;       /* XVS_REAL_F_* */
+	__u32 svc_id;
+	__u8 tun_type;  /* 0 ipip, 1 gue, 2 gre (for the TUN work) */
+	__u8 tun_flags; /* 0 nocsum, 1 csum, 2 remcsum */
+	__be16 tun_port;
+	__u8 mac[6];     /* L2 next hop: destination MAC */
+	__u8 src_mac[6]; /* source MAC of the egress interface */
+	__u32 ifindex;   /* egress interface, 0 = out of the ingress one */
+	__u32 pad;
+};
+
 /*
- * What the datapath does for a service in direct-routing (DR) mode: the frame
- * goes to the real server's MAC, from the director's MAC on the egress
- * interface. ifindex 0 means "out of the interface it came in on" (XDP_TX);
- * otherwise the frame is redirected to that interface.
+ * A real server's connection counts, shared by all CPUs and changed with
+ * atomic adds: value of xvs_real_state, keyed by the real server id.
  */
-struct svc_dr {
-	__u8 rs_mac[6];  /* destination MAC: the real server */
-	__u8 src_mac[6]; /* source MAC: the director's egress interface */
-	__u32 ifindex;   /* egress interface, 0 = ingress interface */
-	__u32 flags;     /* reserved, must be 0 */
+struct real_state {
+	__s32 active;
+	__s32 inactive;
+	__s32 persist;
+	__u32 overloaded; /* IP_VS_DEST_F_OVERLOAD, by the -x/-y rule */
+};
+
+/* rr and wrr state of a service: value of xvs_sched_state. */
+struct sched_state {
+	struct bpf_spin_lock lock;
+	__u32 cl; /* real server id picked last, 0 = list head */
+	__s32 cw; /* wrr: current weight */
+	__s32 mw; /* wrr: max weight - (di - 1) */
+	__s32 di; /* wrr: gcd of the weights */
+	__u32 pad;
+};
+
+/* Array length of struct htab: a power of two >= XVS_HTAB_SIZE, so an index can be masked. */
+#define XVS_HTAB_SLOTS 4096
+
+/* sh/dh/mh table of a service, copied from xvs-core: value of xvs_htab. */
+struct htab {
+	__u32 slot[XVS_HTAB_SLOTS]; /* real server id, 0 = empty; slots past the table stay 0 */
+};
+
+/*
+ * A connection's tuple as seen on the wire: client -> VIP for the main
+ * table, real server -> client for the NAT reply index.
+ */
+struct conn_key {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* conn.flags: the kernel's IP_VS_CONN_F_* bits this datapath keeps. */
+#define XVS_CONN_F_INACTIVE 0x01
+#define XVS_CONN_F_NO_OUTPUT 0x08
+
+/* A connection: value of xvs_conns. */
+struct conn {
+	__u64 expires; /* bpf_ktime_get_ns() deadline */
+	__u32 real_id;
+	__u32 svc_id;
+	__be32 daddr[4]; /* real server address */
+	__be16 dport;    /* real server port */
+	__u8 state;      /* TCP state (XVS_TCP_S_*); 0 for UDP */
+	__u8 flags;      /* XVS_CONN_F_* */
+	__u8 fwd;        /* XVS_FWD_* */
+	__u8 family;
+	__u16 pad;
+	__u32 timeout; /* seconds, of the current state */
+	__u32 pad2;
+};
+
+/* Datapath settings: the single value of xvs_config. */
+struct xvs_config {
+	__u32 tcp_timeout[16]; /* seconds, by TCP state */
+	__u32 udp_timeout;
+	__u32 conn_reuse_mode;
+	__u32 expire_nodest_conn;
+	__u32 sloppy_tcp;
+};
+
+/* Packet, byte and connection counters (per CPU). */
+struct xvs_stats {
+	__u64 conns;
+	__u64 inpkts;
+	__u64 outpkts;
+	__u64 inbytes;
+	__u64 outbytes;
 };
 
 /* Indexes of the per-CPU counter array. Each packet is counted exactly once. */
 enum xvs_counter {
-	XVS_CNT_PASSED = 0,    /* not for a service: handed on untouched */
-	XVS_CNT_FORWARDED = 1, /* for a service: rewritten and sent on */
-	XVS_CNT_MALFORMED = 2, /* truncated or invalid headers: handed on untouched */
-	XVS_CNT_MAX = 3,
+	XVS_CNT_PASSED = 0,      /* not for a service: handed on untouched */
+	XVS_CNT_FORWARDED = 1,   /* client -> real server, rewritten and sent on */
+	XVS_CNT_MALFORMED = 2,   /* truncated or invalid headers: handed on untouched */
+	XVS_CNT_NO_DEST = 3,     /* new connection, no real server: dropped */
+	XVS_CNT_UNAVAILABLE = 4, /* connection's real server removed: dropped */
+	XVS_CNT_REPLIED = 5,     /* NAT reply, source rewritten to the VIP, passed */
+	XVS_CNT_FRAGMENT = 6,    /* IP fragment: handed on untouched */
+	XVS_CNT_CONN_FULL = 7,   /* connection table full: dropped */
+	XVS_CNT_LOCAL = 8,       /* tracked, but TUN/local: handed to the stack for now */
+	XVS_CNT_MAX = 9,
 };
 
 #endif /* XVS_STRUCTS_H */

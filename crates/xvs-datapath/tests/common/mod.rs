@@ -14,10 +14,11 @@ pub fn require_root() {
     );
 }
 
-/// Loads the datapath or fails the test with the reason (e.g. the verifier log).
+/// Loads the datapath (with a small connection table) or fails the test with
+/// the reason (e.g. the verifier log).
 pub fn load() -> xvs_datapath::Datapath {
     require_root();
-    match xvs_datapath::Datapath::load() {
+    match xvs_datapath::Datapath::load_with(xvs_datapath::LoadOptions { max_conns: 1 << 16 }) {
         Ok(dp) => dp,
         Err(e) => panic!("loading the xvs datapath (root, BPF-capable kernel needed): {e:?}"),
     }
@@ -137,4 +138,42 @@ pub fn arp_request(sender_mac: Mac, sender: [u8; 4], target: [u8; 4]) -> Vec<u8>
     a.extend_from_slice(&[0; 6]);
     a.extend_from_slice(&target);
     eth([0xff; 6], sender_mac, 0x0806, &a)
+}
+
+/// One ipvsadm command line (without the program name).
+pub fn cmd(line: &str) -> xvs_core::ipvsadm::Command {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    xvs_core::ipvsadm::parse::parse_args(&words, &xvs_core::ipvsadm::NumericOnly)
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// A rule table from ipvsadm command lines.
+pub fn table(lines: &[&str]) -> xvs_core::table::IpvsTable {
+    let mut t = xvs_core::table::IpvsTable::new();
+    for l in lines {
+        t.apply(&cmd(l)).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+    t
+}
+
+/// Recomputes the IPv4 header and TCP/UDP checksums of an Ethernet frame
+/// from scratch and says whether the ones in the frame are right (a UDP
+/// checksum of 0 means "none" and is accepted).
+pub fn checksums_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if fold(sum16(&ip[..ihl], 0)) != 0 {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let proto = ip[9];
+    let l4 = &ip[ihl..total];
+    if proto == 17 && l4[6] == 0 && l4[7] == 0 {
+        return true;
+    }
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    fold(sum16(l4, sum16(&pseudo, 0))) == 0
 }

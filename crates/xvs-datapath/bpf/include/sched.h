@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * In-kernel scheduling of new connections, with the semantics of
+ * xvs_core::sched (which follows net/netfilter/ipvs/ip_vs_*.c):
+ *
+ *   rr, wrr            cursor (and wrr's cw/mw/di) in xvs_sched_state;
+ *   lc, wlc, sed, nq,
+ *   fo, ovf            one walk of the list, ties to the earlier server;
+ *   sh, dh, mh         tables computed by xvs-core, copied into xvs_htab.
+ *
+ * The list (struct dest_list) is in kernel order, newest first, with each
+ * server's weight. Connection counts and the overload flag come from
+ * xvs_real_state. Walks use bpf_loop so the verifier checks the body once.
+ *
+ * rr/wrr: the state is read under its spin lock, the walk runs unlocked (no
+ * helper calls may be made under a bpf_spin_lock) and the new cursor is
+ * written under the lock. Two CPUs scheduling the same service at the same
+ * instant may therefore make the same pick; the kernel serialises them.
+ */
+#ifndef XVS_SCHED_H
+#define XVS_SCHED_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "structs.h"
+#include "maps.h"
+
+/*
+ * i & (XVS_MAX_DESTS - 1), done so that clang cannot drop the mask after a
+ * range check on another copy of i (the verifier needs it on this one).
+ */
+static __always_inline __u64 xvs_didx(__u64 i)
+{
+	asm volatile("%0 &= 255" : "+r"(i));
+	return i;
+}
+
+/* The same for a slot of struct htab. */
+static __always_inline __u64 xvs_hidx(__u64 i)
+{
+	asm volatile("%0 &= 4095" : "+r"(i));
+	return i;
+}
+
+struct sctx {
+	struct dest_list *l;
+	__u32 n;
+	__u32 sched;
+	__s32 best; /* index into the list, -1 = none */
+	__s32 hw;   /* weight of best (lc family) or highest weight (fo/ovf) */
+	__s64 loh;  /* overhead of best */
+	/* rr/wrr */
+	__u32 find_id;
+	__s32 found;
+	__s32 start;
+	/* wrr */
+	__s32 pos;
+	__s32 last;
+	__s32 stop;
+	__s32 cw;
+	__s32 mw;
+	__s32 di;
+	__u32 cl;
+	__s32 result;
+	__u8 last_pass;
+	__u8 restarted;
+	__u8 done;
+	__u8 pad;
+};
+
+static long xvs_find_cb(__u32 i, void *arg)
+{
+	struct sctx *s = arg;
+	struct dest_list *l = s->l;
+
+	if (!l || i >= XVS_MAX_DESTS || i >= s->n)
+		return 1;
+	if (l->d[xvs_didx(i)].id == s->find_id) {
+		s->found = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* Position of real server `id` in the list, -1 if absent (svc.index_of). */
+static __always_inline __s32 xvs_index_of(struct sctx *s, __u32 id)
+{
+	if (!id)
+		return -1;
+	s->find_id = id;
+	s->found = -1;
+	bpf_loop(XVS_MAX_DESTS, xvs_find_cb, s, 0);
+	return s->found;
+}
+
+/* lc, wlc, sed, nq, fo, ovf and rr: one walk over the list. */
+static long xvs_scan_cb(__u32 j, void *arg)
+{
+	struct sctx *s = arg;
+	struct dest_list *l = s->l;
+	struct real_state *st;
+	__u32 i = j, id, ov;
+	__s32 w, act, inact;
+	__s64 doh;
+
+	if (!l || j >= XVS_MAX_DESTS || j >= s->n || !s->n)
+		return 1;
+	if (s->sched == XVS_SCHED_RR && s->start >= 0)
+		i = ((__u32)s->start + 1 + j) % s->n;
+	if (i >= XVS_MAX_DESTS)
+		return 1;
+	id = l->d[xvs_didx(i)].id;
+	w = l->d[xvs_didx(i)].weight;
+	st = bpf_map_lookup_elem(&xvs_real_state, &id);
+	if (!st)
+		return 0; /* not set up yet: not a candidate */
+	ov = st->overloaded;
+	act = st->active;
+	inact = st->inactive;
+
+	switch (s->sched) {
+	case XVS_SCHED_RR:
+		if (!ov && w > 0) {
+			s->best = i;
+			return 1;
+		}
+		return 0;
+	case XVS_SCHED_LC: {
+		/* unsigned overhead, strict < */
+		__u32 uoh = ((__u32)act << 8) + (__u32)inact;
+
+		if (ov || w == 0)
+			return 0;
+		if (s->best < 0 || uoh < (__u32)s->loh) {
+			s->best = i;
+			s->loh = uoh;
+		}
+		return 0;
+	}
+	case XVS_SCHED_WLC:
+	case XVS_SCHED_SED:
+		if (s->sched == XVS_SCHED_WLC)
+			doh = (__s32)(((__u32)act << 8) + (__u32)inact);
+		else
+			doh = (__s32)((__u32)act + 1);
+		if (s->best < 0) {
+			if (!ov && w > 0) {
+				s->best = i;
+				s->loh = doh;
+				s->hw = w;
+			}
+			return 0;
+		}
+		if (ov)
+			return 0;
+		if (s->loh * (__s64)w > doh * (__s64)s->hw) {
+			s->best = i;
+			s->loh = doh;
+			s->hw = w;
+		}
+		return 0;
+	case XVS_SCHED_NQ:
+		if (ov || w == 0)
+			return 0;
+		doh = (__s32)((__u32)act + 1);
+		if (act == 0) {
+			s->best = i;
+			return 1;
+		}
+		if (s->best < 0 || !(s->loh * (__s64)w <= doh * (__s64)s->hw)) {
+			s->best = i;
+			s->loh = doh;
+			s->hw = w;
+		}
+		return 0;
+	case XVS_SCHED_FO:
+		if (!ov && w > s->hw) {
+			s->best = i;
+			s->hw = w;
+		}
+		return 0;
+	case XVS_SCHED_OVF:
+		if (ov || act > w || w == 0)
+			return 0;
+		if (s->best < 0 || w > s->hw) {
+			s->best = i;
+			s->hw = w;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+/* One step of ip_vs_wrr_schedule(): look at the next server, or wrap. */
+static long xvs_wrr_cb(__u32 iter, void *arg)
+{
+	struct sctx *s = arg;
+	struct dest_list *l = s->l;
+	struct real_state *st;
+	__s32 i = s->pos + 1;
+	__u32 id, ov;
+	__s32 w;
+
+	(void)iter;
+	if (!l)
+		return 1;
+	if (i >= 0 && i < (__s32)s->n && i < XVS_MAX_DESTS) {
+		id = l->d[xvs_didx(i)].id;
+		w = l->d[xvs_didx(i)].weight;
+		st = bpf_map_lookup_elem(&xvs_real_state, &id);
+		ov = st ? st->overloaded : 1;
+		if (!ov && w >= s->cw) {
+			s->cl = id;
+			s->result = i;
+			s->done = 1;
+			return 1;
+		}
+		if (s->stop == i) {
+			/* back at the starting server on the final pass */
+			s->cl = id;
+			s->result = -1;
+			s->done = 1;
+			return 1;
+		}
+		s->pos = i;
+		return 0;
+	}
+	/* ran off the end of the list: the position is the head again */
+	s->pos = -1;
+	s->cw -= s->di;
+	if (s->cw <= 0) {
+		s->cw = s->mw;
+		if (s->last_pass || s->last < 0) {
+			s->cl = 0;
+			s->result = -1;
+			s->done = 1;
+			return 1;
+		}
+		s->restarted = 1;
+	}
+	s->last_pass = s->cw <= s->di;
+	if (s->last_pass && s->restarted && s->last >= 0)
+		s->stop = s->last;
+	return 0;
+}
+
+static __always_inline __u32 xvs_list_id(struct dest_list *l, __s32 i)
+{
+	__u32 u = (__u32)i;
+
+	if (!l || u >= XVS_MAX_DESTS)
+		return 0;
+	return l->d[xvs_didx(u)].id;
+}
+
+static __always_inline __u32 xvs_sched_rr(struct sctx *s, __u32 svc_id)
+{
+	struct sched_state *ss = bpf_map_lookup_elem(&xvs_sched_state, &svc_id);
+	__u32 cl, id;
+
+	if (!ss)
+		return 0;
+	bpf_spin_lock(&ss->lock);
+	cl = ss->cl;
+	bpf_spin_unlock(&ss->lock);
+	s->start = xvs_index_of(s, cl);
+	bpf_loop(XVS_MAX_DESTS, xvs_scan_cb, s, 0);
+	if (s->best < 0)
+		return 0; /* a miss leaves the cursor */
+	id = xvs_list_id(s->l, s->best);
+	bpf_spin_lock(&ss->lock);
+	ss->cl = id;
+	bpf_spin_unlock(&ss->lock);
+	return id;
+}
+
+static __always_inline __u32 xvs_sched_wrr(struct sctx *s, __u32 svc_id)
+{
+	struct sched_state *ss = bpf_map_lookup_elem(&xvs_sched_state, &svc_id);
+	__u32 cl;
+
+	if (!ss)
+		return 0;
+	bpf_spin_lock(&ss->lock);
+	cl = ss->cl;
+	s->cw = ss->cw;
+	s->mw = ss->mw;
+	s->di = ss->di;
+	bpf_spin_unlock(&ss->lock);
+	s->pos = xvs_index_of(s, cl);
+	if (s->mw == 0) {
+		cl = xvs_list_id(s->l, s->pos);
+		bpf_spin_lock(&ss->lock);
+		ss->cl = cl;
+		bpf_spin_unlock(&ss->lock);
+		return 0;
+	}
+	if (s->di <= 0)
+		return 0; /* never written so by user space */
+	s->last = s->pos;
+	s->stop = -1;
+	s->result = -1;
+	/* Bounded: a pathological weight spread may need more steps; then no pick. */
+	bpf_loop(1 << 20, xvs_wrr_cb, s, 0);
+	if (!s->done)
+		return 0;
+	bpf_spin_lock(&ss->lock);
+	ss->cl = s->cl;
+	ss->cw = s->cw;
+	bpf_spin_unlock(&ss->lock);
+	return s->result < 0 ? 0 : xvs_list_id(s->l, s->result);
+}
+
+/* Hashing schedulers ------------------------------------------------------ */
+
+/* include/linux/hash.h hash_32() */
+static __always_inline __u32 xvs_hash_32(__u32 v, __u32 bits)
+{
+	return (v * 0x61C88647u) >> (32 - bits);
+}
+
+static __always_inline __u64 xvs_rotl(__u64 x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+#define XVS_SIPROUND                                                                       \
+	do {                                                                               \
+		v0 += v1;                                                                  \
+		v1 = xvs_rotl(v1, 13);                                                     \
+		v1 ^= v0;                                                                  \
+		v0 = xvs_rotl(v0, 32);                                                     \
+		v2 += v3;                                                                  \
+		v3 = xvs_rotl(v3, 16);                                                     \
+		v3 ^= v2;                                                                  \
+		v0 += v3;                                                                  \
+		v3 = xvs_rotl(v3, 21);                                                     \
+		v3 ^= v0;                                                                  \
+		v2 += v1;                                                                  \
+		v1 = xvs_rotl(v1, 17);                                                     \
+		v1 ^= v2;                                                                  \
+		v2 = xvs_rotl(v2, 32);                                                     \
+	} while (0)
+
+/* hsiphash_1u32(v, key) of a 64-bit kernel with both key words = k (mh's keys). */
+static __always_inline __u32 xvs_hsiphash_u32(__u32 v, __u64 k)
+{
+	__u64 v0 = 0x736f6d6570736575ULL ^ k;
+	__u64 v1 = 0x646f72616e646f6dULL ^ k;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k;
+	__u64 v3 = 0x7465646279746573ULL ^ k;
+	__u64 m = (4ULL << 56) | v;
+
+	v3 ^= m;
+	XVS_SIPROUND;
+	v0 ^= m;
+	v2 ^= 0xff;
+	XVS_SIPROUND;
+	XVS_SIPROUND;
+	XVS_SIPROUND;
+	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+#define XVS_MH_HASH1 2654435761ULL
+#define XVS_MH_SIZE 4093
+
+enum { XVS_SLOT_EMPTY = 0, XVS_SLOT_UNUSABLE = 1, XVS_SLOT_FOUND = 2 };
+
+/* is_unavailable() of sh/dh/mh: the slot's server, if usable. */
+static __always_inline int xvs_slot_usable(struct htab *t, __u32 slot, __u32 svc_id, __u32 *out)
+{
+	struct real_state *st;
+	struct real *r;
+	__u32 id;
+
+	if (slot >= XVS_HTAB_SIZE)
+		return XVS_SLOT_EMPTY;
+	id = t->slot[xvs_hidx(slot)];
+	if (!id)
+		return XVS_SLOT_EMPTY;
+	r = bpf_map_lookup_elem(&xvs_reals, &id);
+	st = bpf_map_lookup_elem(&xvs_real_state, &id);
+	if (!r || !st || r->svc_id != svc_id || !(r->flags & XVS_REAL_F_AVAILABLE) ||
+	    r->weight <= 0 || st->overloaded)
+		return XVS_SLOT_UNUSABLE;
+	*out = id;
+	return XVS_SLOT_FOUND;
+}
+
+struct hctx {
+	struct htab *t;
+	__u32 svc_id;
+	__u32 key;   /* port + fold(addr) */
+	__u32 ihash;
+	__u32 id;
+	__u32 sched;
+};
+
+static long xvs_hash_fallback_cb(__u32 k, void *arg)
+{
+	struct hctx *h = arg;
+	__u32 slot;
+	int rc;
+
+	if (!h->t)
+		return 1;
+	if (h->sched == XVS_SCHED_SH) {
+		/* ip_vs_sh_get_fallback(): hashkey with offset (k + ihash) % 256 */
+		__u32 roffset = (k + h->ihash) % XVS_SH_TAB_SIZE;
+
+		slot = (roffset + xvs_hash_32(h->key, 8)) & (XVS_SH_TAB_SIZE - 1);
+	} else {
+		__u32 roffset = (k + h->ihash) % XVS_MH_SIZE;
+
+		slot = xvs_hsiphash_u32(roffset + h->key, XVS_MH_HASH1) % XVS_MH_SIZE;
+	}
+	rc = xvs_slot_usable(h->t, slot, h->svc_id, &h->id);
+	if (rc == XVS_SLOT_UNUSABLE)
+		return 0;
+	return 1; /* found, or an empty slot: stop */
+}
+
+static __always_inline __u32 xvs_sched_hash(struct svc_info *si, __u8 sched, __be32 saddr,
+					     __be32 daddr, __be16 sport)
+{
+	struct hctx h = {};
+	__u32 svc_id = si->id, slot, id = 0;
+	int rc;
+
+	h.t = bpf_map_lookup_elem(&xvs_htab, &svc_id);
+	if (!h.t)
+		return 0;
+	h.svc_id = svc_id;
+	h.sched = sched;
+	if (sched == XVS_SCHED_DH) {
+		slot = xvs_hash_32(bpf_ntohl(daddr), 8);
+		rc = xvs_slot_usable(h.t, slot, svc_id, &id);
+		return rc == XVS_SLOT_FOUND ? id : 0;
+	}
+	h.key = ((si->flags & XVS_SVC_F_SCHED2) ? bpf_ntohs(sport) : 0) + bpf_ntohl(saddr);
+	if (sched == XVS_SCHED_SH) {
+		h.ihash = xvs_hash_32(h.key, 8) & (XVS_SH_TAB_SIZE - 1);
+		slot = h.ihash;
+	} else {
+		h.ihash = xvs_hsiphash_u32(h.key, XVS_MH_HASH1) % XVS_MH_SIZE;
+		slot = h.ihash;
+	}
+	rc = xvs_slot_usable(h.t, slot, svc_id, &id);
+	if (rc == XVS_SLOT_FOUND)
+		return id;
+	if (rc == XVS_SLOT_EMPTY || !(si->flags & XVS_SVC_F_SCHED1))
+		return 0;
+	bpf_loop(sched == XVS_SCHED_SH ? XVS_SH_TAB_SIZE : XVS_MH_SIZE, xvs_hash_fallback_cb, &h, 0);
+	return h.id;
+}
+
+/* Picks the real server for a new connection; 0 when none can take it. */
+static __always_inline __u32 xvs_schedule(struct svc_info *si, __be32 saddr, __be32 daddr,
+					  __be16 sport)
+{
+	struct sctx s = {};
+	__u32 svc_id = si->id;
+	__u32 sched = si->sched;
+
+	if (sched == XVS_SCHED_SH || sched == XVS_SCHED_DH || sched == XVS_SCHED_MH)
+		return xvs_sched_hash(si, sched, saddr, daddr, sport);
+
+	s.l = bpf_map_lookup_elem(&xvs_dest_lists, &svc_id);
+	if (!s.l)
+		return 0;
+	s.n = s.l->n;
+	if (s.n > XVS_MAX_DESTS)
+		s.n = XVS_MAX_DESTS;
+	s.sched = sched;
+	s.best = -1;
+	s.start = -1;
+	switch (sched) {
+	case XVS_SCHED_RR:
+		return xvs_sched_rr(&s, svc_id);
+	case XVS_SCHED_WRR:
+		return xvs_sched_wrr(&s, svc_id);
+	case XVS_SCHED_LC:
+	case XVS_SCHED_WLC:
+	case XVS_SCHED_SED:
+	case XVS_SCHED_NQ:
+	case XVS_SCHED_FO:
+	case XVS_SCHED_OVF:
+		bpf_loop(XVS_MAX_DESTS, xvs_scan_cb, &s, 0);
+		return s.best < 0 ? 0 : xvs_list_id(s.l, s.best);
+	default:
+		return 0; /* lblc, lblcr, twos: refused by user space */
+	}
+}
+
+#endif /* XVS_SCHED_H */

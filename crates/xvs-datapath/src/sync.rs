@@ -1,0 +1,650 @@
+//! The control plane: derives the map entries from an [`IpvsTable`], reads
+//! counters back, and sweeps expired connections.
+//!
+//! [`Datapath::sync`] diffs the table against what it last wrote. Services
+//! keep their id, real servers their `DestId`, so established connections
+//! (keyed by tuple, pointing at a real server id) are untouched by adds,
+//! edits and removals. The rr/wrr state is adjusted the way the kernel's
+//! scheduler hooks do (rr: del_dest of the cursor steps back; wrr:
+//! dest_changed resets the cursor and re-derives cw/mw/di), read and written
+//! under the state's spin lock (`BPF_F_LOCK`). sh/dh/mh tables are copied
+//! from xvs-core's computed tables.
+
+use std::collections::{HashMap as StdMap, HashSet};
+use std::net::IpAddr;
+
+use aya::maps::{MapError, PerCpuValues};
+use xvs_core::conn::Timeouts;
+use xvs_core::model::{Dest, DestId, Family, Protocol, ServiceKey, TunCsum, TunType};
+use xvs_core::persist::Sysctls;
+use xvs_core::sched::{Sched, SchedulerKind};
+use xvs_core::snapshot::TableSnapshot;
+use xvs_core::stats::Counters as CoreCounters;
+use xvs_core::table::{IpvsTable, Service};
+
+use crate::maps::{
+    addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
+    SvcInfo, SvcKey, AF_INET, HTAB_SLOTS, MAX_DESTS, REAL_F_AVAILABLE,
+};
+use crate::{map_err, Datapath, Error, Result};
+
+/// `BPF_F_LOCK`: copy a value under its bpf_spin_lock.
+const BPF_F_LOCK: u64 = 4;
+/// `BPF_NOEXIST`.
+const BPF_NOEXIST: u64 = 1;
+
+const CTL_EXPIRE: u8 = 1;
+const CTL_CLEAR_OVERLOAD: u8 = 2;
+
+/// Where frames for a real server go at layer 2 (DR and NAT).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// Destination MAC: the real server (or the router towards it).
+    pub mac: [u8; 6],
+    /// Source MAC: the director's egress interface.
+    pub src_mac: [u8; 6],
+    /// Egress interface index; 0 = back out of the ingress interface.
+    pub ifindex: u32,
+}
+
+/// Layer-2 next hops of the real servers, by address, with a default.
+#[derive(Clone, Debug, Default)]
+pub struct L2 {
+    /// For real servers not in `by_addr`.
+    pub default: NextHop,
+    /// Per real-server address.
+    pub by_addr: StdMap<IpAddr, NextHop>,
+}
+
+impl L2 {
+    /// The next hop of real server `addr`.
+    pub fn next_hop(&self, addr: &IpAddr) -> NextHop {
+        self.by_addr.get(addr).copied().unwrap_or(self.default)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct SyncedSvc {
+    id: u32,
+    key: SvcKey,
+    sched: SchedulerKind,
+    /// (id, weight, the whole config) in list order.
+    dests: Vec<(DestId, i32, xvs_core::model::DestConfig)>,
+}
+
+/// What the last sync wrote.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    services: StdMap<ServiceKey, SyncedSvc>,
+    /// Every real server in xvs_reals (listed or waiting in the trash).
+    reals: StdMap<u32, Real>,
+    next_svc_id: u32,
+}
+
+fn sched_index(k: SchedulerKind) -> u32 {
+    SchedulerKind::ALL
+        .iter()
+        .position(|&x| x == k)
+        .expect("every kind is in ALL") as u32
+}
+
+fn svc_key(key: &ServiceKey) -> SvcKey {
+    match *key {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => {
+            let (a, family) = addr_words(addr);
+            SvcKey {
+                addr: a,
+                port: port.to_be(),
+                proto: protocol.number(),
+                family,
+            }
+        }
+        ServiceKey::Fwmark { family, mark } => SvcKey::fwmark(
+            match family {
+                Family::Inet => AF_INET,
+                Family::Inet6 => crate::maps::AF_INET6,
+            },
+            mark,
+        ),
+    }
+}
+
+fn describe(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => format!("{} service {addr}:{port}", protocol.name()),
+        ServiceKey::Fwmark { mark, .. } => format!("fwmark service {mark}"),
+    }
+}
+
+/// Refuses what the datapath cannot do yet, rather than mis-schedule it.
+fn check_supported(svc: &Service) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Refused(format!("{}: {why}", describe(&svc.cfg.key))));
+    if svc.cfg.key.family() != Family::Inet {
+        return refuse("IPv6 services are not in the datapath yet");
+    }
+    if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
+        return refuse("SCTP services are not in the datapath yet");
+    }
+    if matches!(
+        svc.cfg.scheduler,
+        SchedulerKind::Lblc | SchedulerKind::Lblcr | SchedulerKind::Twos
+    ) {
+        return refuse(&format!(
+            "scheduler {} is not in the datapath yet (rr wrr lc wlc sed nq fo ovf sh dh mh are)",
+            svc.cfg.scheduler
+        ));
+    }
+    if svc.cfg.persistence.is_some() {
+        return refuse("persistence (-p/-M) is not in the datapath yet");
+    }
+    if svc.dests.len() > MAX_DESTS {
+        return refuse(&format!("more than {MAX_DESTS} real servers"));
+    }
+    if svc.dests.iter().any(|d| d.cfg.addr.is_ipv6()) {
+        return refuse("IPv6 real servers are not in the datapath yet");
+    }
+    Ok(())
+}
+
+fn gcd(mut a: i32, mut b: i32) -> i32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// ip_vs_wrr_gcd_weight() and ip_vs_wrr_max_weight().
+fn wrr_weights(dests: &[Dest]) -> (i32, i32) {
+    let w = |d: &Dest| d.cfg.weight as i32;
+    let g = dests
+        .iter()
+        .map(w)
+        .filter(|&x| x > 0)
+        .fold(0, |g, x| if g > 0 { gcd(x, g) } else { x });
+    let di = if g == 0 { 1 } else { g };
+    let max = dests.iter().map(w).fold(0, i32::max);
+    (di, max)
+}
+
+fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
+    let (addr, family) = addr_words(d.cfg.addr);
+    let nh = l2.next_hop(&d.cfg.addr);
+    Real {
+        addr,
+        port: d.cfg.port.to_be(),
+        fwd: d.cfg.fwd.kernel_value() as u8,
+        family,
+        weight: d.cfg.weight as i32,
+        u_threshold: d.cfg.u_threshold,
+        l_threshold: d.cfg.l_threshold,
+        flags: REAL_F_AVAILABLE,
+        svc_id,
+        tun_type: match d.cfg.tun_type {
+            TunType::Ipip => 0,
+            TunType::Gue => 1,
+            TunType::Gre => 2,
+        },
+        tun_flags: match d.cfg.tun_csum {
+            TunCsum::NoCsum => 0,
+            TunCsum::Csum => 1,
+            TunCsum::RemCsum => 2,
+        },
+        tun_port: d.cfg.tun_port.to_be(),
+        mac: nh.mac,
+        src_mac: nh.src_mac,
+        ifindex: nh.ifindex,
+        pad: 0,
+    }
+}
+
+fn sum_stats(v: &PerCpuValues<Stats>) -> CoreCounters {
+    let mut c = CoreCounters::default();
+    for s in v.iter() {
+        c.conns += s.conns;
+        c.inpkts += s.inpkts;
+        c.outpkts += s.outpkts;
+        c.inbytes += s.inbytes;
+        c.outbytes += s.outbytes;
+    }
+    c
+}
+
+fn not_found(e: &MapError) -> bool {
+    matches!(e, MapError::KeyNotFound)
+        || matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
+}
+
+/// A real server's connection counts as the datapath holds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealCounts {
+    /// ActiveConn.
+    pub active: u32,
+    /// InActConn.
+    pub inactive: u32,
+    /// PersistConn.
+    pub persist: u32,
+    /// The overload flag.
+    pub overloaded: bool,
+}
+
+impl Datapath {
+    pub(crate) fn write_config(&mut self, t: &Timeouts, s: &Sysctls) -> Result<()> {
+        let mut c = Config::default();
+        c.tcp_timeout[..t.tcp.len()].copy_from_slice(&t.tcp);
+        c.udp_timeout = t.udp;
+        c.conn_reuse_mode = s.conn_reuse_mode;
+        c.expire_nodest_conn = s.expire_nodest_conn as u32;
+        c.sloppy_tcp = s.sloppy_tcp as u32;
+        self.config.set(0, c, 0).map_err(map_err(name::CONFIG))
+    }
+
+    fn zero_stats(&self) -> Result<PerCpuValues<Stats>> {
+        PerCpuValues::try_from(vec![Stats::default(); self.nr_cpus])
+            .map_err(|e| Error::Interface("possible CPUs".into(), e))
+    }
+
+    fn run_ctl(&self, op: u8, payload: &[u8]) -> Result<u32> {
+        let mut frame = [0u8; 64];
+        frame[0] = op;
+        frame[4..4 + payload.len()].copy_from_slice(payload);
+        let prog = self.xdp_named(crate::CTL_PROG)?;
+        let res = aya::TestRun::test_run(
+            prog,
+            aya::TestRunOptions {
+                data_in: Some(&frame),
+                ..Default::default()
+            },
+        )
+        .map_err(|source| Error::Program {
+            prog: crate::CTL_PROG,
+            source,
+        })?;
+        Ok(res.return_value)
+    }
+
+    fn ctl_expire(&self, k: &ConnKey, force: bool) -> Result<u32> {
+        // SAFETY: ConnKey is Pod (repr(C), no padding); its bytes are what
+        // the BPF program reads back as a struct conn_key.
+        let bytes: [u8; 40] = unsafe { std::mem::transmute(*k) };
+        let mut payload = [0u8; 41];
+        payload[..40].copy_from_slice(&bytes);
+        payload[40] = force as u8;
+        self.run_ctl(CTL_EXPIRE, &payload)
+    }
+
+    /// Writes the rules of `table` into the maps: services, real servers,
+    /// lists, scheduler state and tables, timeouts and sysctls. What the
+    /// datapath cannot do yet (see [`Error::Refused`]) is refused before
+    /// anything is written. Connections in the table are left as they are.
+    ///
+    /// Call it after every command to reproduce the kernel's scheduler hooks
+    /// exactly: a batch is applied as one diff (one wrr `dest_changed` per
+    /// changed service; an edit that changes nothing is not seen).
+    pub fn sync(&mut self, table: &IpvsTable, sysctls: &Sysctls, l2: &L2) -> Result<()> {
+        for svc in table.services() {
+            check_supported(svc)?;
+        }
+        self.write_config(&table.timeouts, sysctls)?;
+        let mut seen = HashSet::new();
+        for svc in table.services() {
+            seen.insert(svc.cfg.key);
+            self.sync_service(svc, l2)?;
+        }
+        let gone: Vec<ServiceKey> = self
+            .sync
+            .services
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .copied()
+            .collect();
+        for key in gone {
+            let s = self.sync.services.remove(&key).expect("listed above");
+            match self.services.remove(&s.key) {
+                Ok(()) => {}
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(map_err(name::SERVICES)(e)),
+            }
+            let _ = self.dest_lists.remove(&s.id);
+            let _ = self.sched_state.remove(&s.id);
+            let _ = self.htab.remove(&s.id);
+            let _ = self.svc_stats.remove(&s.id);
+            for (id, _, _) in &s.dests {
+                self.retire_real(id.0)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn retire_real(&mut self, id: u32) -> Result<()> {
+        if let Some(r) = self.sync.reals.get_mut(&id) {
+            if r.flags & REAL_F_AVAILABLE != 0 {
+                r.flags &= !REAL_F_AVAILABLE;
+                let r = *r;
+                self.reals.insert(id, r, 0).map_err(map_err(name::REALS))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_real(&mut self, d: &Dest, svc_id: u32, l2: &L2) -> Result<()> {
+        let id = d.id.0;
+        let r = real_of(d, svc_id, l2);
+        let old = self.sync.reals.get(&id).copied();
+        if old == Some(r) {
+            return Ok(());
+        }
+        // Counters first, so the real server is never seen without them.
+        match self
+            .real_state
+            .insert(id, RealState::default(), BPF_NOEXIST)
+        {
+            Ok(()) => {}
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(map_err(name::REAL_STATE)(e)),
+        }
+        if let Err(e) = self.real_stats.get(&id, 0) {
+            if !not_found(&e) {
+                return Err(map_err(name::REAL_STATS)(e));
+            }
+            let z = self.zero_stats()?;
+            self.real_stats
+                .insert(id, z, 0)
+                .map_err(map_err(name::REAL_STATS))?;
+        }
+        self.reals.insert(id, r, 0).map_err(map_err(name::REALS))?;
+        self.sync.reals.insert(id, r);
+        // __ip_vs_update_dest(): the overload flag is cleared when the upper
+        // threshold is removed or raised.
+        if let Some(o) = old {
+            let changed = o.u_threshold != r.u_threshold || o.flags != r.flags;
+            if changed && (r.u_threshold == 0 || r.u_threshold > o.u_threshold) {
+                self.run_ctl(CTL_CLEAR_OVERLOAD, &id.to_ne_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_service(&mut self, svc: &Service, l2: &L2) -> Result<()> {
+        let key = svc.cfg.key;
+        let prev = self.sync.services.get(&key).cloned();
+        let id = match &prev {
+            Some(p) => p.id,
+            None => {
+                self.sync.next_svc_id += 1;
+                self.sync.next_svc_id
+            }
+        };
+        for d in &svc.dests {
+            self.sync_real(d, id, l2)?;
+        }
+        let now: Vec<(DestId, i32, xvs_core::model::DestConfig)> = svc
+            .dests
+            .iter()
+            .map(|d| (d.id, d.cfg.weight as i32, d.cfg))
+            .collect();
+        if let Some(p) = &prev {
+            for (did, _, _) in &p.dests {
+                if !now.iter().any(|(n, _, _)| n == did) {
+                    self.retire_real(did.0)?;
+                }
+            }
+        }
+
+        // The list, in kernel order.
+        let mut list = DestList {
+            n: now.len() as u32,
+            pad: 0,
+            d: [DestRef::default(); MAX_DESTS],
+        };
+        for (i, (did, w, _)) in now.iter().enumerate() {
+            list.d[i] = DestRef {
+                id: did.0,
+                weight: *w,
+            };
+        }
+        self.dest_lists
+            .insert(id, list, 0)
+            .map_err(map_err(name::DEST_LISTS))?;
+
+        // rr/wrr state, as the scheduler hooks change it.
+        let kind = svc.cfg.scheduler;
+        let fresh = prev.as_ref().is_none_or(|p| p.sched != kind);
+        let changed = prev.as_ref().is_none_or(|p| p.dests != now);
+        if fresh {
+            let mut st = SchedState::default();
+            if kind == SchedulerKind::Wrr {
+                let (di, max) = wrr_weights(&svc.dests);
+                st.di = di;
+                st.mw = max - (di - 1);
+                st.cw = st.mw;
+            }
+            self.sched_state
+                .insert(id, st, 0)
+                .map_err(map_err(name::SCHED_STATE))?;
+        } else if changed && matches!(kind, SchedulerKind::Rr | SchedulerKind::Wrr) {
+            let p = prev.as_ref().expect("not fresh");
+            let mut st = self
+                .sched_state
+                .get(&id, BPF_F_LOCK)
+                .map_err(map_err(name::SCHED_STATE))?;
+            if kind == SchedulerKind::Rr {
+                // del_dest of the cursor: step back to its predecessor.
+                let gone = |i: &DestId| !now.iter().any(|(n, _, _)| n == i);
+                if st.cl != 0 && gone(&DestId(st.cl)) {
+                    let pos = p.dests.iter().position(|(d, _, _)| d.0 == st.cl);
+                    st.cl = pos
+                        .and_then(|i| p.dests[..i].iter().rev().find(|(d, _, _)| !gone(d)))
+                        .map_or(0, |(d, _, _)| d.0);
+                }
+            } else {
+                // ip_vs_wrr_dest_changed()
+                let (di, max) = wrr_weights(&svc.dests);
+                let mw = max - (di - 1);
+                st.cl = 0;
+                if st.cw > mw || st.cw == 0 {
+                    st.cw = mw;
+                } else if di > 1 {
+                    st.cw = (st.cw / di) * di + 1;
+                }
+                st.mw = mw;
+                st.di = di;
+            }
+            self.sched_state
+                .insert(id, st, BPF_F_LOCK)
+                .map_err(map_err(name::SCHED_STATE))?;
+        }
+
+        // sh/dh/mh: the tables xvs-core computed.
+        let table = match &svc.sched {
+            Sched::Sh(s) => Some(s.table()),
+            Sched::Dh(s) => Some(s.table()),
+            Sched::Mh(s) => Some(s.table()),
+            _ => None,
+        };
+        if let Some(t) = table {
+            let mut h = Htab {
+                slot: [0; HTAB_SLOTS],
+            };
+            for (slot, d) in h.slot.iter_mut().zip(t) {
+                *slot = d.map_or(0, |d| d.0);
+            }
+            self.htab.insert(id, h, 0).map_err(map_err(name::HTAB))?;
+        }
+
+        if prev.is_none() {
+            let z = self.zero_stats()?;
+            self.svc_stats
+                .insert(id, z, 0)
+                .map_err(map_err(name::SVC_STATS))?;
+        }
+        let info = SvcInfo {
+            id,
+            sched: sched_index(kind),
+            flags: svc.cfg.kernel_flags(),
+            timeout: svc.cfg.persistence.map_or(0, |p| p.timeout),
+            netmask: svc.cfg.persistence.map_or(0, |p| p.netmask),
+            pad: 0,
+        };
+        let skey = svc_key(&key);
+        self.services
+            .insert(skey, info, 0)
+            .map_err(map_err(name::SERVICES))?;
+        self.sync.services.insert(
+            key,
+            SyncedSvc {
+                id,
+                key: skey,
+                sched: kind,
+                dests: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// Frees the connections whose deadline has passed (on the kernel's
+    /// `CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`), and forgets
+    /// removed real servers nothing refers to any more. Each entry is freed
+    /// by the BPF control program, which changes the counts only if its own
+    /// delete succeeded, so a packet freeing the same entry at the same time
+    /// cannot make it count twice. Returns how many entries this call freed.
+    pub fn expire(&mut self) -> Result<usize> {
+        self.sweep(false)
+    }
+
+    /// Frees every connection now (as if all had expired).
+    pub fn flush_conns(&mut self) -> Result<usize> {
+        self.sweep(true)
+    }
+
+    fn sweep(&mut self, force: bool) -> Result<usize> {
+        let now = monotonic_ns();
+        let keys: Vec<ConnKey> = self
+            .conns
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, c)| force || c.expires <= now)
+            .map(|(k, _)| k)
+            .collect();
+        let mut n = 0;
+        for k in keys {
+            if self.ctl_expire(&k, force)? == 2 {
+                n += 1;
+            }
+        }
+        // Removed real servers with nothing bound to them: forget them.
+        let idle: Vec<u32> = self
+            .sync
+            .reals
+            .iter()
+            .filter(|(_, r)| r.flags & REAL_F_AVAILABLE == 0)
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.real_state
+                    .get(id, 0)
+                    .is_ok_and(|s| s.active == 0 && s.inactive == 0 && s.persist == 0)
+            })
+            .collect();
+        for id in idle {
+            let _ = self.reals.remove(&id);
+            let _ = self.real_state.remove(&id);
+            let _ = self.real_stats.remove(&id);
+            self.sync.reals.remove(&id);
+        }
+        Ok(n)
+    }
+
+    /// Live entries in the connection table.
+    pub fn conn_count(&self) -> usize {
+        self.conns.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// Entries in the NAT reply index.
+    pub fn reply_index_count(&self) -> usize {
+        self.conns_out.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// A real server's counts, if the datapath knows it.
+    pub fn real_counts(&self, id: DestId) -> Result<Option<RealCounts>> {
+        match self.real_state.get(&id.0, 0) {
+            Ok(s) => Ok(Some(RealCounts {
+                active: s.active.max(0) as u32,
+                inactive: s.inactive.max(0) as u32,
+                persist: s.persist.max(0) as u32,
+                overloaded: s.overloaded != 0,
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(map_err(name::REAL_STATE)(e)),
+        }
+    }
+
+    /// A real server's packet/byte/connection counters, summed over CPUs.
+    pub fn real_stats(&self, id: DestId) -> Result<Option<CoreCounters>> {
+        match self.real_stats.get(&id.0, 0) {
+            Ok(v) => Ok(Some(sum_stats(&v))),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(map_err(name::REAL_STATS)(e)),
+        }
+    }
+
+    /// A service's counters, summed over CPUs.
+    pub fn service_stats(&self, key: &ServiceKey) -> Result<Option<CoreCounters>> {
+        let Some(s) = self.sync.services.get(key) else {
+            return Ok(None);
+        };
+        match self.svc_stats.get(&s.id, 0) {
+            Ok(v) => Ok(Some(sum_stats(&v))),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(map_err(name::SVC_STATS)(e)),
+        }
+    }
+
+    /// The total counters, summed over CPUs.
+    pub fn total_stats(&self) -> Result<CoreCounters> {
+        let v = self
+            .total_stats
+            .get(&0, 0)
+            .map_err(map_err(name::TOTAL_STATS))?;
+        Ok(sum_stats(&v))
+    }
+
+    /// `table`'s snapshot with the connection counts and counters the
+    /// datapath holds (what `ipvsadm -L --stats` shows).
+    pub fn snapshot(&self, table: &IpvsTable) -> Result<TableSnapshot> {
+        let mut snap = table.snapshot();
+        for (entry, svc) in snap.services.iter_mut().zip(table.services()) {
+            if let Some(s) = self.service_stats(&svc.cfg.key)? {
+                entry.stats = s;
+            }
+            for (de, d) in entry.dests.iter_mut().zip(&svc.dests) {
+                if let Some(c) = self.real_counts(d.id)? {
+                    de.active_conns = c.active;
+                    de.inact_conns = c.inactive;
+                    de.persist_conns = c.persist;
+                }
+                if let Some(s) = self.real_stats(d.id)? {
+                    de.stats = s;
+                }
+            }
+        }
+        Ok(snap)
+    }
+}
+
+/// Now on `CLOCK_MONOTONIC`, in ns (what `bpf_ktime_get_ns` returns).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
