@@ -192,7 +192,30 @@ static __always_inline void xvs_out_key(struct conn_key *ok, const struct conn_k
  * the user-space sweep can race on the same entry without double counting.
  * Returns 1 if this call freed it.
  */
-static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
+/* What a freed entry still owes its real server: the unbind. */
+struct unbind {
+	__u32 real_id; /* 0: nothing owed */
+	__u8 flags;
+};
+
+static __always_inline void xvs_unbind(struct unbind *u)
+{
+	if (!u->real_id)
+		return;
+	if (u->flags & XVS_CONN_F_INACTIVE)
+		xvs_real_add(u->real_id, 0, -1, 0);
+	else
+		xvs_real_add(u->real_id, -1, 0, 0);
+	u->real_id = 0;
+}
+
+/*
+ * Takes a connection out of the table. If this call's delete succeeded, *u
+ * says what to unbind (xvs_unbind) and 1 is returned; the caller may unbind
+ * later, as the kernel's ip_vs_conn_expire_now() leaves an entry counted
+ * until its timer runs.
+ */
+static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, struct unbind *u)
 {
 	struct conn_key ok = {};
 	struct conn_key *idx;
@@ -207,10 +230,18 @@ static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
 		if (idx && xvs_key_eq(idx, k))
 			bpf_map_delete_elem(&xvs_conns_out, &ok);
 	}
-	if (flags & XVS_CONN_F_INACTIVE)
-		xvs_real_add(real_id, 0, -1, 0);
-	else
-		xvs_real_add(real_id, -1, 0, 0);
+	u->real_id = real_id;
+	u->flags = flags;
+	return 1;
+}
+
+static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
+{
+	struct unbind u = {};
+
+	if (!xvs_conn_unlink(k, c, &u))
+		return 0;
+	xvs_unbind(&u);
 	return 1;
 }
 
@@ -383,6 +414,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	struct conn *c, *cc;
 	struct conn_key *ik;
 	struct real *r = NULL;
+	struct unbind old = {};
 	__u64 now;
 	int act;
 
@@ -441,7 +473,9 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 				   (c->flags & XVS_CONN_F_NO_OUTPUT));
 		}
 		if (resched) {
-			xvs_conn_free(&k, c);
+			/* Replaced: the old entry still counts while its
+			 * successor is scheduled (unbound below). */
+			xvs_conn_unlink(&k, c, &old);
 			c = NULL;
 		}
 	}
@@ -454,13 +488,14 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		if (!r || !(r->flags & XVS_REAL_F_AVAILABLE)) {
 			if (!cfg->expire_nodest_conn)
 				return XVS_ACT_DROP_UNAVAIL;
-			xvs_conn_free(&k, c);
+			xvs_conn_unlink(&k, c, &old);
 			c = NULL;
 		}
 	}
 
 	if (!c) {
 		act = xvs_new_conn(p, mark, &k, cfg, now, &c, &r);
+		xvs_unbind(&old);
 		if (act != XVS_ACT_FORWARD)
 			return act;
 		if (!c) {
