@@ -5,6 +5,8 @@
 //! from the system: `linux/*.h` (linux-libc-dev), `bpf/*.h` (libbpf-dev) and
 //! the multiarch `asm/*.h` directory (`/usr/include/<triple>` on Debian).
 
+mod build_tun;
+
 use std::{
     env,
     path::{Path, PathBuf},
@@ -54,6 +56,7 @@ fn main() {
              apt-get install -y libbpf-dev linux-libc-dev\n"
         );
     }
+    build_tun::compile(&bpf_dir, &out_dir);
 }
 
 /// Debian keeps `asm/*.h` under `/usr/include/<multiarch triple>`, which clang

@@ -10,6 +10,7 @@
 //! Today the programs implement a minimal direct-routing (DR) forwarder; see
 //! the crate README.
 
+pub mod decap;
 pub mod maps;
 
 use std::{ffi::CStr, io, net::IpAddr};
