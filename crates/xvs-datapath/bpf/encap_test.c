@@ -37,10 +37,13 @@ struct {
 	__type(value, struct tun_test_cfg);
 } tun_test_cfg SEC(".maps");
 
-/* [0] packets encapsulated, [1] last helper return value (as u64, signed). */
+/*
+ * [0] packets encapsulated, [1] last helper return value (signed),
+ * [2] longest frame encapsulated (tc: a GSO skb can exceed the MTU).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __s64);
 } tun_test_stats SEC(".maps");
@@ -143,6 +146,13 @@ int tun_test_tc(struct __sk_buff *skb)
 	t = c->tun;
 	if (t.dport && !t.sport)
 		t.sport = xvs_gue_sport(bpf_get_hash_recalc(skb));
+	if (1) {
+		__u32 k = 2;
+		__s64 *max = bpf_map_lookup_elem(&tun_test_stats, &k);
+
+		if (max && skb->len > *max)
+			*max = skb->len;
+	}
 	ret = xvs_encap_tc(skb, &t);
 	note(ret);
 	if (ret == XVS_ENCAP_NO_ROOM)

@@ -28,10 +28,12 @@ use aya::{
         links::{FdLink, LinkError},
         tc::{self, SchedClassifierLinkId, TcError},
         xdp::XdpLinkId,
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp,
     },
     Ebpf, EbpfError, TestRun, TestRunOptions,
 };
+
+pub use aya::programs::XdpMode;
 
 /// The compiled decapsulation object (`bpf/decap.c`), 8-byte aligned.
 pub static DECAP_OBJECT: &[u8] =
@@ -603,4 +605,9 @@ pub fn pin_dir(bpffs: &Path, iface: &str) -> Result<PathBuf> {
         .join("xvs-decap")
         .join(format!("net{ino}"))
         .join(iface))
+}
+
+/// Index of interface `name` in the calling thread's network namespace.
+pub fn ifindex_of(name: &str) -> Result<u32> {
+    ifindex(name)
 }

@@ -265,6 +265,13 @@ impl EncapTest {
         (a.get(&0, 0).unwrap(), a.get(&1, 0).unwrap())
     }
 
+    /// Longest frame the tc program encapsulated.
+    pub fn max_len(&self) -> i64 {
+        let a: Array<&MapData, i64> =
+            Array::try_from(self.ebpf.map("tun_test_stats").unwrap()).unwrap();
+        a.get(&2, 0).unwrap()
+    }
+
     pub fn run(&self, which: Which, frame: &[u8]) -> (u32, Vec<u8>) {
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions {
@@ -341,14 +348,20 @@ pub fn mac(m: Mac) -> String {
         .join(":")
 }
 
-/// A named network namespace `xvs-tun-<pid>-<tag>`, deleted on drop.
+/// A number unique within this test process (tests run in parallel threads).
+pub fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A named network namespace `xvs-tun-<pid>-<n><tag>`, deleted on drop.
 pub struct Netns {
     pub name: String,
 }
 
 impl Netns {
     pub fn new(tag: &str) -> Self {
-        let name = format!("xvs-tun-{}-{tag}", std::process::id());
+        let name = format!("xvs-tun-{}-{}{tag}", std::process::id(), unique());
         run("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
