@@ -39,11 +39,12 @@ struct {
 
 /*
  * [0] packets encapsulated, [1] last helper return value (signed),
- * [2] longest frame encapsulated (tc: a GSO skb can exceed the MTU).
+ * [2] longest frame encapsulated (tc: a GSO skb can exceed the MTU),
+ * [3] helper failures.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __s64);
 } tun_test_stats SEC(".maps");
@@ -55,8 +56,8 @@ static __always_inline void note(int ret)
 
 	if (v)
 		*v = ret;
-	if (ret == XVS_ENCAP_OK) {
-		k = 0;
+	k = ret == XVS_ENCAP_OK ? 0 : 3;
+	{
 		v = bpf_map_lookup_elem(&tun_test_stats, &k);
 		if (v)
 			__sync_fetch_and_add(v, 1);

@@ -42,6 +42,7 @@ use xvs_datapath::decap::{Decap, XdpMode};
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 const PORT: u16 = 8080;
 const GUE_PORT: u16 = 6080;
+const TUN_MTU: u16 = 1600;
 const D1_MAC: Mac = [0x02, 0x78, 0x76, 0x74, 0x01, 0x03];
 const R0_MAC: Mac = [0x02, 0x78, 0x76, 0x74, 0x01, 0x04];
 
@@ -110,6 +111,15 @@ fn topology() -> Topology {
         .ip(&["addr", "add", "198.18.0.1/24", "dev", "d0"]);
     t.director
         .ip(&["addr", "add", "198.18.1.1/24", "dev", "d1"]);
+    // The director-RS link must carry full-size client packets plus the
+    // tunnel overhead, as with IPVS TUN: a larger MTU there (or ICMP
+    // "fragmentation needed" from the director, which this test director
+    // does not send). With 1500, a single full-size non-GSO segment
+    // encapsulated is 1520 bytes and veth drops it (is_skb_forwardable).
+    t.director
+        .ip(&["link", "set", "d1", "mtu", &TUN_MTU.to_string()]);
+    t.server
+        .ip(&["link", "set", "r0", "mtu", &TUN_MTU.to_string()]);
     t.director.ip(&["link", "set", "d0", "up"]);
     t.director.ip(&["link", "set", "d1", "up"]);
     // No route to the VIP and no forwarding: only the BPF program delivers.
@@ -146,6 +156,7 @@ fn topology() -> Topology {
 /// The test director on d0 ingress, encapsulating VIP:PORT toward r0.
 fn director(t: &Topology, gue_port: Option<u16>) -> EncapTest {
     let mut tun = XvsTun::v4([198, 18, 1, 1], [198, 18, 1, 2]);
+    tun.mtu = TUN_MTU;
     if let Some(p) = gue_port {
         tun = tun.gue(0, p); // source port from the flow hash
     }
@@ -200,6 +211,7 @@ fn client_request(msg: &str, timeout: Duration) -> std::io::Result<String> {
     let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
     let mut s = TcpStream::connect_timeout(&vip, timeout)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(msg.as_bytes())?;
     s.shutdown(std::net::Shutdown::Write)?;
     let mut resp = String::new();
@@ -207,12 +219,26 @@ fn client_request(msg: &str, timeout: Duration) -> std::io::Result<String> {
     Ok(resp)
 }
 
+/// Binds VIP:PORT, retrying for a while: the previous exchange's server-side
+/// socket may still be closing (FIN_WAIT) and hold the port.
+fn bind_vip() -> std::io::Result<TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind((VIP, PORT)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// One TCP exchange client -> VIP:PORT -> listener in the server ns; checks
 /// the answer and that the server saw the client's own address.
 fn exchange(t: &Topology, msg: &str) {
     let listener = t
         .server
-        .enter(|| TcpListener::bind((VIP, PORT)).expect("bind VIP:8080 in the server ns"));
+        .enter(|| bind_vip().expect("bind VIP:8080 in the server ns"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let (served, answered) = thread::scope(|s| {
         let server = s.spawn(|| serve_one(listener, deadline));
@@ -246,7 +272,7 @@ fn bulk() -> String {
 fn exchange_fails(t: &Topology) {
     let listener = t
         .server
-        .enter(|| TcpListener::bind((VIP, PORT)).expect("bind"));
+        .enter(|| bind_vip().expect("bind VIP:8080 in the server ns"));
     let r = t
         .client
         .enter(|| client_request("again\n", Duration::from_secs(2)));
@@ -330,6 +356,20 @@ fn xvs_decap(ns: &Netns, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Waits up to 2 s for `cond`: a bpf_link is released when its last file
+/// reference goes, and a concurrent fork (other tests spawn `ip`) can hold
+/// one until its exec.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 fn status_counter(text: &str, name: &str) -> u64 {
@@ -427,8 +467,9 @@ fn xvs_decap_command_xdp_attach_persists_and_detaches() {
     );
     let (ok, text) = xvs_decap(&ns, &["detach", "x0", "--bpffs", fs]);
     assert!(ok, "detach: {text}");
+    // Unpinning releases the link from a workqueue: not instantly.
     assert!(
-        !link_show().contains("xdp"),
+        eventually(|| !link_show().contains("xdp")),
         "still attached: {}",
         link_show()
     );
@@ -450,8 +491,14 @@ fn decap_library_attaches_xdp_too() {
     let att = ns.enter(|| d.attach_xdp("y0", XdpMode::Driver).expect("attach XDP"));
     assert!(link_show().contains("xdp"));
     d.detach(att).unwrap();
-    assert!(!link_show().contains("xdp"));
+    assert!(
+        eventually(|| !link_show().contains("xdp")),
+        "still attached"
+    );
     ns.enter(|| d.attach_xdp("y0", XdpMode::Driver).expect("attach XDP"));
     drop(d);
-    assert!(!link_show().contains("xdp"), "still attached after drop");
+    assert!(
+        eventually(|| !link_show().contains("xdp")),
+        "still attached after drop"
+    );
 }

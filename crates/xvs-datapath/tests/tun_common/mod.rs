@@ -265,6 +265,13 @@ impl EncapTest {
         (a.get(&0, 0).unwrap(), a.get(&1, 0).unwrap())
     }
 
+    /// Helper calls that failed.
+    pub fn failures(&self) -> i64 {
+        let a: Array<&MapData, i64> =
+            Array::try_from(self.ebpf.map("tun_test_stats").unwrap()).unwrap();
+        a.get(&3, 0).unwrap()
+    }
+
     /// Longest frame the tc program encapsulated.
     pub fn max_len(&self) -> i64 {
         let a: Array<&MapData, i64> =
