@@ -5,6 +5,8 @@
 //! from the system: `linux/*.h` (linux-libc-dev), `bpf/*.h` (libbpf-dev) and
 //! the multiarch `asm/*.h` directory (`/usr/include/<triple>` on Debian).
 
+mod build_tun;
+
 use std::{
     env,
     path::{Path, PathBuf},
@@ -62,6 +64,7 @@ fn main() {
              apt-get install -y libbpf-dev linux-libc-dev\n"
         );
     }
+    build_tun::compile(&bpf_dir, &out_dir);
 }
 
 /// `tcp_states.h`: the next-state table (`[table][row][state]`, tables

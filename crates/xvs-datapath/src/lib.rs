@@ -11,6 +11,7 @@
 //! forward by direct routing (DR) or NAT; [`Datapath::sync`] derives every
 //! map entry from an [`xvs_core::table::IpvsTable`]. See the crate README.
 
+pub mod decap;
 pub mod maps;
 mod sync;
 
