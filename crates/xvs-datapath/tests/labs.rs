@@ -10,7 +10,7 @@
 
 mod labs_common;
 
-use labs_common::{got, show, Lab};
+use labs_common::{got, if_stat, show, Attach, Lab};
 
 /// LVS-NAT, `wrr` with weights 2:1: 300 new connections split exactly
 /// 200:100 (wrr is deterministic), and the datapath's per-server
@@ -54,4 +54,110 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
     );
     assert_eq!(after.malformed, before.malformed);
     assert_eq!(after.no_dest, before.no_dest);
+}
+
+/// LVS-DR, `rr` over two real servers: 100 requests split 50:50, and the
+/// replies go from the real servers straight to the client: the datapath
+/// saw (and counted) only client-to-server packets, and the director's
+/// interface received nothing beyond what the datapath forwarded.
+fn dr_rr_replies_bypass_the_director(attach: Attach) {
+    let mut lab = Lab::dr(2, attach);
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -g");
+    // Warm the ARP caches (the client's entry for the VIP, the real
+    // servers' for the client) so only the lab's traffic is measured.
+    lab.curl_close(2);
+    let d = lab.topo.director();
+    let rs_tx = |lab: &Lab| -> u64 {
+        (0..2)
+            .map(|i| if_stat(lab.topo.server(i), "r0", "tx_packets"))
+            .sum()
+    };
+    let (d_rx0, c_rx0, rs_tx0) = (
+        if_stat(d, "d0", "rx_packets"),
+        if_stat(lab.topo.client(), "c0", "rx_packets"),
+        rs_tx(&lab),
+    );
+    let before = lab.dp.counters().unwrap();
+    let pass_before = lab.pass.as_ref().map(|p| p.counters().unwrap().passed);
+    let conns0 = [lab.conns(0), lab.conns(1)];
+
+    let by = lab.curl_close(100);
+
+    let after = lab.dp.counters().unwrap();
+    let d = lab.topo.director();
+    let d_rx = if_stat(d, "d0", "rx_packets") - d_rx0;
+    let c_rx = if_stat(lab.topo.client(), "c0", "rx_packets") - c_rx0;
+    let rs_sent = rs_tx(&lab) - rs_tx0;
+    let seen = after.total() - before.total();
+    let forwarded = after.forwarded - before.forwarded;
+    println!(
+        "LVS-DR rr ({attach:?}): answers {}; datapath saw {seen} packets, forwarded {forwarded}, \
+         replied {}; director d0 rx {d_rx} packets; real servers sent {rs_sent}, client received {c_rx}",
+        show(&by),
+        after.replied - before.replied
+    );
+    println!("{}", lab.listing());
+
+    assert_eq!(got(&by, "rs0"), 50, "answers by server: {}", show(&by));
+    assert_eq!(got(&by, "rs1"), 50, "answers by server: {}", show(&by));
+    assert_eq!(lab.conns(0) - conns0[0], 50, "rs0 Conns");
+    assert_eq!(lab.conns(1) - conns0[1], 50, "rs1 Conns");
+    // Every client packet of 100 connections (SYN, ACK, request, FIN...)
+    // was forwarded by the datapath.
+    assert!(
+        forwarded >= 100 * 4,
+        "forwarded {forwarded}: {before:?} -> {after:?}"
+    );
+    // No reply was ever seen by the datapath: nothing NATed back, no
+    // outgoing packet counted for either server.
+    assert_eq!(
+        after.replied, before.replied,
+        "replies counted by the director"
+    );
+    for i in 0..2 {
+        let s = lab.stats(i);
+        assert_eq!(
+            s.outpkts, 0,
+            "rs{i}: reply packets counted on the director: {s:?}"
+        );
+        assert!(s.inpkts > 0, "rs{i}: {s:?}");
+    }
+    // The real servers sent the replies (at least SYN-ACK + response per
+    // connection), and the client got them...
+    assert!(
+        rs_sent >= 100 * 2,
+        "real servers sent only {rs_sent} packets"
+    );
+    assert!(c_rx >= 100 * 2, "client received only {c_rx} packets");
+    // ...but they did not reach the director: what its d0 received is what
+    // the datapath saw (the client's packets, plus at most a few stray
+    // frames such as ARP), nowhere near the real servers' replies.
+    assert!(
+        d_rx <= seen + 10,
+        "director d0 received {d_rx} packets, the datapath saw {seen}: replies went through it"
+    );
+    assert!(
+        d_rx < seen + rs_sent / 2,
+        "director d0 received {d_rx} packets: replies went through it"
+    );
+    // XDP: the XDP_TX frames entered the bridge port p-d through its
+    // XDP_PASS program (a rule-less xvs_xdp, which counts them as passed):
+    // at least SYN, ACK, request and FIN of each connection.
+    if let (Some(p), Some(p0)) = (&lab.pass, pass_before) {
+        let passed = p.counters().unwrap().passed - p0;
+        println!("XDP_PASS program on p-d passed {passed} frames");
+        assert!(passed >= 100 * 4, "p-d passed only {passed} frames");
+    }
+}
+
+#[test]
+fn dr_rr_tc_splits_50_50_and_replies_bypass_the_director() {
+    dr_rr_replies_bypass_the_director(Attach::Tc);
+}
+
+#[test]
+fn dr_rr_xdp_splits_50_50_and_replies_bypass_the_director() {
+    dr_rr_replies_bypass_the_director(Attach::Xdp);
 }
