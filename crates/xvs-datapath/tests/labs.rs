@@ -10,6 +10,10 @@
 
 mod labs_common;
 
+use std::{process::Command, thread, time::Duration};
+
+use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
+
 use labs_common::{got, if_stat, show, Attach, Lab};
 
 /// LVS-NAT, `wrr` with weights 2:1: 300 new connections split exactly
@@ -160,4 +164,123 @@ fn dr_rr_tc_splits_50_50_and_replies_bypass_the_director() {
 #[test]
 fn dr_rr_xdp_splits_50_50_and_replies_bypass_the_director() {
     dr_rr_replies_bypass_the_director(Attach::Xdp);
+}
+
+/// Starts wrk in the client with keep-alive for 5 s (16 connections, rr
+/// over two servers, so 8 on each), with a 5 s per-request timeout. It
+/// runs on its own thread (knowing the client namespace by name), so the
+/// test can change the rules meanwhile.
+fn wrk_keepalive<'s>(
+    s: &'s thread::Scope<'s, '_>,
+    lab: &Lab,
+) -> thread::ScopedJoinHandle<'s, WrkResult> {
+    let mut o = WrkOptions::new(&lab.url());
+    o.connections = 16;
+    o.duration = Duration::from_secs(5);
+    o.timeout = Duration::from_secs(5);
+    let ns = lab.topo.client().name().to_string();
+    s.spawn(move || {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns]).args(o.argv());
+        let out = xvs_testhost::cmd::run(&mut c).unwrap_or_else(|e| panic!("wrk: {e}"));
+        parse_wrk(&out).unwrap_or_else(|e| panic!("wrk: {e}"))
+    })
+}
+
+fn nat_rr_two_servers() -> Lab {
+    let mut lab = Lab::nat(2, true);
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m");
+    lab
+}
+
+/// A real server is deleted (`-d`) under keep-alive load and added back
+/// 300 ms later. As in the kernel, its connections stay in the table
+/// while it sits in the trash; their packets are dropped meanwhile and TCP
+/// retransmits them once it is back (with the same identity and counts).
+/// wrk sees no error at all.
+#[test]
+fn nat_real_server_removed_and_readded_under_load() {
+    let mut lab = nat_rr_two_servers();
+    let id = lab.dest(0);
+    let (res, dropped, rs0_during) = thread::scope(|s| {
+        let wrk = wrk_keepalive(s, &lab);
+        thread::sleep(Duration::from_millis(1500));
+        let c0 = lab.dp.counters().unwrap();
+        lab.ipvsadm("-d -t {vip}:80 -r {rs0}:80");
+        thread::sleep(Duration::from_millis(300));
+        let rs0_during = lab.counts(0);
+        lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+        let dropped = lab.dp.counters().unwrap().unavailable - c0.unavailable;
+        (wrk.join().unwrap(), dropped, rs0_during)
+    });
+    println!(
+        "removed rs0 for 300 ms under load: wrk {} requests, {} socket errors ({} timeouts), \
+         {} non-2xx; {dropped} packets of rs0's connections dropped while it was out; \
+         rs0 (ActiveConn, InActConn) while removed: {rs0_during:?}",
+        res.requests, res.socket_errors, res.timeouts, res.non_2xx
+    );
+    println!("{}", lab.listing());
+    assert!(res.requests > 0, "wrk did no request: {res:?}");
+    assert_eq!(res.socket_errors, 0, "wrk socket errors: {res:?}");
+    assert_eq!(res.non_2xx, 0, "wrk non-2xx answers: {res:?}");
+    assert!(
+        rs0_during.0 > 0,
+        "rs0's keep-alive connections were forgotten on removal: {rs0_during:?}"
+    );
+    assert!(
+        dropped > 0,
+        "no packet of rs0's connections was dropped while it was removed"
+    );
+    assert_eq!(lab.dest(0), id, "rs0 came back from the trash as itself");
+    for i in 0..2 {
+        assert!(lab.stats(i).inpkts > 0, "rs{i} served nothing");
+    }
+}
+
+/// A real server is drained (`-e ... -w 0`) under keep-alive load: its
+/// established connections keep being served, new connections go only to
+/// the other server, and wrk sees no error. Then its weight is restored.
+#[test]
+fn nat_real_server_drained_with_weight_0_under_load() {
+    let mut lab = nat_rr_two_servers();
+    let (res, during, rs0_conns, rs0_inpkts) = thread::scope(|s| {
+        let wrk = wrk_keepalive(s, &lab);
+        thread::sleep(Duration::from_millis(1500));
+        lab.ipvsadm("-e -t {vip}:80 -r {rs0}:80 -m -w 0");
+        let (conns0, inpkts0) = (lab.conns(0), lab.stats(0).inpkts);
+        let during = lab.curl_close(20);
+        let rs0_conns = lab.conns(0) - conns0;
+        let rs0_inpkts = lab.stats(0).inpkts - inpkts0;
+        lab.ipvsadm("-e -t {vip}:80 -r {rs0}:80 -m -w 1");
+        (wrk.join().unwrap(), during, rs0_conns, rs0_inpkts)
+    });
+    println!(
+        "drained rs0 under load: new connections went to {}; rs0 got {rs0_conns} new \
+         connections and {rs0_inpkts} packets of its established ones meanwhile; wrk {} \
+         requests, {} socket errors, {} non-2xx",
+        show(&during),
+        res.requests,
+        res.socket_errors,
+        res.non_2xx
+    );
+    println!("{}", lab.listing());
+    assert_eq!(
+        got(&during, "rs1"),
+        20,
+        "new connections while rs0 drained: {}",
+        show(&during)
+    );
+    assert_eq!(rs0_conns, 0, "rs0 got new connections while drained");
+    assert!(
+        rs0_inpkts > 0,
+        "rs0's established keep-alive connections were not served while drained"
+    );
+    assert!(res.requests > 0, "wrk did no request: {res:?}");
+    assert_eq!(res.socket_errors, 0, "wrk socket errors: {res:?}");
+    assert_eq!(res.non_2xx, 0, "wrk non-2xx answers: {res:?}");
+    // Weight back: new connections reach rs0 again.
+    let after = lab.curl_close(10);
+    assert_eq!(got(&after, "rs0"), 5, "after the drain: {}", show(&after));
 }
