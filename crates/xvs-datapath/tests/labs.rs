@@ -10,7 +10,14 @@
 
 mod labs_common;
 
-use std::{process::Command, thread, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::Duration,
+};
 
 use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
 
@@ -283,4 +290,114 @@ fn nat_real_server_drained_with_weight_0_under_load() {
     // Weight back: new connections reach rs0 again.
     let after = lab.curl_close(10);
     assert_eq!(got(&after, "rs0"), 5, "after the drain: {}", show(&after));
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A DNS-like UDP service over LVS-NAT: a responder in each of three real
+/// servers answers every datagram with its name; 60 queries from 60
+/// distinct client ports are scheduled rr 20:20:20, the answers come back
+/// from VIP:53 (SNAT), and each real server saw the client's own address.
+#[test]
+fn nat_udp_dns_like_service_rr_over_three_servers() {
+    let mut lab = Lab::nat(3, false);
+    lab.ipvsadm("-A -u {vip}:53 -s rr");
+    for i in 0..3 {
+        lab.ipvsadm(&format!("-a -u {{vip}}:53 -r {{rs{i}}}:53 -m"));
+    }
+    let vip = SocketAddr::from((lab.vip(), 53));
+    let client_addr = IpAddr::V4(lab.topo.plan().client_addr());
+    // A socket made in a namespace stays in it: bind there, serve anywhere.
+    let socks: Vec<UdpSocket> = lab
+        .topo
+        .servers()
+        .map(|ns| {
+            ns.enter(|| UdpSocket::bind(("0.0.0.0", 53)))
+                .unwrap()
+                .unwrap_or_else(|e| panic!("binding :53 in {}: {e}", ns.name()))
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let (answers, seen) = thread::scope(|s| {
+        let servers: Vec<_> = socks
+            .iter()
+            .enumerate()
+            .map(|(i, sock)| {
+                let stop = &stop;
+                s.spawn(move || {
+                    sock.set_read_timeout(Some(Duration::from_millis(100)))
+                        .unwrap();
+                    let name = format!("rs{i}");
+                    let mut peers = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                            sock.send_to(name.as_bytes(), peer).unwrap();
+                            peers.push(peer);
+                        }
+                    }
+                    peers
+                })
+            })
+            .collect();
+        // Stops the responders however the client side ends (a panic
+        // included), or the scope would wait for them forever.
+        let stopper = StopOnDrop(&stop);
+        let answers = lab
+            .topo
+            .client()
+            .enter(|| {
+                // All 60 sockets open at once: 60 distinct source ports.
+                let clients: Vec<UdpSocket> = (0..60)
+                    .map(|_| UdpSocket::bind(("0.0.0.0", 0)).unwrap())
+                    .collect();
+                let mut answers = Vec::new();
+                for (q, c) in clients.iter().enumerate() {
+                    c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                    let mut buf = [0u8; 512];
+                    // A lost datagram is retried from the same port (the
+                    // same connection entry, so the same server).
+                    let got = (0..3).find_map(|_| {
+                        c.send_to(format!("query {q}").as_bytes(), vip).unwrap();
+                        c.recv_from(&mut buf).ok()
+                    });
+                    let (n, from) = got.unwrap_or_else(|| panic!("query {q}: no answer"));
+                    answers.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from));
+                }
+                answers
+            })
+            .unwrap();
+        drop(stopper);
+        let seen: Vec<Vec<SocketAddr>> = servers.into_iter().map(|h| h.join().unwrap()).collect();
+        (answers, seen)
+    });
+    let mut by = BTreeMap::new();
+    for (name, from) in &answers {
+        assert_eq!(*from, vip, "answer {name:?} did not come from the VIP");
+        *by.entry(name.clone()).or_insert(0usize) += 1;
+    }
+    println!(
+        "UDP rr over NAT (tc): answers {}; queries seen by the servers: {:?}",
+        show(&by),
+        seen.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    println!("{}", lab.listing());
+    for i in 0..3 {
+        assert_eq!(got(&by, &format!("rs{i}")), 20, "answers: {}", show(&by));
+        assert_eq!(lab.conns(i), 20, "rs{i} Conns");
+        assert!(
+            seen[i].iter().all(|p| p.ip() == client_addr),
+            "rs{i} saw queries from {:?}, not only from the client {client_addr}",
+            seen[i]
+        );
+        let s = lab.stats(i);
+        assert!(s.inpkts >= 20 && s.outpkts >= 20, "rs{i} stats {s:?}");
+    }
 }
