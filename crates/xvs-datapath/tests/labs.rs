@@ -6,6 +6,27 @@
 //! `xvs-lab-<pid>-<n>-<role>`, deleted on drop). See `labs_common` for how
 //! the datapath is attached in each mode. The labs run one at a time.
 //!
+//! | lab | attach | what is asserted |
+//! |---|---|---|
+//! | NAT wrr 2:1 | tc | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted |
+//! | DR rr | tc, XDP | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
+//! | NAT rr, `-d` then `-a` under wrk | tc | zero wrk errors; the removed server's connections are kept (their packets dropped while out) and recover |
+//! | NAT rr, `-e -w 0` under wrk | tc | zero wrk errors; new connections only to the other server; established ones still served |
+//! | NAT UDP rr 3 servers | tc | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
+//! | NAT expiry | tc | timeouts 2 s; `expire()` frees all 50 entries, ActiveConn/InActConn back to 0 |
+//!
+//! Two things the labs need on the director besides the rules:
+//! - NAT: `accept_local=1` on `d1`. The tc program SNATs a reply to the VIP
+//!   in `d1`'s ingress and hands it to the stack; the VIP is a local address
+//!   (on `d0`), and the kernel drops a packet arriving with a local source
+//!   as a martian (`fib_validate_source`) unless `accept_local` is set.
+//!   Without it every connection times out (no SYN-ACK reaches the client).
+//! - XDP on veths: the client's tx checksum offload is off (XDP cannot see
+//!   CHECKSUM_PARTIAL, so a forwarded copy would carry a partial checksum),
+//!   and the bridge port `p-d` that receives `d0`'s XDP_TX frames has an
+//!   XDP program (a rule-less xvs_xdp: XDP_PASS), without which a veth
+//!   drops XDP frames.
+//!
 //! Needs root; without it every test fails with a message saying so.
 
 mod labs_common;
@@ -16,8 +37,10 @@ use std::{
     process::Command,
     sync::atomic::{AtomicBool, Ordering},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+use xvs_core::conn::tcp::TCP_STATES;
 
 use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
 
@@ -389,15 +412,117 @@ fn nat_udp_dns_like_service_rr_over_three_servers() {
         seen.iter().map(Vec::len).collect::<Vec<_>>()
     );
     println!("{}", lab.listing());
-    for i in 0..3 {
+    for (i, peers) in seen.iter().enumerate() {
         assert_eq!(got(&by, &format!("rs{i}")), 20, "answers: {}", show(&by));
         assert_eq!(lab.conns(i), 20, "rs{i} Conns");
         assert!(
-            seen[i].iter().all(|p| p.ip() == client_addr),
-            "rs{i} saw queries from {:?}, not only from the client {client_addr}",
-            seen[i]
+            peers.iter().all(|p| p.ip() == client_addr),
+            "rs{i} saw queries from {peers:?}, not only from the client {client_addr}"
         );
         let s = lab.stats(i);
         assert!(s.inpkts >= 20 && s.outpkts >= 20, "rs{i} stats {s:?}");
     }
+}
+
+/// After a burst of short TCP connections and UDP datagrams, every entry
+/// sits in the table (closed TCP ones in TIME_WAIT, counted inactive).
+/// With all timeouts set to 2 s, `Datapath::expire()` run past them frees
+/// every entry and brings ActiveConn/InActConn back to 0.
+#[test]
+fn nat_expiry_brings_counts_back_to_zero() {
+    let mut lab = Lab::nat(2, true);
+    lab.table.timeouts.tcp = [2; TCP_STATES];
+    lab.table.timeouts.udp = 2;
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m");
+    lab.ipvsadm("-A -u {vip}:53 -s rr");
+    lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -m");
+    lab.ipvsadm("-a -u {vip}:53 -r {rs1}:53 -m");
+
+    let by = lab.curl_close(40);
+    // Ten one-datagram UDP "connections" (nothing listens on :53, so the
+    // real servers answer with ICMP, which the datapath passes).
+    let vip = SocketAddr::from((lab.vip(), 53));
+    lab.topo
+        .client()
+        .enter(|| {
+            let socks: Vec<UdpSocket> = (0..10)
+                .map(|_| UdpSocket::bind(("0.0.0.0", 0)).unwrap())
+                .collect();
+            for s in &socks {
+                s.send_to(b"query", vip).unwrap();
+            }
+        })
+        .unwrap();
+    // Let the last datagrams reach the director.
+    thread::sleep(Duration::from_millis(200));
+    let tracked = lab.dp.conn_count();
+    let counts: Vec<(u32, u32)> = (0..2).map(|i| lab.counts(i)).collect();
+    println!(
+        "after the burst: answers {}; {tracked} entries tracked; TCP (ActiveConn, InActConn) {counts:?}",
+        show(&by)
+    );
+    println!("{}", lab.listing());
+    assert_eq!(tracked, 50, "40 TCP + 10 UDP entries");
+    for (i, (a, n)) in counts.iter().enumerate() {
+        assert_eq!(a + n, 20, "rs{i} TCP ActiveConn {a} + InActConn {n}");
+    }
+    // Each server's TCP and UDP entries are one real server each in the
+    // table; the two services' real servers share an address but not
+    // their counts, so count both.
+    let all: u32 = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| {
+            let c = lab.dp.real_counts(d.id).unwrap().unwrap_or_default();
+            c.active + c.inactive
+        })
+        .sum();
+    assert_eq!(all, 50, "ActiveConn + InActConn over all real servers");
+
+    // Past the 2 s timeouts, sweep until the table is empty (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut freed = 0;
+    thread::sleep(Duration::from_secs(2));
+    while lab.dp.conn_count() > 0 && Instant::now() < deadline {
+        freed += lab.dp.expire().expect("expire");
+        thread::sleep(Duration::from_millis(250));
+    }
+    let snap: Vec<(u32, u32)> = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| {
+            let c = lab.dp.real_counts(d.id).unwrap().unwrap_or_default();
+            (c.active, c.inactive)
+        })
+        .collect();
+    println!(
+        "after expire(): freed {freed}; {} entries left, {} reply-index entries; \
+         (ActiveConn, InActConn) per real server {snap:?}",
+        lab.dp.conn_count(),
+        lab.dp.reply_index_count()
+    );
+    println!("{}", lab.listing());
+    assert_eq!(freed, 50, "expire() freed every entry once");
+    assert_eq!(lab.dp.conn_count(), 0, "entries left after expiry");
+    assert_eq!(
+        lab.dp.reply_index_count(),
+        0,
+        "NAT reply-index entries left"
+    );
+    assert!(
+        snap.iter().all(|&c| c == (0, 0)),
+        "counts after expiry: {snap:?}"
+    );
+    // The cumulative counters are not touched by expiry.
+    let conns: u64 = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| lab.dp.real_stats(d.id).unwrap().unwrap_or_default().conns)
+        .sum();
+    assert_eq!(conns, 40 + 10, "Conns over all real servers");
 }
