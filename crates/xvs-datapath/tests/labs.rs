@@ -1,0 +1,528 @@
+//! The classic LVS labs, end to end, with real parts: nginx real servers in
+//! network namespaces, curl and wrk on a client, and the xvs eBPF datapath
+//! on the director, driven by ipvsadm command lines.
+//!
+//! The namespaces come from xvs-testhost (`Topology`, 198.18.0.0/15,
+//! `xvs-lab-<pid>-<n>-<role>`, deleted on drop). See `labs_common` for how
+//! the datapath is attached in each mode. The labs run one at a time.
+//!
+//! | lab | attach | what is asserted |
+//! |---|---|---|
+//! | NAT wrr 2:1 | tc | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted |
+//! | DR rr | tc, XDP | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
+//! | NAT rr, `-d` then `-a` under wrk | tc | zero wrk errors; the removed server's connections are kept (their packets dropped while out) and recover |
+//! | NAT rr, `-e -w 0` under wrk | tc | zero wrk errors; new connections only to the other server; established ones still served |
+//! | NAT UDP rr 3 servers | tc | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
+//! | NAT expiry | tc | timeouts 2 s; `expire()` frees all 50 entries, ActiveConn/InActConn back to 0 |
+//!
+//! Two things the labs need on the director besides the rules:
+//! - NAT: `accept_local=1` on `d1`. The tc program SNATs a reply to the VIP
+//!   in `d1`'s ingress and hands it to the stack; the VIP is a local address
+//!   (on `d0`), and the kernel drops a packet arriving with a local source
+//!   as a martian (`fib_validate_source`) unless `accept_local` is set.
+//!   Without it every connection times out (no SYN-ACK reaches the client).
+//! - XDP on veths: the client's tx checksum offload is off (XDP cannot see
+//!   CHECKSUM_PARTIAL, so a forwarded copy would carry a partial checksum),
+//!   and the bridge port `p-d` that receives `d0`'s XDP_TX frames has an
+//!   XDP program (a rule-less xvs_xdp: XDP_PASS), without which a veth
+//!   drops XDP frames.
+//!
+//! Needs root; without it every test fails with a message saying so.
+
+mod labs_common;
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use xvs_core::conn::tcp::TCP_STATES;
+
+use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
+
+use labs_common::{got, if_stat, show, Attach, Lab};
+
+/// LVS-NAT, `wrr` with weights 2:1: 300 new connections split exactly
+/// 200:100 (wrr is deterministic), and the datapath's per-server
+/// connection counters say the same.
+#[test]
+fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
+    let mut lab = Lab::nat(2, true);
+    lab.ipvsadm("-A -t {vip}:80 -s wrr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m -w 2");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m -w 1");
+    let before = lab.dp.counters().unwrap();
+
+    let by = lab.curl_close(300);
+    let after = lab.dp.counters().unwrap();
+    println!("LVS-NAT wrr 2:1 (tc): answers {}", show(&by));
+    println!("{}", lab.listing());
+
+    assert_eq!(got(&by, "rs0"), 200, "answers by server: {}", show(&by));
+    assert_eq!(got(&by, "rs1"), 100, "answers by server: {}", show(&by));
+    // The datapath scheduled exactly these connections...
+    assert_eq!(lab.conns(0), 200, "rs0 Conns");
+    assert_eq!(lab.conns(1), 100, "rs1 Conns");
+    // ...and still tracks every one of them (closed ones in TIME_WAIT,
+    // counted inactive, for two minutes).
+    let (a0, i0) = lab.counts(0);
+    let (a1, i1) = lab.counts(1);
+    assert_eq!(a0 + i0, 200, "rs0 ActiveConn {a0} + InActConn {i0}");
+    assert_eq!(a1 + i1, 100, "rs1 ActiveConn {a1} + InActConn {i1}");
+    // Both directions went through it: NAT in and out.
+    for i in 0..2 {
+        let s = lab.stats(i);
+        assert!(s.inpkts > 0 && s.outpkts > 0, "rs{i} stats {s:?}");
+    }
+    assert!(
+        after.forwarded - before.forwarded >= 300 * 3,
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        after.replied - before.replied >= 300 * 2,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(after.malformed, before.malformed);
+    assert_eq!(after.no_dest, before.no_dest);
+}
+
+/// LVS-DR, `rr` over two real servers: 100 requests split 50:50, and the
+/// replies go from the real servers straight to the client: the datapath
+/// saw (and counted) only client-to-server packets, and the director's
+/// interface received nothing beyond what the datapath forwarded.
+fn dr_rr_replies_bypass_the_director(attach: Attach) {
+    let mut lab = Lab::dr(2, attach);
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -g");
+    // Warm the ARP caches (the client's entry for the VIP, the real
+    // servers' for the client) so only the lab's traffic is measured.
+    lab.curl_close(2);
+    let d = lab.topo.director();
+    let rs_tx = |lab: &Lab| -> u64 {
+        (0..2)
+            .map(|i| if_stat(lab.topo.server(i), "r0", "tx_packets"))
+            .sum()
+    };
+    let (d_rx0, c_rx0, rs_tx0) = (
+        if_stat(d, "d0", "rx_packets"),
+        if_stat(lab.topo.client(), "c0", "rx_packets"),
+        rs_tx(&lab),
+    );
+    let before = lab.dp.counters().unwrap();
+    let pass_before = lab.pass.as_ref().map(|p| p.counters().unwrap().passed);
+    let conns0 = [lab.conns(0), lab.conns(1)];
+
+    let by = lab.curl_close(100);
+
+    let after = lab.dp.counters().unwrap();
+    let d = lab.topo.director();
+    let d_rx = if_stat(d, "d0", "rx_packets") - d_rx0;
+    let c_rx = if_stat(lab.topo.client(), "c0", "rx_packets") - c_rx0;
+    let rs_sent = rs_tx(&lab) - rs_tx0;
+    let seen = after.total() - before.total();
+    let forwarded = after.forwarded - before.forwarded;
+    println!(
+        "LVS-DR rr ({attach:?}): answers {}; datapath saw {seen} packets, forwarded {forwarded}, \
+         replied {}; director d0 rx {d_rx} packets; real servers sent {rs_sent}, client received {c_rx}",
+        show(&by),
+        after.replied - before.replied
+    );
+    println!("{}", lab.listing());
+
+    assert_eq!(got(&by, "rs0"), 50, "answers by server: {}", show(&by));
+    assert_eq!(got(&by, "rs1"), 50, "answers by server: {}", show(&by));
+    assert_eq!(lab.conns(0) - conns0[0], 50, "rs0 Conns");
+    assert_eq!(lab.conns(1) - conns0[1], 50, "rs1 Conns");
+    // Every client packet of 100 connections (SYN, ACK, request, FIN...)
+    // was forwarded by the datapath.
+    assert!(
+        forwarded >= 100 * 4,
+        "forwarded {forwarded}: {before:?} -> {after:?}"
+    );
+    // No reply was ever seen by the datapath: nothing NATed back, no
+    // outgoing packet counted for either server.
+    assert_eq!(
+        after.replied, before.replied,
+        "replies counted by the director"
+    );
+    for i in 0..2 {
+        let s = lab.stats(i);
+        assert_eq!(
+            s.outpkts, 0,
+            "rs{i}: reply packets counted on the director: {s:?}"
+        );
+        assert!(s.inpkts > 0, "rs{i}: {s:?}");
+    }
+    // The real servers sent the replies (at least SYN-ACK + response per
+    // connection), and the client got them...
+    assert!(
+        rs_sent >= 100 * 2,
+        "real servers sent only {rs_sent} packets"
+    );
+    assert!(c_rx >= 100 * 2, "client received only {c_rx} packets");
+    // ...but they did not reach the director: what its d0 received is what
+    // the datapath saw (the client's packets, plus at most a few stray
+    // frames such as ARP), nowhere near the real servers' replies.
+    assert!(
+        d_rx <= seen + 10,
+        "director d0 received {d_rx} packets, the datapath saw {seen}: replies went through it"
+    );
+    assert!(
+        d_rx < seen + rs_sent / 2,
+        "director d0 received {d_rx} packets: replies went through it"
+    );
+    // XDP: the XDP_TX frames entered the bridge port p-d through its
+    // XDP_PASS program (a rule-less xvs_xdp, which counts them as passed):
+    // at least SYN, ACK, request and FIN of each connection.
+    if let (Some(p), Some(p0)) = (&lab.pass, pass_before) {
+        let passed = p.counters().unwrap().passed - p0;
+        println!("XDP_PASS program on p-d passed {passed} frames");
+        assert!(passed >= 100 * 4, "p-d passed only {passed} frames");
+    }
+}
+
+#[test]
+fn dr_rr_tc_splits_50_50_and_replies_bypass_the_director() {
+    dr_rr_replies_bypass_the_director(Attach::Tc);
+}
+
+#[test]
+fn dr_rr_xdp_splits_50_50_and_replies_bypass_the_director() {
+    dr_rr_replies_bypass_the_director(Attach::Xdp);
+}
+
+/// Starts wrk in the client with keep-alive for 5 s (16 connections, rr
+/// over two servers, so 8 on each), with a 5 s per-request timeout. It
+/// runs on its own thread (knowing the client namespace by name), so the
+/// test can change the rules meanwhile.
+fn wrk_keepalive<'s>(
+    s: &'s thread::Scope<'s, '_>,
+    lab: &Lab,
+) -> thread::ScopedJoinHandle<'s, WrkResult> {
+    let mut o = WrkOptions::new(&lab.url());
+    o.connections = 16;
+    o.duration = Duration::from_secs(5);
+    o.timeout = Duration::from_secs(5);
+    let ns = lab.topo.client().name().to_string();
+    s.spawn(move || {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns]).args(o.argv());
+        let out = xvs_testhost::cmd::run(&mut c).unwrap_or_else(|e| panic!("wrk: {e}"));
+        parse_wrk(&out).unwrap_or_else(|e| panic!("wrk: {e}"))
+    })
+}
+
+fn nat_rr_two_servers() -> Lab {
+    let mut lab = Lab::nat(2, true);
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m");
+    lab
+}
+
+/// A real server is deleted (`-d`) under keep-alive load and added back
+/// 300 ms later. As in the kernel, its connections stay in the table
+/// while it sits in the trash; their packets are dropped meanwhile and TCP
+/// retransmits them once it is back (with the same identity and counts).
+/// wrk sees no error at all.
+#[test]
+fn nat_real_server_removed_and_readded_under_load() {
+    let mut lab = nat_rr_two_servers();
+    let id = lab.dest(0);
+    let (res, dropped, rs0_during) = thread::scope(|s| {
+        let wrk = wrk_keepalive(s, &lab);
+        thread::sleep(Duration::from_millis(1500));
+        let c0 = lab.dp.counters().unwrap();
+        lab.ipvsadm("-d -t {vip}:80 -r {rs0}:80");
+        thread::sleep(Duration::from_millis(300));
+        let rs0_during = lab.counts(0);
+        lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+        let dropped = lab.dp.counters().unwrap().unavailable - c0.unavailable;
+        (wrk.join().unwrap(), dropped, rs0_during)
+    });
+    println!(
+        "removed rs0 for 300 ms under load: wrk {} requests, {} socket errors ({} timeouts), \
+         {} non-2xx; {dropped} packets of rs0's connections dropped while it was out; \
+         rs0 (ActiveConn, InActConn) while removed: {rs0_during:?}",
+        res.requests, res.socket_errors, res.timeouts, res.non_2xx
+    );
+    println!("{}", lab.listing());
+    assert!(res.requests > 0, "wrk did no request: {res:?}");
+    assert_eq!(res.socket_errors, 0, "wrk socket errors: {res:?}");
+    assert_eq!(res.non_2xx, 0, "wrk non-2xx answers: {res:?}");
+    assert!(
+        rs0_during.0 > 0,
+        "rs0's keep-alive connections were forgotten on removal: {rs0_during:?}"
+    );
+    assert!(
+        dropped > 0,
+        "no packet of rs0's connections was dropped while it was removed"
+    );
+    assert_eq!(lab.dest(0), id, "rs0 came back from the trash as itself");
+    for i in 0..2 {
+        assert!(lab.stats(i).inpkts > 0, "rs{i} served nothing");
+    }
+}
+
+/// A real server is drained (`-e ... -w 0`) under keep-alive load: its
+/// established connections keep being served, new connections go only to
+/// the other server, and wrk sees no error. Then its weight is restored.
+#[test]
+fn nat_real_server_drained_with_weight_0_under_load() {
+    let mut lab = nat_rr_two_servers();
+    let (res, during, rs0_conns, rs0_inpkts) = thread::scope(|s| {
+        let wrk = wrk_keepalive(s, &lab);
+        thread::sleep(Duration::from_millis(1500));
+        lab.ipvsadm("-e -t {vip}:80 -r {rs0}:80 -m -w 0");
+        let (conns0, inpkts0) = (lab.conns(0), lab.stats(0).inpkts);
+        let during = lab.curl_close(20);
+        let rs0_conns = lab.conns(0) - conns0;
+        let rs0_inpkts = lab.stats(0).inpkts - inpkts0;
+        lab.ipvsadm("-e -t {vip}:80 -r {rs0}:80 -m -w 1");
+        (wrk.join().unwrap(), during, rs0_conns, rs0_inpkts)
+    });
+    println!(
+        "drained rs0 under load: new connections went to {}; rs0 got {rs0_conns} new \
+         connections and {rs0_inpkts} packets of its established ones meanwhile; wrk {} \
+         requests, {} socket errors, {} non-2xx",
+        show(&during),
+        res.requests,
+        res.socket_errors,
+        res.non_2xx
+    );
+    println!("{}", lab.listing());
+    assert_eq!(
+        got(&during, "rs1"),
+        20,
+        "new connections while rs0 drained: {}",
+        show(&during)
+    );
+    assert_eq!(rs0_conns, 0, "rs0 got new connections while drained");
+    assert!(
+        rs0_inpkts > 0,
+        "rs0's established keep-alive connections were not served while drained"
+    );
+    assert!(res.requests > 0, "wrk did no request: {res:?}");
+    assert_eq!(res.socket_errors, 0, "wrk socket errors: {res:?}");
+    assert_eq!(res.non_2xx, 0, "wrk non-2xx answers: {res:?}");
+    // Weight back: new connections reach rs0 again.
+    let after = lab.curl_close(10);
+    assert_eq!(got(&after, "rs0"), 5, "after the drain: {}", show(&after));
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A DNS-like UDP service over LVS-NAT: a responder in each of three real
+/// servers answers every datagram with its name; 60 queries from 60
+/// distinct client ports are scheduled rr 20:20:20, the answers come back
+/// from VIP:53 (SNAT), and each real server saw the client's own address.
+#[test]
+fn nat_udp_dns_like_service_rr_over_three_servers() {
+    let mut lab = Lab::nat(3, false);
+    lab.ipvsadm("-A -u {vip}:53 -s rr");
+    for i in 0..3 {
+        lab.ipvsadm(&format!("-a -u {{vip}}:53 -r {{rs{i}}}:53 -m"));
+    }
+    let vip = SocketAddr::from((lab.vip(), 53));
+    let client_addr = IpAddr::V4(lab.topo.plan().client_addr());
+    // A socket made in a namespace stays in it: bind there, serve anywhere.
+    let socks: Vec<UdpSocket> = lab
+        .topo
+        .servers()
+        .map(|ns| {
+            ns.enter(|| UdpSocket::bind(("0.0.0.0", 53)))
+                .unwrap()
+                .unwrap_or_else(|e| panic!("binding :53 in {}: {e}", ns.name()))
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let (answers, seen) = thread::scope(|s| {
+        let servers: Vec<_> = socks
+            .iter()
+            .enumerate()
+            .map(|(i, sock)| {
+                let stop = &stop;
+                s.spawn(move || {
+                    sock.set_read_timeout(Some(Duration::from_millis(100)))
+                        .unwrap();
+                    let name = format!("rs{i}");
+                    let mut peers = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                            sock.send_to(name.as_bytes(), peer).unwrap();
+                            peers.push(peer);
+                        }
+                    }
+                    peers
+                })
+            })
+            .collect();
+        // Stops the responders however the client side ends (a panic
+        // included), or the scope would wait for them forever.
+        let stopper = StopOnDrop(&stop);
+        let answers = lab
+            .topo
+            .client()
+            .enter(|| {
+                // All 60 sockets open at once: 60 distinct source ports.
+                let clients: Vec<UdpSocket> = (0..60)
+                    .map(|_| UdpSocket::bind(("0.0.0.0", 0)).unwrap())
+                    .collect();
+                let mut answers = Vec::new();
+                for (q, c) in clients.iter().enumerate() {
+                    c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                    let mut buf = [0u8; 512];
+                    // A lost datagram is retried from the same port (the
+                    // same connection entry, so the same server).
+                    let got = (0..3).find_map(|_| {
+                        c.send_to(format!("query {q}").as_bytes(), vip).unwrap();
+                        c.recv_from(&mut buf).ok()
+                    });
+                    let (n, from) = got.unwrap_or_else(|| panic!("query {q}: no answer"));
+                    answers.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from));
+                }
+                answers
+            })
+            .unwrap();
+        drop(stopper);
+        let seen: Vec<Vec<SocketAddr>> = servers.into_iter().map(|h| h.join().unwrap()).collect();
+        (answers, seen)
+    });
+    let mut by = BTreeMap::new();
+    for (name, from) in &answers {
+        assert_eq!(*from, vip, "answer {name:?} did not come from the VIP");
+        *by.entry(name.clone()).or_insert(0usize) += 1;
+    }
+    println!(
+        "UDP rr over NAT (tc): answers {}; queries seen by the servers: {:?}",
+        show(&by),
+        seen.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    println!("{}", lab.listing());
+    for (i, peers) in seen.iter().enumerate() {
+        assert_eq!(got(&by, &format!("rs{i}")), 20, "answers: {}", show(&by));
+        assert_eq!(lab.conns(i), 20, "rs{i} Conns");
+        assert!(
+            peers.iter().all(|p| p.ip() == client_addr),
+            "rs{i} saw queries from {peers:?}, not only from the client {client_addr}"
+        );
+        let s = lab.stats(i);
+        assert!(s.inpkts >= 20 && s.outpkts >= 20, "rs{i} stats {s:?}");
+    }
+}
+
+/// After a burst of short TCP connections and UDP datagrams, every entry
+/// sits in the table (closed TCP ones in TIME_WAIT, counted inactive).
+/// With all timeouts set to 2 s, `Datapath::expire()` run past them frees
+/// every entry and brings ActiveConn/InActConn back to 0.
+#[test]
+fn nat_expiry_brings_counts_back_to_zero() {
+    let mut lab = Lab::nat(2, true);
+    lab.table.timeouts.tcp = [2; TCP_STATES];
+    lab.table.timeouts.udp = 2;
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m");
+    lab.ipvsadm("-A -u {vip}:53 -s rr");
+    lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -m");
+    lab.ipvsadm("-a -u {vip}:53 -r {rs1}:53 -m");
+
+    let by = lab.curl_close(40);
+    // Ten one-datagram UDP "connections" (nothing listens on :53, so the
+    // real servers answer with ICMP, which the datapath passes).
+    let vip = SocketAddr::from((lab.vip(), 53));
+    lab.topo
+        .client()
+        .enter(|| {
+            let socks: Vec<UdpSocket> = (0..10)
+                .map(|_| UdpSocket::bind(("0.0.0.0", 0)).unwrap())
+                .collect();
+            for s in &socks {
+                s.send_to(b"query", vip).unwrap();
+            }
+        })
+        .unwrap();
+    // Let the last datagrams reach the director.
+    thread::sleep(Duration::from_millis(200));
+    let tracked = lab.dp.conn_count();
+    let counts: Vec<(u32, u32)> = (0..2).map(|i| lab.counts(i)).collect();
+    println!(
+        "after the burst: answers {}; {tracked} entries tracked; TCP (ActiveConn, InActConn) {counts:?}",
+        show(&by)
+    );
+    println!("{}", lab.listing());
+    assert_eq!(tracked, 50, "40 TCP + 10 UDP entries");
+    for (i, (a, n)) in counts.iter().enumerate() {
+        assert_eq!(a + n, 20, "rs{i} TCP ActiveConn {a} + InActConn {n}");
+    }
+    // Each server's TCP and UDP entries are one real server each in the
+    // table; the two services' real servers share an address but not
+    // their counts, so count both.
+    let all: u32 = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| {
+            let c = lab.dp.real_counts(d.id).unwrap().unwrap_or_default();
+            c.active + c.inactive
+        })
+        .sum();
+    assert_eq!(all, 50, "ActiveConn + InActConn over all real servers");
+
+    // Past the 2 s timeouts, sweep until the table is empty (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut freed = 0;
+    thread::sleep(Duration::from_secs(2));
+    while lab.dp.conn_count() > 0 && Instant::now() < deadline {
+        freed += lab.dp.expire().expect("expire");
+        thread::sleep(Duration::from_millis(250));
+    }
+    let snap: Vec<(u32, u32)> = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| {
+            let c = lab.dp.real_counts(d.id).unwrap().unwrap_or_default();
+            (c.active, c.inactive)
+        })
+        .collect();
+    println!(
+        "after expire(): freed {freed}; {} entries left, {} reply-index entries; \
+         (ActiveConn, InActConn) per real server {snap:?}",
+        lab.dp.conn_count(),
+        lab.dp.reply_index_count()
+    );
+    println!("{}", lab.listing());
+    assert_eq!(freed, 50, "expire() freed every entry once");
+    assert_eq!(lab.dp.conn_count(), 0, "entries left after expiry");
+    assert_eq!(
+        lab.dp.reply_index_count(),
+        0,
+        "NAT reply-index entries left"
+    );
+    assert!(
+        snap.iter().all(|&c| c == (0, 0)),
+        "counts after expiry: {snap:?}"
+    );
+    // The cumulative counters are not touched by expiry.
+    let conns: u64 = lab
+        .table
+        .services()
+        .flat_map(|s| s.dests.iter())
+        .map(|d| lab.dp.real_stats(d.id).unwrap().unwrap_or_default().conns)
+        .sum();
+    assert_eq!(conns, 40 + 10, "Conns over all real servers");
+}

@@ -1,0 +1,378 @@
+//! The lab bench of `tests/labs.rs`: an xvs-testhost topology (client,
+//! director, bridge, real servers in network namespaces, nginx in each real
+//! server) with the xvs datapath attached on the director and its rules
+//! driven through ipvsadm command lines, as an operator would type them.
+
+#![allow(dead_code)] // not every test uses every helper
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+    sync::{Mutex, MutexGuard},
+};
+
+use xvs_core::{
+    ipvsadm::{self, command::ListOptions, NumericOnly},
+    model::DestId,
+    persist::Sysctls,
+    table::IpvsTable,
+};
+use xvs_datapath::{Attachment, Datapath, LoadOptions, NextHop, XdpMode, L2};
+use xvs_testhost::{cmd, Mode, Netns, Role, Topology, WebServer};
+
+/// The HTTP port of the labs.
+pub const PORT: u16 = 80;
+
+/// Namespace prefix of these tests (stale ones from killed runs are swept).
+const PREFIX: &str = "xvs-lab";
+
+/// Fails the test, clearly, unless it runs as root.
+pub fn require_root() {
+    if let Err(e) = xvs_testhost::require_root() {
+        panic!(
+            "the xvs lab tests load BPF programs and build network namespaces: {e}. \
+             They need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and are never skipped."
+        );
+    }
+}
+
+/// The labs run one at a time: they share two cores, and the load tests
+/// need the CPU for TCP's retransmissions to land within wrk's timeout.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where the datapath is attached on the director.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// tc (clsact ingress, tcx link), veth offloads left on.
+    Tc,
+    /// Native XDP on the director's veth; the client's tx checksum offload
+    /// is off and the veth peer that receives XDP_TX frames has an
+    /// XDP_PASS program.
+    Xdp,
+}
+
+/// One lab: topology, rules, datapath. Field order is drop order: the
+/// datapaths detach before the namespaces go; the serial lock goes last.
+pub struct Lab {
+    pub dp: Datapath,
+    /// NAT/DR links of `dp` (kept for the record; dropping `dp` detaches).
+    pub attachments: Vec<Attachment>,
+    /// A second, rule-less datapath whose XDP program passes every frame:
+    /// the XDP_PASS program on the veth peer that XDP_TX frames enter.
+    pub pass: Option<Datapath>,
+    pub table: IpvsTable,
+    pub sysctls: Sysctls,
+    pub l2: L2,
+    pub web: Vec<WebServer>,
+    pub topo: Topology,
+    _serial: MutexGuard<'static, ()>,
+}
+
+fn load() -> Datapath {
+    Datapath::load_with(LoadOptions { max_conns: 1 << 16 })
+        .unwrap_or_else(|e| panic!("loading the xvs datapath: {e:?}"))
+}
+
+fn build(mode: Mode, servers: usize) -> Topology {
+    Topology::builder(mode)
+        .servers(servers)
+        .prefix(PREFIX)
+        .build()
+        .unwrap_or_else(|e| panic!("building the {mode} lab: {e}"))
+}
+
+fn mac_of(t: &Topology, role: Role, ifname: &str) -> [u8; 6] {
+    t.plan()
+        .iface(role, ifname)
+        .unwrap_or_else(|| panic!("{role:?} has no {ifname}"))
+        .mac
+}
+
+impl Lab {
+    /// LVS-NAT: the director (`d0` client side with the VIP, `d1` towards
+    /// the real servers' bridge) is the real servers' default gateway.
+    /// `xvs_tc` on `d0` ingress DNATs client packets and redirects them out
+    /// of `d1`; on `d1` ingress it SNATs the replies back to the VIP and
+    /// hands them to the stack, which routes them to the client.
+    pub fn nat(servers: usize, web: bool) -> Lab {
+        require_root();
+        let guard = serial();
+        let topo = build(Mode::Nat, servers);
+        let web = if web { start_web(&topo) } else { vec![] };
+        let mut dp = load();
+        let d = topo.director();
+        // The replies leave the stack with the VIP as source after the SNAT
+        // in d1's ingress; the VIP is local (on d0), and a packet arriving
+        // with a local source address is a martian unless accept_local.
+        d.sysctl("net.ipv4.conf.d1.accept_local", "1")
+            .expect("accept_local on d1");
+        let (attachments, d1) = d
+            .enter(|| {
+                let d1 = xvs_datapath::ifindex("d1").expect("d1 in the director");
+                let a = vec![
+                    dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
+                    dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
+                ];
+                (a, d1)
+            })
+            .expect("entering the director");
+        let src_mac = mac_of(&topo, Role::Director, "d1");
+        let mut l2 = L2::default();
+        for i in 0..servers {
+            l2.by_addr.insert(
+                IpAddr::V4(topo.plan().server_addr(i)),
+                NextHop {
+                    mac: mac_of(&topo, Role::Server(i), "r0"),
+                    src_mac,
+                    ifindex: d1,
+                },
+            );
+        }
+        Lab {
+            dp,
+            attachments,
+            pass: None,
+            table: IpvsTable::new(),
+            sysctls: Sysctls::default(),
+            l2,
+            web,
+            topo,
+            _serial: guard,
+        }
+    }
+
+    /// LVS-DR: client, director and real servers on one bridge; the VIP is
+    /// on the director's `d0` and on every real server's `lo`
+    /// (arp_ignore=1, arp_announce=2). The datapath rewrites the MACs and
+    /// sends the frame back out of `d0` to the chosen real server, which
+    /// answers the client directly.
+    pub fn dr(servers: usize, attach: Attach) -> Lab {
+        require_root();
+        let guard = serial();
+        let topo = build(Mode::Dr, servers);
+        let web = start_web(&topo);
+        let mut dp = load();
+        let mut pass = None;
+        let d = topo.director();
+        let attachments = match attach {
+            Attach::Tc => d
+                .enter(|| vec![dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress")])
+                .expect("entering the director"),
+            Attach::Xdp => {
+                // The client's stack leaves TCP checksums to the "hardware"
+                // (CHECKSUM_PARTIAL), which XDP cannot see: the frame XDP
+                // sends on would carry a partial checksum. Offload off.
+                cmd::require_tool("ethtool", "ethtool").unwrap_or_else(|e| panic!("{e}"));
+                topo.client()
+                    .exec(&["ethtool", "-K", "c0", "tx", "off"])
+                    .expect("ethtool -K c0 tx off in the client");
+                // XDP_TX on d0 puts the frame on its peer p-d (the bridge
+                // port), which only takes XDP frames when it has an XDP
+                // program itself: a rule-less xvs_xdp passes everything.
+                let mut p = load();
+                let lan = topo.lan().expect("DR lab has a lan namespace");
+                lan.enter(|| {
+                    p.attach_xdp("p-d", XdpMode::Driver)
+                        .expect("attach XDP_PASS to p-d")
+                })
+                .expect("entering the lan");
+                pass = Some(p);
+                d.enter(|| {
+                    vec![dp
+                        .attach_xdp("d0", XdpMode::Driver)
+                        .expect("attach xvs_xdp (native) to d0")]
+                })
+                .expect("entering the director")
+            }
+        };
+        let src_mac = mac_of(&topo, Role::Director, "d0");
+        let mut l2 = L2::default();
+        for i in 0..servers {
+            l2.by_addr.insert(
+                IpAddr::V4(topo.plan().server_addr(i)),
+                NextHop {
+                    mac: mac_of(&topo, Role::Server(i), "r0"),
+                    src_mac,
+                    ifindex: 0, // back out of d0
+                },
+            );
+        }
+        Lab {
+            dp,
+            attachments,
+            pass,
+            table: IpvsTable::new(),
+            sysctls: Sysctls::default(),
+            l2,
+            web,
+            topo,
+            _serial: guard,
+        }
+    }
+
+    pub fn vip(&self) -> Ipv4Addr {
+        self.topo.vip()
+    }
+
+    /// Real server i's address.
+    pub fn rs(&self, i: usize) -> Ipv4Addr {
+        self.topo.plan().server_addr(i)
+    }
+
+    /// Applies one ipvsadm command line (`{vip}` and `{rsN}` are replaced
+    /// by the lab's addresses) and syncs the datapath, as xvsd does after
+    /// every command.
+    pub fn ipvsadm(&mut self, line: &str) {
+        let mut l = line.replace("{vip}", &self.vip().to_string());
+        for i in 0..self.topo.plan().server_count() {
+            l = l.replace(&format!("{{rs{i}}}"), &self.rs(i).to_string());
+        }
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let cmd = ipvsadm::parse::parse_args(&words, &NumericOnly)
+            .unwrap_or_else(|e| panic!("ipvsadm {l}: {e}"));
+        self.table
+            .apply(&cmd)
+            .unwrap_or_else(|e| panic!("ipvsadm {l}: {e}"));
+        self.sync();
+    }
+
+    /// Writes the table into the datapath.
+    pub fn sync(&mut self) {
+        self.dp
+            .sync(&self.table, &self.sysctls, &self.l2)
+            .unwrap_or_else(|e| panic!("syncing the datapath: {e}"));
+    }
+
+    /// The DestId of real server i (listed or in the trash).
+    pub fn dest(&self, i: usize) -> DestId {
+        let addr = IpAddr::V4(self.rs(i));
+        self.table
+            .services()
+            .flat_map(|s| s.dests.iter())
+            .chain(self.table.trash())
+            .find(|d| d.cfg.addr == addr)
+            .unwrap_or_else(|| panic!("rs{i} ({addr}) is not in the table"))
+            .id
+    }
+
+    /// (ActiveConn, InActConn) of real server i in the datapath.
+    pub fn counts(&self, i: usize) -> (u32, u32) {
+        let c = self
+            .dp
+            .real_counts(self.dest(i))
+            .expect("reading real counts")
+            .unwrap_or_default();
+        (c.active, c.inactive)
+    }
+
+    /// Connections scheduled to real server i (the `Conns` column).
+    pub fn conns(&self, i: usize) -> u64 {
+        self.stats(i).conns
+    }
+
+    pub fn stats(&self, i: usize) -> xvs_core::stats::Counters {
+        self.dp
+            .real_stats(self.dest(i))
+            .expect("reading real stats")
+            .unwrap_or_default()
+    }
+
+    /// `ipvsadm -Ln --stats` from the datapath's counters, plus
+    /// ActiveConn/InActConn (`-Ln`).
+    pub fn listing(&self) -> String {
+        let snap = self.dp.snapshot(&self.table).expect("snapshot");
+        let stats = ipvsadm::format::list(
+            &snap,
+            &ListOptions {
+                numeric: true,
+                stats: true,
+                ..ListOptions::default()
+            },
+            &NumericOnly,
+        )
+        .expect("list --stats");
+        let plain = ipvsadm::format::list(
+            &snap,
+            &ListOptions {
+                numeric: true,
+                ..ListOptions::default()
+            },
+            &NumericOnly,
+        )
+        .expect("list");
+        format!("{plain}{stats}")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}:{PORT}/", self.vip())
+    }
+
+    /// `n` HTTP requests from the client with one curl, each on a new
+    /// connection (`Connection: close`); returns how many each server
+    /// answered, by the name in the body.
+    pub fn curl_close(&self, n: usize) -> BTreeMap<String, usize> {
+        let url = format!("http://{}:{PORT}/?[1-{n}]", self.vip());
+        let out = self
+            .topo
+            .client()
+            .exec(&[
+                "curl",
+                "-sS",
+                "--fail",
+                "--fail-early",
+                "--noproxy",
+                "*",
+                "--connect-timeout",
+                "5",
+                "--max-time",
+                "10",
+                "-H",
+                "Connection: close",
+                &url,
+            ])
+            .unwrap_or_else(|e| panic!("curl {url} from the client: {e}"));
+        let mut by = BTreeMap::new();
+        for l in out.lines() {
+            *by.entry(l.to_string()).or_default() += 1;
+        }
+        assert_eq!(
+            by.values().sum::<usize>(),
+            n,
+            "curl got {} answers for {n} requests: {out:?}",
+            by.values().sum::<usize>()
+        );
+        by
+    }
+}
+
+fn start_web(t: &Topology) -> Vec<WebServer> {
+    t.start_web_servers(PORT)
+        .unwrap_or_else(|e| panic!("starting nginx in the real servers: {e}"))
+}
+
+/// An interface counter from `/sys/class/net/DEV/statistics` in `ns`.
+pub fn if_stat(ns: &Netns, dev: &str, stat: &str) -> u64 {
+    let path = format!("/sys/class/net/{dev}/statistics/{stat}");
+    ns.exec(&["cat", &path])
+        .unwrap_or_else(|e| panic!("reading {path} in {}: {e}", ns.name()))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `{"rs0": 200, "rs1": 100}` -> `rs0=200 rs1=100`.
+pub fn show(by: &BTreeMap<String, usize>) -> String {
+    by.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How many answers came from server `name`.
+pub fn got(by: &BTreeMap<String, usize>, name: &str) -> usize {
+    by.get(name).copied().unwrap_or(0)
+}
