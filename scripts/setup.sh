@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what xvs needs to build and test on Debian 12, if it is missing:
-# clang and libbpf headers for the BPF programs, then (bench/install-deps.sh)
+# clang and libbpf headers for the BPF programs, ethtool, then (bench/install-deps.sh)
 # iproute2, curl, nginx, wrk, haproxy, nginx stream and nftables for the
 # network-namespace tests and the benchmark. Safe to run again: it only
 # installs what is absent.
@@ -18,6 +18,8 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v llvm-strip >/dev/null 2>&1 || need_apt+=(llvm)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
 [ -d /usr/include/x86_64-linux-gnu/asm ] || [ "$(uname -m)" != x86_64 ] || need_apt+=(linux-libc-dev)
+# The XDP-mode lab turns checksum offload off on a veth.
+command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
