@@ -35,6 +35,7 @@
 #include "include/parse.h"
 #include "include/csum.h"
 #include "include/sched.h"
+#include "include/encap.h"
 #include "tcp_states.h"
 
 char _license[] SEC("license") = "GPL";
@@ -615,6 +616,38 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 	return 0;
 }
 
+/*
+ * LVS-TUN: the tunnel toward real server r for packet p. Returns 1 when r has
+ * no tunnel source address (nothing to encapsulate with: hand the packet to
+ * the stack), -1 for what the datapath cannot send (GRE, GUE without a port),
+ * 0 with *t filled in. The GUE source port comes from a hash of the flow's
+ * tuple, so a connection keeps one port in XDP and tc alike.
+ */
+static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p, struct xvs_tun *t)
+{
+	__u32 h;
+
+	if (!(r->tun_saddr[0] | r->tun_saddr[1] | r->tun_saddr[2] | r->tun_saddr[3]))
+		return 1;
+	__builtin_memcpy(t->saddr, r->tun_saddr, sizeof(t->saddr));
+	__builtin_memcpy(t->daddr, r->addr, sizeof(t->daddr));
+	t->family = r->family;
+	t->mtu = r->tun_mtu;
+	if (r->tun_type == XVS_TUN_IPIP)
+		return 0;
+	if (r->tun_type != XVS_TUN_GUE || !r->tun_port)
+		return -1;
+	t->dport = r->tun_port;
+	h = p->saddr[0] ^ p->daddr[0] ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto;
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	t->sport = xvs_gue_sport(h);
+	return 0;
+}
+
 SEC("xdp")
 int xvs_xdp(struct xdp_md *ctx)
 {
@@ -652,14 +685,35 @@ int xvs_xdp(struct xdp_md *ctx)
 		if (!ifindex || ifindex == ctx->ingress_ifindex)
 			return XDP_TX;
 		return bpf_redirect(ifindex, 0);
-	case XVS_FWD_TUNNEL:
-		/*
-		 * TUN hook: the TUN work provides xvs_encap_ipip()/xvs_encap_gue()
-		 * (bpf/include/encap.h); until then the connection is tracked and
-		 * the packet goes to the stack unchanged.
-		 */
-		xvs_count(XVS_CNT_LOCAL);
-		return XDP_PASS;
+	case XVS_FWD_TUNNEL: {
+		/* LVS-TUN: IPIP/GUE toward the real server, then on like DR. */
+		struct xvs_tun t = {};
+		struct ethhdr *eth;
+		int rc = xvs_tun_of(d.rs, &p, &t);
+
+		if (rc > 0) {
+			xvs_count(XVS_CNT_LOCAL);
+			return XDP_PASS;
+		}
+		if (rc < 0 || xvs_encap_xdp(ctx, &t) != XVS_ENCAP_OK) {
+			xvs_count(XVS_CNT_TUN_DROP);
+			return XDP_DROP;
+		}
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end) {
+			xvs_count(XVS_CNT_TUN_DROP);
+			return XDP_DROP;
+		}
+		__builtin_memcpy(eth->h_dest, d.rs->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, d.rs->src_mac, ETH_ALEN);
+		ifindex = d.rs->ifindex;
+		xvs_count(XVS_CNT_FORWARDED);
+		if (!ifindex || ifindex == ctx->ingress_ifindex)
+			return XDP_TX;
+		return bpf_redirect(ifindex, 0);
+	}
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -750,14 +804,28 @@ int xvs_tc(struct __sk_buff *skb)
 		xvs_count(XVS_CNT_FORWARDED);
 		/* To the egress of ifindex, or back out of the ingress device. */
 		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
-	case XVS_FWD_TUNNEL:
-		/*
-		 * TUN hook: the TUN work provides xvs_encap_ipip()/xvs_encap_gue()
-		 * (bpf/include/encap.h); until then the connection is tracked and
-		 * the packet goes to the stack unchanged.
-		 */
-		xvs_count(XVS_CNT_LOCAL);
-		return TC_ACT_OK;
+	case XVS_FWD_TUNNEL: {
+		/* LVS-TUN: IPIP/GUE toward the real server, then on like DR. */
+		struct xvs_tun t = {};
+		int rc = xvs_tun_of(d.rs, &p, &t);
+
+		if (rc > 0) {
+			xvs_count(XVS_CNT_LOCAL);
+			return TC_ACT_OK;
+		}
+		__builtin_memcpy(mac, d.rs->mac, ETH_ALEN);
+		__builtin_memcpy(src_mac, d.rs->src_mac, ETH_ALEN);
+		ifindex = d.rs->ifindex;
+		/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
+		if (rc < 0 || xvs_encap_tc(skb, &t) != XVS_ENCAP_OK ||
+		    bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0)) {
+			xvs_count(XVS_CNT_TUN_DROP);
+			return TC_ACT_SHOT;
+		}
+		xvs_count(XVS_CNT_FORWARDED);
+		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
+	}
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;

@@ -235,8 +235,12 @@ pub struct Counters {
     pub fragment: u64,
     /// New connections dropped because the connection table was full.
     pub conn_full: u64,
-    /// Tracked TUN/local connections handed to the stack unchanged.
+    /// Tracked local connections (and TUN ones without a tunnel source,
+    /// [`L2::tun_saddr`]) handed to the stack unchanged.
     pub local: u64,
+    /// TUN packets that could not be encapsulated (over the MTU, no room,
+    /// GRE, GUE without a port): dropped.
+    pub tun_dropped: u64,
 }
 
 impl Counters {
@@ -251,6 +255,7 @@ impl Counters {
             + self.fragment
             + self.conn_full
             + self.local
+            + self.tun_dropped
     }
 }
 
@@ -481,6 +486,7 @@ impl Datapath {
             fragment: sum(c::FRAGMENT)?,
             conn_full: sum(c::CONN_FULL)?,
             local: sum(c::LOCAL)?,
+            tun_dropped: sum(c::TUN_DROP)?,
         })
     }
 

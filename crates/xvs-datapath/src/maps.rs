@@ -181,6 +181,13 @@ pub struct Real {
     pub ifindex: u32,
     /// 0.
     pub pad: u32,
+    /// TUN: outer source address (network order words; IPv4 in `[0]`); all
+    /// zero = no tunnel source, TUN packets go to the stack unchanged.
+    pub tun_saddr: [u32; 4],
+    /// TUN: MTU toward the real server (host order), 0 = no check.
+    pub tun_mtu: u16,
+    /// 0.
+    pub pad2: u16,
 }
 
 /// `struct real_state`: connection counts of a real server.
@@ -329,14 +336,16 @@ pub mod counter {
     pub const CONN_FULL: u32 = 7;
     /// TUN/local connection: tracked, handed to the stack.
     pub const LOCAL: u32 = 8;
+    /// TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped.
+    pub const TUN_DROP: u32 = 9;
     /// Number of slots (`XVS_CNT_MAX`).
-    pub const MAX: u32 = 9;
+    pub const MAX: u32 = 10;
 }
 
 const _: () = assert!(size_of::<SvcKey>() == 20);
 const _: () = assert!(size_of::<SvcInfo>() == 24);
 const _: () = assert!(size_of::<DestList>() == 8 + 8 * MAX_DESTS);
-const _: () = assert!(size_of::<Real>() == 64);
+const _: () = assert!(size_of::<Real>() == 84);
 const _: () = assert!(size_of::<RealState>() == 16);
 const _: () = assert!(size_of::<SchedState>() == 24);
 const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);

@@ -54,6 +54,16 @@ pub struct L2 {
     pub default: NextHop,
     /// Per real-server address.
     pub by_addr: StdMap<IpAddr, NextHop>,
+    /// LVS-TUN: outer source address of the tunnels (the director's address
+    /// toward the real servers), for real servers not in `tun_saddr_by_addr`.
+    /// `None`: TUN packets are tracked but handed to the stack unchanged.
+    pub tun_saddr: Option<IpAddr>,
+    /// LVS-TUN: outer source address per real-server address.
+    pub tun_saddr_by_addr: StdMap<IpAddr, IpAddr>,
+    /// LVS-TUN: MTU of the path to the real servers (IP packet size after
+    /// encapsulation); larger non-GSO packets are dropped and counted
+    /// (`tun_dropped`). 0 = no check.
+    pub tun_mtu: u16,
 }
 
 impl L2 {
@@ -61,6 +71,20 @@ impl L2 {
     pub fn next_hop(&self, addr: &IpAddr) -> NextHop {
         self.by_addr.get(addr).copied().unwrap_or(self.default)
     }
+
+    /// The tunnel source address for real server `addr`, if any.
+    pub fn tun_source(&self, addr: &IpAddr) -> Option<IpAddr> {
+        self.tun_saddr_by_addr.get(addr).copied().or(self.tun_saddr)
+    }
+}
+
+/// The TUN fields of `struct real` for real server `addr`.
+fn tun_fields(l2: &L2, addr: &IpAddr) -> ([u32; 4], u16) {
+    let saddr = l2
+        .tun_source(addr)
+        .map(|a| addr_words(a).0)
+        .unwrap_or_default();
+    (saddr, l2.tun_mtu)
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +201,7 @@ fn wrr_weights(dests: &[Dest]) -> (i32, i32) {
 fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
     let (addr, family) = addr_words(d.cfg.addr);
     let nh = l2.next_hop(&d.cfg.addr);
+    let (tun_saddr, tun_mtu) = tun_fields(l2, &d.cfg.addr);
     Real {
         addr,
         port: d.cfg.port.to_be(),
@@ -202,6 +227,9 @@ fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
         src_mac: nh.src_mac,
         ifindex: nh.ifindex,
         pad: 0,
+        tun_saddr,
+        tun_mtu,
+        pad2: 0,
     }
 }
 

@@ -114,7 +114,15 @@ struct real {
 	__u8 src_mac[6]; /* source MAC of the egress interface */
 	__u32 ifindex;   /* egress interface, 0 = out of the ingress one */
 	__u32 pad;
+	__be32 tun_saddr[4]; /* TUN: outer source address (the director); all 0 = no tunnel source, pass to the stack */
+	__u16 tun_mtu;       /* TUN: MTU toward the real server, host order; 0 = no check */
+	__u16 pad2;
 };
+
+/* real.tun_type */
+#define XVS_TUN_IPIP 0
+#define XVS_TUN_GUE 1
+#define XVS_TUN_GRE 2
 
 /*
  * A real server's connection counts, shared by all CPUs and changed with
@@ -207,8 +215,9 @@ enum xvs_counter {
 	XVS_CNT_REPLIED = 5,     /* NAT reply, source rewritten to the VIP, passed */
 	XVS_CNT_FRAGMENT = 6,    /* IP fragment: handed on untouched */
 	XVS_CNT_CONN_FULL = 7,   /* connection table full: dropped */
-	XVS_CNT_LOCAL = 8,       /* tracked, but TUN/local: handed to the stack for now */
-	XVS_CNT_MAX = 9,
+	XVS_CNT_LOCAL = 8,       /* tracked, but local (or TUN without a tunnel source): handed to the stack */
+	XVS_CNT_TUN_DROP = 9,    /* TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped */
+	XVS_CNT_MAX = 10,
 };
 
 #endif /* XVS_STRUCTS_H */
