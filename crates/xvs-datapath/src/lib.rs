@@ -32,7 +32,8 @@ pub use maps::{Proto, SvcKey};
 pub use sync::{NextHop, L2};
 
 use maps::{
-    name, Config, Conn, ConnKey, DestList, Htab, Real, RealState, SchedState, Stats, SvcInfo,
+    name, Config, Conn, ConnKey, DestList, Htab, LblKey, LblcEntry, LblcrSet, Real, RealState,
+    SchedState, Stats, SvcInfo, Tpl, TplKey,
 };
 
 /// The compiled BPF object (`bpf/xvs.c`), 8-byte aligned as aya requires.
@@ -296,8 +297,15 @@ pub struct Datapath {
     real_stats: PerCpuHashMap<MapData, u32, Stats>,
     total_stats: PerCpuArray<MapData, Stats>,
     counters: PerCpuArray<MapData, u64>,
+    tpl_index: HashMap<MapData, TplKey, u32>,
+    tpls: HashMap<MapData, u32, Tpl>,
+    seq: Array<MapData, u64>,
+    rand: Array<MapData, u32>,
+    lblc: HashMap<MapData, LblKey, LblcEntry>,
+    lblcr: HashMap<MapData, LblKey, LblcrSet>,
     nr_cpus: usize,
     sync: sync::SyncState,
+    hooks: sync::TestHooks,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -344,9 +352,16 @@ impl Datapath {
             real_stats: take(&mut ebpf, name::REAL_STATS)?,
             total_stats: take(&mut ebpf, name::TOTAL_STATS)?,
             counters: take(&mut ebpf, name::COUNTERS)?,
+            tpl_index: take(&mut ebpf, name::TPL_INDEX)?,
+            tpls: take(&mut ebpf, name::TPLS)?,
+            seq: take(&mut ebpf, name::SEQ)?,
+            rand: take(&mut ebpf, name::RAND)?,
+            lblc: take(&mut ebpf, name::LBLC)?,
+            lblcr: take(&mut ebpf, name::LBLCR)?,
             ebpf,
             nr_cpus,
             sync: sync::SyncState::default(),
+            hooks: sync::TestHooks::default(),
         };
         for prog in [XDP_PROG, CTL_PROG] {
             dp.xdp_named_mut(prog)?

@@ -10,7 +10,8 @@
 //! under the state's spin lock (`BPF_F_LOCK`). sh/dh/mh tables are copied
 //! from xvs-core's computed tables.
 
-use std::collections::{HashMap as StdMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap as StdMap, HashSet};
 use std::net::IpAddr;
 
 use aya::maps::{MapError, PerCpuValues};
@@ -24,7 +25,7 @@ use xvs_core::table::{IpvsTable, Service};
 
 use crate::maps::{
     addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
-    SvcInfo, SvcKey, AF_INET, HTAB_SLOTS, MAX_DESTS, REAL_F_AVAILABLE,
+    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, MAX_DESTS, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND,
 };
 use crate::{map_err, Datapath, Error, Result};
 
@@ -35,6 +36,22 @@ const BPF_NOEXIST: u64 = 1;
 
 const CTL_EXPIRE: u8 = 1;
 const CTL_CLEAR_OVERLOAD: u8 = 2;
+const CTL_EXPIRE_TPL: u8 = 3;
+
+/// lblc/lblcr cache expiration (the `lblc_expiration`/`lblcr_expiration`
+/// sysctls' default, 24 h), seconds.
+const LBL_EXPIRATION_SECS: u64 = 24 * 60 * 60;
+
+/// Test hooks written into `xvs_config` with every sync.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TestHooks {
+    /// A fixed clock (ns), 0 = `bpf_ktime_get_ns`.
+    now_ns: u64,
+    /// twos draws come from `xvs_rand`.
+    rand_fixed: bool,
+    sysctls: Option<Sysctls>,
+    timeouts: Option<Timeouts>,
+}
 
 /// Where frames for a real server go at layer 2 (DR and NAT).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,9 +159,6 @@ fn check_supported(svc: &Service) -> Result<()> {
             svc.cfg.scheduler
         ));
     }
-    if svc.cfg.persistence.is_some() {
-        return refuse("persistence (-p/-M) is not in the datapath yet");
-    }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }
@@ -243,7 +257,57 @@ impl Datapath {
         c.conn_reuse_mode = s.conn_reuse_mode;
         c.expire_nodest_conn = s.expire_nodest_conn as u32;
         c.sloppy_tcp = s.sloppy_tcp as u32;
+        c.expire_quiescent_template = s.expire_quiescent_template as u32;
+        c.lblcr_expiration = LBL_EXPIRATION_SECS as u32;
+        c.rand_fixed = self.hooks.rand_fixed as u32;
+        c.now_ns = self.hooks.now_ns;
+        self.hooks.timeouts = Some(*t);
+        self.hooks.sysctls = Some(*s);
         self.config.set(0, c, 0).map_err(map_err(name::CONFIG))
+    }
+
+    fn rewrite_config(&mut self) -> Result<()> {
+        let t = self.hooks.timeouts.unwrap_or_default();
+        let s = self.hooks.sysctls.unwrap_or_default();
+        self.write_config(&t, &s)
+    }
+
+    /// Test hook: run the programs (and [`Datapath::expire`]) on a fixed
+    /// clock, `Some(ns)`, instead of `CLOCK_MONOTONIC`; `None` returns to
+    /// the real clock. Lets a test move time exactly as a model does.
+    pub fn set_clock(&mut self, ns: Option<u64>) -> Result<()> {
+        self.hooks.now_ns = ns.unwrap_or(0);
+        self.rewrite_config()
+    }
+
+    /// Test hook: the twos scheduler takes its 32-bit draws from `draws`
+    /// (in order, from the first; at most 65536, cycling) instead of
+    /// `bpf_get_prandom_u32`. `None` returns to the kernel's random numbers.
+    pub fn set_fixed_draws(&mut self, draws: Option<&[u32]>) -> Result<()> {
+        if let Some(d) = draws {
+            for (i, v) in d.iter().take(RAND_SLOTS as usize).enumerate() {
+                self.rand
+                    .set(i as u32, *v, 0)
+                    .map_err(map_err(name::RAND))?;
+            }
+            self.seq.set(SEQ_RAND, 0, 0).map_err(map_err(name::SEQ))?;
+        }
+        self.hooks.rand_fixed = draws.is_some();
+        self.rewrite_config()
+    }
+
+    /// How many test draws twos has taken since [`Datapath::set_fixed_draws`].
+    pub fn fixed_draws_used(&self) -> Result<u64> {
+        self.seq.get(&SEQ_RAND, 0).map_err(map_err(name::SEQ))
+    }
+
+    /// Now on the datapath's clock, ns.
+    fn now_ns(&self) -> u64 {
+        if self.hooks.now_ns != 0 {
+            self.hooks.now_ns
+        } else {
+            monotonic_ns()
+        }
     }
 
     fn zero_stats(&self) -> Result<PerCpuValues<Stats>> {
@@ -268,6 +332,13 @@ impl Datapath {
             source,
         })?;
         Ok(res.return_value)
+    }
+
+    fn ctl_expire_tpl(&self, id: u32, force: bool) -> Result<u32> {
+        let mut payload = [0u8; 41];
+        payload[..4].copy_from_slice(&id.to_ne_bytes());
+        payload[40] = force as u8;
+        self.run_ctl(CTL_EXPIRE_TPL, &payload)
     }
 
     fn ctl_expire(&self, k: &ConnKey, force: bool) -> Result<u32> {
@@ -316,6 +387,7 @@ impl Datapath {
             let _ = self.sched_state.remove(&s.id);
             let _ = self.htab.remove(&s.id);
             let _ = self.svc_stats.remove(&s.id);
+            self.clear_lbl_caches(s.id);
             for (id, _, _) in &s.dests {
                 self.retire_real(id.0)?;
             }
@@ -419,6 +491,7 @@ impl Datapath {
         let fresh = prev.as_ref().is_none_or(|p| p.sched != kind);
         let changed = prev.as_ref().is_none_or(|p| p.dests != now);
         if fresh {
+            self.clear_lbl_caches(id);
             let mut st = SchedState::default();
             if kind == SchedulerKind::Wrr {
                 let (di, max) = wrr_weights(&svc.dests);
@@ -525,7 +598,12 @@ impl Datapath {
     }
 
     fn sweep(&mut self, force: bool) -> Result<usize> {
-        let now = monotonic_ns();
+        let now = self.now_ns();
+        // Every due entry, connections and templates, in deadline order (as
+        // the kernel's timers fire), connections first on a tie: a template
+        // is freed only once the connections it controls are gone, and one
+        // still controlling some is kept with a 60 s timer, which may come
+        // due again within this sweep.
         let keys: Vec<ConnKey> = self
             .conns
             .iter()
@@ -533,12 +611,42 @@ impl Datapath {
             .filter(|(_, c)| force || c.expires <= now)
             .map(|(k, _)| k)
             .collect();
-        let mut n = 0;
-        for k in keys {
-            if self.ctl_expire(&k, force)? == 2 {
-                n += 1;
+        let mut due: BinaryHeap<Reverse<(u64, u8, usize)>> = BinaryHeap::new();
+        for (i, k) in keys.iter().enumerate() {
+            let at = if force {
+                0
+            } else {
+                self.conns.get(k, 0).map_or(0, |c| c.expires)
+            };
+            due.push(Reverse((at, 0, i)));
+        }
+        for (id, t) in self.tpls.iter().filter_map(|r| r.ok()) {
+            if force || t.expires <= now {
+                due.push(Reverse((if force { 1 } else { t.expires }, 1, id as usize)));
             }
         }
+        let mut n = 0;
+        while let Some(Reverse((_, kind, i))) = due.pop() {
+            if kind == 0 {
+                if self.ctl_expire(&keys[i], force)? == 2 {
+                    n += 1;
+                }
+                continue;
+            }
+            let id = i as u32;
+            match self.ctl_expire_tpl(id, force)? {
+                2 => n += 1,
+                1 => {
+                    if let Ok(t) = self.tpls.get(&id, 0) {
+                        if t.expires <= now {
+                            due.push(Reverse((t.expires, 1, i)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.expire_lbl_caches(now, force);
         // Removed real servers with nothing bound to them: forget them.
         let idle: Vec<u32> = self
             .sync
@@ -564,6 +672,75 @@ impl Datapath {
     /// Live entries in the connection table.
     pub fn conn_count(&self) -> usize {
         self.conns.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// Live persistence templates (valid or invalidated).
+    pub fn template_count(&self) -> usize {
+        self.tpls.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// Templates that can still be found (not invalidated).
+    pub fn valid_template_count(&self) -> usize {
+        self.tpl_index.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// The persistence templates.
+    pub fn templates(&self) -> Vec<Tpl> {
+        self.tpls
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// lblc/lblcr cache entries idle for the expiration time (24 h) are
+    /// dropped (the kernel's periodic full check does the same, on its own
+    /// 30-minute schedule).
+    fn expire_lbl_caches(&mut self, now: u64, force: bool) {
+        let limit = LBL_EXPIRATION_SECS * 1_000_000_000;
+        let old = |lastuse: u64| force || lastuse.saturating_add(limit) <= now;
+        let stale: Vec<_> = self
+            .lblc
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, e)| old(e.lastuse))
+            .map(|(k, _)| k)
+            .collect();
+        for k in stale {
+            let _ = self.lblc.remove(&k);
+        }
+        let stale: Vec<_> = self
+            .lblcr
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, e)| old(e.lastuse))
+            .map(|(k, _)| k)
+            .collect();
+        for k in stale {
+            let _ = self.lblcr.remove(&k);
+        }
+    }
+
+    /// Drops service `id`'s lblc/lblcr cache (init_service, removal).
+    fn clear_lbl_caches(&mut self, id: u32) {
+        let keys: Vec<_> = self
+            .lblc
+            .keys()
+            .filter_map(|r| r.ok())
+            .filter(|k| k.svc_id == id)
+            .collect();
+        for k in keys {
+            let _ = self.lblc.remove(&k);
+        }
+        let keys: Vec<_> = self
+            .lblcr
+            .keys()
+            .filter_map(|r| r.ok())
+            .filter(|k| k.svc_id == id)
+            .collect();
+        for k in keys {
+            let _ = self.lblcr.remove(&k);
+        }
     }
 
     /// Entries in the NAT reply index.

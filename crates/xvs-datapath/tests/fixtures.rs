@@ -314,7 +314,6 @@ fn unsupported_rules_are_refused_not_mis_scheduled() {
         (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
         (&["-A -t 198.18.2.1:80 -s lblc"][..], "lblc"),
         (&["-A -t 198.18.2.1:80 -s twos"][..], "twos"),
-        (&["-A -t 198.18.2.1:80 -p 60"][..], "persistence"),
     ] {
         let err = dp
             .sync(&table(rules), &Sysctls::default(), &L2::default())

@@ -458,7 +458,7 @@ static __always_inline __u32 xvs_sched_hash(struct svc_info *si, __u8 sched, __b
 
 /* Picks the real server for a new connection; 0 when none can take it. */
 static __always_inline __u32 xvs_schedule(struct svc_info *si, __be32 saddr, __be32 daddr,
-					  __be16 sport)
+					  __be16 sport, __u64 now)
 {
 	struct sctx s = {};
 	__u32 svc_id = si->id;
@@ -490,6 +490,7 @@ static __always_inline __u32 xvs_schedule(struct svc_info *si, __be32 saddr, __b
 		bpf_loop(XVS_MAX_DESTS, xvs_scan_cb, &s, 0);
 		return s.best < 0 ? 0 : xvs_list_id(s.l, s.best);
 	default:
+		(void)now;
 		return 0; /* lblc, lblcr, twos: refused by user space */
 	}
 }
