@@ -152,10 +152,10 @@ fn check_supported(svc: &Service) -> Result<()> {
     }
     if matches!(
         svc.cfg.scheduler,
-        SchedulerKind::Lblc | SchedulerKind::Lblcr | SchedulerKind::Twos
+        SchedulerKind::Lblc | SchedulerKind::Lblcr
     ) {
         return refuse(&format!(
-            "scheduler {} is not in the datapath yet (rr wrr lc wlc sed nq fo ovf sh dh mh are)",
+            "scheduler {} is not in the datapath yet (rr wrr lc wlc sed nq fo ovf sh dh mh twos are)",
             svc.cfg.scheduler
         ));
     }

@@ -417,6 +417,11 @@ fn run(spec: Spec) {
         seen: [0; 4],
     };
     run.dp.set_clock(Some(run.now_ms * 1_000_000)).unwrap();
+    // twos: the datapath takes the draws the model's generator will make
+    // (the Director draws from SplitMix64(seed), for twos only).
+    let mut gen = SplitMix64::new(seed);
+    let draws: Vec<u32> = (0..65536).map(|_| gen.next_u32()).collect();
+    run.dp.set_fixed_draws(Some(&draws)).unwrap();
     run.dir.sysctls.expire_quiescent_template = spec.eqt;
     if spec.jumps {
         // A template restarted by a SYN runs for its timeout (60 s once it
@@ -591,6 +596,10 @@ fn run(spec: Spec) {
         "every kind of verdict should be exercised: {:?}",
         run.seen
     );
+    assert!(run.dp.fixed_draws_used().unwrap() < 65536);
+    if sched == "twos" {
+        assert!(run.dp.fixed_draws_used().unwrap() > 100);
+    }
     // Everything freed: counts back to zero on both sides.
     run.dp.flush_conns().unwrap();
     assert_eq!((run.dp.conn_count(), run.dp.template_count()), (0, 0));
@@ -647,6 +656,10 @@ fn mh() {
     differential("mh", "", 12, EVENTS);
 }
 #[test]
+fn twos() {
+    differential("twos", "", 14, EVENTS);
+}
+#[test]
 fn mh_fallback_port() {
     differential("mh", "-b mh-fallback,mh-port", 13, EVENTS);
 }
@@ -684,6 +697,10 @@ fn persist_lc_port0_slash24_eqt() {
 #[test]
 fn persist_sh_port0() {
     persistent("sh", "-p 45", 25, 0, false, 20);
+}
+#[test]
+fn persist_twos_slash24() {
+    persistent("twos", "-p 45 -M 255.255.255.0", 27, 80, false, 250);
 }
 #[test]
 fn persist_mh_slash24() {

@@ -313,7 +313,7 @@ fn unsupported_rules_are_refused_not_mis_scheduled() {
     for (rules, why) in [
         (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
         (&["-A -t 198.18.2.1:80 -s lblc"][..], "lblc"),
-        (&["-A -t 198.18.2.1:80 -s twos"][..], "twos"),
+        (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
     ] {
         let err = dp
             .sync(&table(rules), &Sysctls::default(), &L2::default())

@@ -67,7 +67,13 @@ struct sctx {
 	__u8 last_pass;
 	__u8 restarted;
 	__u8 done;
-	__u8 pad;
+	__u8 phase; /* twos: 0 = sum the weights, 1 = place the draws */
+	/* twos */
+	__s32 total;
+	__s32 r1, r2;
+	__s32 c1, c2;   /* list index, -1 = none */
+	__s32 c1w, c2w; /* weights */
+	__s32 c1oh, c2oh; /* overheads */
 };
 
 static long xvs_find_cb(__u32 i, void *arg)
@@ -244,6 +250,74 @@ static long xvs_wrr_cb(__u32 iter, void *arg)
 	if (s->last_pass && s->restarted && s->last >= 0)
 		s->stop = s->last;
 	return 0;
+}
+
+/*
+ * ip_vs_twos_schedule(): phase 0 sums the weights of the eligible servers
+ * (not overloaded, weight > 0) and remembers the last one; phase 1 walks
+ * them again subtracting each weight from both draws, the first server
+ * where a draw reaches <= 0 is its choice. All in C int arithmetic.
+ */
+static long xvs_twos_cb(__u32 i, void *arg)
+{
+	struct sctx *s = arg;
+	struct dest_list *l = s->l;
+	struct real_state *st;
+	__s32 w, oh;
+	__u32 id;
+
+	if (!l || i >= XVS_MAX_DESTS || i >= s->n)
+		return 1;
+	id = l->d[xvs_didx(i)].id;
+	w = l->d[xvs_didx(i)].weight;
+	st = bpf_map_lookup_elem(&xvs_real_state, &id);
+	if (!st || st->overloaded || w <= 0)
+		return 0;
+	if (s->phase == 0) {
+		s->total = (__s32)((__u32)s->total + (__u32)w);
+		s->best = i; /* last eligible */
+		return 0;
+	}
+	oh = (__s32)(((__u32)st->active << 8) + (__u32)st->inactive);
+	s->r1 = (__s32)((__u32)s->r1 - (__u32)w);
+	s->r2 = (__s32)((__u32)s->r2 - (__u32)w);
+	if (s->r1 <= 0 && s->c1 < 0) {
+		s->c1 = i;
+		s->c1w = w;
+		s->c1oh = oh;
+	}
+	if (s->r2 <= 0 && s->c2 < 0) {
+		s->c2 = i;
+		s->c2w = w;
+		s->c2oh = oh;
+	}
+	return s->c1 >= 0 && s->c2 >= 0;
+}
+
+/*
+ * A 32-bit random number: bpf_get_prandom_u32(), or with the test hook
+ * (xvs_config.rand_fixed) the next value of xvs_rand.
+ */
+static __always_inline __u32 xvs_draw(void)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	__u32 k = XVS_SEQ_RAND, slot, *v;
+	__u64 *pos;
+
+	if (!cfg || !cfg->rand_fixed)
+		return bpf_get_prandom_u32();
+	pos = bpf_map_lookup_elem(&xvs_seq, &k);
+	if (!pos)
+		return 0;
+	slot = (__u32)__sync_fetch_and_add(pos, 1) % XVS_RAND_SLOTS;
+	v = bpf_map_lookup_elem(&xvs_rand, &slot);
+	return v ? *v : 0;
+}
+
+/* get_random_u32_below(n): (draw * n) >> 32. */
+static __always_inline __u32 xvs_below(__u32 n)
+{
+	return (__u32)(((__u64)xvs_draw() * n) >> 32);
 }
 
 static __always_inline __u32 xvs_list_id(struct dest_list *l, __s32 i)
@@ -489,9 +563,33 @@ static __always_inline __u32 xvs_schedule(struct svc_info *si, __be32 saddr, __b
 	case XVS_SCHED_OVF:
 		bpf_loop(XVS_MAX_DESTS, xvs_scan_cb, &s, 0);
 		return s.best < 0 ? 0 : xvs_list_id(s.l, s.best);
+	case XVS_SCHED_TWOS: {
+		__u32 bound;
+
+		bpf_loop(XVS_MAX_DESTS, xvs_twos_cb, &s, 0);
+		if (s.best < 0)
+			return 0;
+		bound = (__u32)s.total + 1;
+		s.r1 = (__s32)xvs_below(bound);
+		s.r2 = (__s32)xvs_below(bound);
+		s.c1 = -1;
+		s.c2 = -1;
+		s.phase = 1;
+		bpf_loop(XVS_MAX_DESTS, xvs_twos_cb, &s, 0);
+		if (s.c1 < 0) {
+			/* the kernel's starting values; a draw always lands */
+			s.c1 = s.best;
+			s.c1w = -1;
+			s.c1oh = 0;
+		}
+		if (s.c2 >= 0 && (__s32)((__u32)s.c2w * (__u32)s.c1oh) >
+					 (__s32)((__u32)s.c1w * (__u32)s.c2oh))
+			return xvs_list_id(s.l, s.c2);
+		return xvs_list_id(s.l, s.c1);
+	}
 	default:
 		(void)now;
-		return 0; /* lblc, lblcr, twos: refused by user space */
+		return 0; /* lblc, lblcr: refused by user space */
 	}
 }
 
