@@ -150,15 +150,6 @@ fn check_supported(svc: &Service) -> Result<()> {
     if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
         return refuse("SCTP services are not in the datapath yet");
     }
-    if matches!(
-        svc.cfg.scheduler,
-        SchedulerKind::Lblc | SchedulerKind::Lblcr
-    ) {
-        return refuse(&format!(
-            "scheduler {} is not in the datapath yet (rr wrr lc wlc sed nq fo ovf sh dh mh twos are)",
-            svc.cfg.scheduler
-        ));
-    }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }

@@ -656,6 +656,14 @@ fn mh() {
     differential("mh", "", 12, EVENTS);
 }
 #[test]
+fn lblc() {
+    differential("lblc", "", 15, EVENTS);
+}
+#[test]
+fn lblcr() {
+    differential("lblcr", "", 16, EVENTS);
+}
+#[test]
 fn twos() {
     differential("twos", "", 14, EVENTS);
 }
@@ -701,6 +709,10 @@ fn persist_sh_port0() {
 #[test]
 fn persist_twos_slash24() {
     persistent("twos", "-p 45 -M 255.255.255.0", 27, 80, false, 250);
+}
+#[test]
+fn persist_lblcr_port0() {
+    persistent("lblcr", "-p 45", 28, 0, false, 20);
 }
 #[test]
 fn persist_mh_slash24() {

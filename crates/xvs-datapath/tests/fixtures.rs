@@ -312,7 +312,6 @@ fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
     for (rules, why) in [
         (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
-        (&["-A -t 198.18.2.1:80 -s lblc"][..], "lblc"),
         (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
     ] {
         let err = dp
