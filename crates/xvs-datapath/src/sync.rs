@@ -51,6 +51,9 @@ pub(crate) struct TestHooks {
     rand_fixed: bool,
     sysctls: Option<Sysctls>,
     timeouts: Option<Timeouts>,
+    /// lblc/lblcr expiration, seconds (0 = the default, 24 h).
+    lblc_expiration: u64,
+    lblcr_expiration: u64,
 }
 
 /// Where frames for a real server go at layer 2 (DR and NAT).
@@ -87,6 +90,10 @@ struct SyncedSvc {
     sched: SchedulerKind,
     /// (id, weight, the whole config) in list order.
     dests: Vec<(DestId, i32, xvs_core::model::DestConfig)>,
+    /// lblc/lblcr cache timer (`ip_vs_lblc_check_expire`): next run (ns on
+    /// the datapath clock, 0 = not armed yet) and run counter.
+    lbl_next_check: u64,
+    lbl_counter: u32,
 }
 
 /// What the last sync wrote.
@@ -249,12 +256,26 @@ impl Datapath {
         c.expire_nodest_conn = s.expire_nodest_conn as u32;
         c.sloppy_tcp = s.sloppy_tcp as u32;
         c.expire_quiescent_template = s.expire_quiescent_template as u32;
-        c.lblcr_expiration = LBL_EXPIRATION_SECS as u32;
+        c.lblcr_expiration = self.lblcr_expiration() as u32;
         c.rand_fixed = self.hooks.rand_fixed as u32;
         c.now_ns = self.hooks.now_ns;
         self.hooks.timeouts = Some(*t);
         self.hooks.sysctls = Some(*s);
         self.config.set(0, c, 0).map_err(map_err(name::CONFIG))
+    }
+
+    fn lblc_expiration(&self) -> u64 {
+        match self.hooks.lblc_expiration {
+            0 => LBL_EXPIRATION_SECS,
+            s => s,
+        }
+    }
+
+    fn lblcr_expiration(&self) -> u64 {
+        match self.hooks.lblcr_expiration {
+            0 => LBL_EXPIRATION_SECS,
+            s => s,
+        }
     }
 
     fn rewrite_config(&mut self) -> Result<()> {
@@ -353,6 +374,17 @@ impl Datapath {
     pub fn sync(&mut self, table: &IpvsTable, sysctls: &Sysctls, l2: &L2) -> Result<()> {
         for svc in table.services() {
             check_supported(svc)?;
+        }
+        // The lblc_expiration / lblcr_expiration sysctls, which the model
+        // keeps in each scheduler instance.
+        self.hooks.lblc_expiration = 0;
+        self.hooks.lblcr_expiration = 0;
+        for svc in table.services() {
+            match &svc.sched {
+                Sched::Lblc(s) => self.hooks.lblc_expiration = s.expiration().as_secs().max(1),
+                Sched::Lblcr(s) => self.hooks.lblcr_expiration = s.expiration().as_secs().max(1),
+                _ => {}
+            }
         }
         self.write_config(&table.timeouts, sysctls)?;
         let mut seen = HashSet::new();
@@ -561,6 +593,10 @@ impl Datapath {
         self.services
             .insert(skey, info, 0)
             .map_err(map_err(name::SERVICES))?;
+        let (lbl_next_check, lbl_counter) = match &prev {
+            Some(p) if !fresh => (p.lbl_next_check, p.lbl_counter),
+            _ => (0, 1),
+        };
         self.sync.services.insert(
             key,
             SyncedSvc {
@@ -568,6 +604,8 @@ impl Datapath {
                 key: skey,
                 sched: kind,
                 dests: now,
+                lbl_next_check,
+                lbl_counter,
             },
         );
         Ok(())
@@ -637,7 +675,9 @@ impl Datapath {
                 _ => {}
             }
         }
-        self.expire_lbl_caches(now, force);
+        if !force {
+            self.lbl_timers(now);
+        }
         // Removed real servers with nothing bound to them: forget them.
         let idle: Vec<u32> = self
             .sync
@@ -670,6 +710,16 @@ impl Datapath {
         self.tpls.keys().filter(|k| k.is_ok()).count()
     }
 
+    /// The lblcr cache: (service id, destination address) -> server set.
+    pub fn lblcr_sets(&self) -> Vec<(crate::maps::LblKey, crate::maps::LblcrSet)> {
+        self.lblcr.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// The lblc cache: (service id, destination address) -> real server.
+    pub fn lblc_entries(&self) -> Vec<(crate::maps::LblKey, crate::maps::LblcEntry)> {
+        self.lblc.iter().filter_map(|r| r.ok()).collect()
+    }
+
     /// Templates that can still be found (not invalidated).
     pub fn valid_template_count(&self) -> usize {
         self.tpl_index.keys().filter(|k| k.is_ok()).count()
@@ -684,31 +734,61 @@ impl Datapath {
             .collect()
     }
 
-    /// lblc/lblcr cache entries idle for the expiration time (24 h) are
-    /// dropped (the kernel's periodic full check does the same, on its own
-    /// 30-minute schedule).
-    fn expire_lbl_caches(&mut self, now: u64, force: bool) {
-        let limit = LBL_EXPIRATION_SECS * 1_000_000_000;
-        let old = |lastuse: u64| force || lastuse.saturating_add(limit) <= now;
-        let stale: Vec<_> = self
-            .lblc
-            .iter()
-            .filter_map(|r| r.ok())
-            .filter(|(_, e)| old(e.lastuse))
-            .map(|(k, _)| k)
-            .collect();
-        for k in stale {
-            let _ = self.lblc.remove(&k);
+    /// The lblc/lblcr cache timer of each such service, as the kernel's
+    /// `ip_vs_lblc_check_expire()` (and the model's `CacheTable::tick`) run
+    /// it: armed 60 s after the first sweep following `init_service`, then
+    /// every 60 s from the sweep that ran it; every 30th run drops the
+    /// service's entries idle for the expiration time (24 h by default).
+    /// Not done: the kernel's extra collection of entries idle for 6 min
+    /// when a table holds more than 16384 entries.
+    fn lbl_timers(&mut self, now: u64) {
+        const PERIOD: u64 = 60 * 1_000_000_000;
+        let mut full = Vec::new();
+        for s in self.sync.services.values_mut() {
+            if !matches!(s.sched, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
+                continue;
+            }
+            if s.lbl_next_check == 0 {
+                s.lbl_next_check = now + PERIOD;
+                continue;
+            }
+            if now < s.lbl_next_check {
+                continue;
+            }
+            if s.lbl_counter.is_multiple_of(30) {
+                full.push((s.id, s.sched));
+                s.lbl_counter = 1;
+            } else {
+                s.lbl_counter += 1;
+            }
+            s.lbl_next_check = now + PERIOD;
         }
-        let stale: Vec<_> = self
-            .lblcr
-            .iter()
-            .filter_map(|r| r.ok())
-            .filter(|(_, e)| old(e.lastuse))
-            .map(|(k, _)| k)
-            .collect();
-        for k in stale {
-            let _ = self.lblcr.remove(&k);
+        for (id, sched) in full {
+            if sched == SchedulerKind::Lblc {
+                let limit = self.lblc_expiration() * 1_000_000_000;
+                let stale: Vec<_> = self
+                    .lblc
+                    .iter()
+                    .filter_map(|r| r.ok())
+                    .filter(|(k, e)| k.svc_id == id && now >= e.lastuse.saturating_add(limit))
+                    .map(|(k, _)| k)
+                    .collect();
+                for k in stale {
+                    let _ = self.lblc.remove(&k);
+                }
+            } else {
+                let limit = self.lblcr_expiration() * 1_000_000_000;
+                let stale: Vec<_> = self
+                    .lblcr
+                    .iter()
+                    .filter_map(|r| r.ok())
+                    .filter(|(k, e)| k.svc_id == id && now >= e.lastuse.saturating_add(limit))
+                    .map(|(k, _)| k)
+                    .collect();
+                for k in stale {
+                    let _ = self.lblcr.remove(&k);
+                }
+            }
         }
     }
 

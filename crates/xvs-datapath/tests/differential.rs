@@ -93,6 +93,8 @@ struct Run {
     /// The virtual clock, ms.
     now_ms: u64,
     packets: u64,
+    /// The service is lblc/lblcr.
+    lbl: bool,
     /// Verdicts seen: to a real server, NAT reply, pass, drop.
     seen: [u64; 4],
 }
@@ -115,7 +117,9 @@ impl Run {
         let now = self.now();
         let due = self.dir.conns().iter().any(|(_, c)| c.expires <= now);
         self.dir.expire(now);
-        if due {
+        // lblc/lblcr: the cache timer runs in every sweep, so sweep whenever
+        // the model's timers run.
+        if due || self.lbl {
             self.dp.expire().unwrap();
         }
     }
@@ -276,6 +280,24 @@ impl Run {
                 c.caddr, c.vport, c.dest, c.dport, c.expires.0, c.timeout, c.n_control
             );
         }
+        for svc in self.dir.table.services() {
+            if let xvs_core::sched::Sched::Lblcr(l) = &svc.sched {
+                for e in l.entries() {
+                    out += &format!(
+                        "model lblcr {} lastmod {} lastuse {} members {:?}\n",
+                        e.addr, e.set.lastmod.0, e.lastuse.0, e.set.members
+                    );
+                }
+            }
+        }
+        for (_, e) in self.dp.lblcr_sets() {
+            out += &format!(
+                "datapath lblcr lastmod {} lastuse {} members {:?}\n",
+                e.lastmod / 1_000_000,
+                e.lastuse / 1_000_000,
+                &e.m[..e.n as usize]
+            );
+        }
         out += "datapath templates:\n";
         for t in self.dp.templates() {
             out += &format!(
@@ -413,6 +435,7 @@ fn run(spec: Spec) {
         l2,
         rng: SplitMix64::new(seed),
         now_ms: 1000,
+        lbl: sched.starts_with("lblc"),
         packets: 0,
         seen: [0; 4],
     };
@@ -431,12 +454,34 @@ fn run(spec: Spec) {
         run.dir.table.timeouts.tcp[TcpState::SynRecv.index()] = 59;
     }
     let svc = format!("-t {}:{}", Ipv4Addr::from(VIP), spec.port);
+    let svc_key = xvs_core::model::ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: IpAddr::V4(VIP.into()),
+        port: spec.port,
+    };
     let ports: &[u16] = if spec.port == 0 {
         &[80, 443, 8080]
     } else {
         &[80]
     };
-    assert!(run.apply(&format!("-A {svc} -s {sched} {flags}")));
+    assert!(run
+        .dir
+        .apply(&cmd(&format!("-A {svc} -s {sched} {flags}")))
+        .is_ok());
+    if spec.jumps {
+        // lblc/lblcr: a short expiration, so idle cache entries go at the
+        // half-hourly full check and lblcr sets shrink (the busiest member
+        // of a set unchanged that long is dropped).
+        let exp = std::time::Duration::from_secs(40);
+        match run.dir.table.service_mut(&svc_key).map(|s| &mut s.sched) {
+            Some(xvs_core::sched::Sched::Lblcr(l)) => l.set_expiration(exp),
+            Some(xvs_core::sched::Sched::Lblc(l)) => l.set_expiration(exp),
+            _ => {}
+        }
+    }
+    run.dp
+        .sync(&run.dir.table, &run.dir.sysctls, &run.l2)
+        .unwrap();
     let mut listed: BTreeMap<u8, RsCfg> = BTreeMap::new();
     let mut open: Vec<Open> = Vec::new();
     let new_cfg = |rng: &mut SplitMix64| RsCfg {
@@ -709,6 +754,10 @@ fn persist_sh_port0() {
 #[test]
 fn persist_twos_slash24() {
     persistent("twos", "-p 45 -M 255.255.255.0", 27, 80, false, 250);
+}
+#[test]
+fn persist_lblc_slash24() {
+    persistent("lblc", "-p 70 -M 255.255.255.0", 29, 80, false, 250);
 }
 #[test]
 fn persist_lblcr_port0() {
