@@ -415,6 +415,7 @@ impl Datapath {
                 self.retire_real(id.0)?;
             }
         }
+        self.forget_purged(table);
         Ok(())
     }
 
@@ -678,26 +679,29 @@ impl Datapath {
         if !force {
             self.lbl_timers(now);
         }
-        // Removed real servers with nothing bound to them: forget them.
-        let idle: Vec<u32> = self
+        Ok(n)
+    }
+
+    /// Forgets the removed real servers `table` no longer holds (its trash
+    /// purged them: unreferenced and idle long enough): their entries in
+    /// `xvs_reals`, `xvs_real_state` and `xvs_real_stats`. Until then a
+    /// removed server keeps its counters, so one re-added from the trash
+    /// comes back with them, as in the kernel. [`Datapath::sync`] does this
+    /// too; call it after the table's timers ran (`Director::expire`).
+    pub fn forget_purged(&mut self, table: &IpvsTable) {
+        let gone: Vec<u32> = self
             .sync
             .reals
             .iter()
-            .filter(|(_, r)| r.flags & REAL_F_AVAILABLE == 0)
+            .filter(|(id, r)| r.flags & REAL_F_AVAILABLE == 0 && table.dest(DestId(**id)).is_none())
             .map(|(id, _)| *id)
-            .filter(|id| {
-                self.real_state
-                    .get(id, 0)
-                    .is_ok_and(|s| s.active == 0 && s.inactive == 0 && s.persist == 0)
-            })
             .collect();
-        for id in idle {
+        for id in gone {
             let _ = self.reals.remove(&id);
             let _ = self.real_state.remove(&id);
             let _ = self.real_stats.remove(&id);
             self.sync.reals.remove(&id);
         }
-        Ok(n)
     }
 
     /// Live entries in the connection table.
@@ -852,6 +856,39 @@ impl Datapath {
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(map_err(name::SVC_STATS)(e)),
         }
+    }
+
+    /// `ipvsadm -Z [service]`: zeroes the packet, byte and connection
+    /// counters of one service and its listed real servers, or of every
+    /// service, listed real server and the total (as `IpvsTable` does for
+    /// `Command::Zero`; call it with the same key). The per-CPU values are
+    /// overwritten with zeros from user space, so a packet counted on
+    /// another CPU during the write may survive or be lost, as with any
+    /// non-atomic reset.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<()> {
+        let svcs: Vec<(u32, Vec<u32>)> = match key {
+            Some(k) => self.sync.services.get(k).into_iter().collect::<Vec<_>>(),
+            None => self.sync.services.values().collect(),
+        }
+        .into_iter()
+        .map(|s| (s.id, s.dests.iter().map(|(d, _, _)| d.0).collect()))
+        .collect();
+        for (id, dests) in svcs {
+            self.svc_stats
+                .insert(id, self.zero_stats()?, 0)
+                .map_err(map_err(name::SVC_STATS))?;
+            for d in dests {
+                self.real_stats
+                    .insert(d, self.zero_stats()?, 0)
+                    .map_err(map_err(name::REAL_STATS))?;
+            }
+        }
+        if key.is_none() {
+            self.total_stats
+                .set(0, self.zero_stats()?, 0)
+                .map_err(map_err(name::TOTAL_STATS))?;
+        }
+        Ok(())
     }
 
     /// The total counters, summed over CPUs.

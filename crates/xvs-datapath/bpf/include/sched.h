@@ -6,7 +6,10 @@
  *   rr, wrr            cursor (and wrr's cw/mw/di) in xvs_sched_state;
  *   lc, wlc, sed, nq,
  *   fo, ovf            one walk of the list, ties to the earlier server;
- *   sh, dh, mh         tables computed by xvs-core, copied into xvs_htab.
+ *   sh, dh, mh         tables computed by xvs-core, copied into xvs_htab;
+ *   twos               two walks, draws from bpf_get_prandom_u32 (or the
+ *                      test hook's xvs_rand);
+ *   lblc, lblcr        caches by destination address in xvs_lblc/xvs_lblcr.
  *
  * The list (struct dest_list) is in kernel order, newest first, with each
  * server's weight. Connection counts and the overload flag come from
