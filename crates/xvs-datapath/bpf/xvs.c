@@ -299,18 +299,22 @@ static __always_inline void xvs_unbind(struct unbind *u)
  */
 static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, struct unbind *u)
 {
-	struct conn_key ok = {};
-	struct conn_key *idx;
-	__u32 real_id = c->real_id, control = c->control;
+	struct conn_key *idx, *ok;
+	struct xvs_scratch *sc;
+	__u32 real_id = c->real_id, control = c->control, zero = 0;
 	__u8 flags = c->flags, fwd = c->fwd;
 
-	xvs_out_key(&ok, k, c);
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return 0;
+	ok = &sc->uk;
+	xvs_out_key(ok, k, c);
 	if (bpf_map_delete_elem(&xvs_conns, k))
 		return 0;
 	if (fwd == XVS_FWD_MASQ) {
-		idx = bpf_map_lookup_elem(&xvs_conns_out, &ok);
+		idx = bpf_map_lookup_elem(&xvs_conns_out, ok);
 		if (idx && xvs_key_eq(idx, k))
-			bpf_map_delete_elem(&xvs_conns_out, &ok);
+			bpf_map_delete_elem(&xvs_conns_out, ok);
 	}
 	u->real_id = real_id;
 	u->control = control;
@@ -540,7 +544,9 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 		return XVS_ACT_DROP_NODEST;
 	}
 	if (!t) {
-		rid = xvs_schedule(si, p->saddr[0], p->daddr[0], p->sport, now);
+		rid = xvs_sched_is_hash(si->sched)
+			      ? xvs_sched_hash(xvs_sched_meta(si), p->saddr[0], p->daddr[0], p->sport)
+			      : xvs_schedule(xvs_sched_meta(si), p->daddr[0], now);
 		if (!rid)
 			return XVS_ACT_DROP_NODEST;
 	}
@@ -635,8 +641,9 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		/* ip_vs_out(): a NAT real server's reply? */
 		ik = bpf_map_lookup_elem(&xvs_conns_out, &k);
 		if (ik) {
-			struct conn_key ikc = *ik;
+			struct conn_key ikc;
 
+			__builtin_memcpy(&ikc, ik, sizeof(ikc));
 			cc = bpf_map_lookup_elem(&xvs_conns, &ikc);
 			if (cc && cc->expires <= now) {
 				xvs_conn_free(&ikc, cc);

@@ -171,6 +171,9 @@ struct xvs_scratch {
 	struct conn_key ok;
 	struct tpl_key tk;
 	struct tpl nt;
+	struct lbl_key lk;
+	struct lblc_entry le;
+	struct conn_key uk; /* reply-index key of a connection being freed */
 };
 
 struct {

@@ -416,6 +416,18 @@ static __always_inline __u32 xvs_sched_wrr(struct sctx *s, __u32 svc_id)
 
 /* Hashing schedulers ------------------------------------------------------ */
 
+/* The first argument of the global scheduler functions: service id,
+ * scheduler and flags in one scalar. */
+static __always_inline __u64 xvs_sched_meta(struct svc_info *si)
+{
+	return (__u64)si->id | ((__u64)(si->sched & 0xff) << 32) | ((__u64)(si->flags & 0xffff) << 40);
+}
+
+static __always_inline int xvs_sched_is_hash(__u32 sched)
+{
+	return sched == XVS_SCHED_SH || sched == XVS_SCHED_DH || sched == XVS_SCHED_MH;
+}
+
 /* include/linux/hash.h hash_32() */
 static __always_inline __u32 xvs_hash_32(__u32 v, __u32 bits)
 {
@@ -523,11 +535,19 @@ static long xvs_hash_fallback_cb(__u32 k, void *arg)
 	return 1; /* found, or an empty slot: stop */
 }
 
-static __always_inline __u32 xvs_sched_hash(struct svc_info *si, __u8 sched, __be32 saddr,
-					     __be32 daddr, __be16 sport)
+/*
+ * sh, dh, mh: a global BPF function of its own (see xvs_schedule()), called
+ * directly by the packet path so that its frame is not stacked on
+ * xvs_schedule()'s.
+ */
+__attribute__((noinline)) __u32 xvs_sched_hash(__u64 meta, __be32 saddr, __be32 daddr,
+					       __be16 sport)
 {
 	struct hctx h = {};
-	__u32 svc_id = si->id, slot, id = 0;
+	__u32 svc_id = (__u32)meta;
+	__u8 sched = (meta >> 32) & 0xff;
+	__u32 flags = (meta >> 40) & 0xffff;
+	__u32 slot, id = 0;
 	int rc;
 
 	h.t = bpf_map_lookup_elem(&xvs_htab, &svc_id);
@@ -540,7 +560,7 @@ static __always_inline __u32 xvs_sched_hash(struct svc_info *si, __u8 sched, __b
 		rc = xvs_slot_usable(h.t, slot, svc_id, &id);
 		return rc == XVS_SLOT_FOUND ? id : 0;
 	}
-	h.key = ((si->flags & XVS_SVC_F_SCHED2) ? bpf_ntohs(sport) : 0) + bpf_ntohl(saddr);
+	h.key = ((flags & XVS_SVC_F_SCHED2) ? bpf_ntohs(sport) : 0) + bpf_ntohl(saddr);
 	if (sched == XVS_SCHED_SH) {
 		h.ihash = xvs_hash_32(h.key, 8) & (XVS_SH_TAB_SIZE - 1);
 		slot = h.ihash;
@@ -551,7 +571,7 @@ static __always_inline __u32 xvs_sched_hash(struct svc_info *si, __u8 sched, __b
 	rc = xvs_slot_usable(h.t, slot, svc_id, &id);
 	if (rc == XVS_SLOT_FOUND)
 		return id;
-	if (rc == XVS_SLOT_EMPTY || !(si->flags & XVS_SVC_F_SCHED1))
+	if (rc == XVS_SLOT_EMPTY || !(flags & XVS_SVC_F_SCHED1))
 		return 0;
 	bpf_loop(sched == XVS_SCHED_SH ? XVS_SH_TAB_SIZE : XVS_MH_SIZE, xvs_hash_fallback_cb, &h, 0);
 	return h.id;
@@ -620,14 +640,18 @@ static __always_inline __u32 xvs_lbl_wlc(struct sctx *s)
 
 static __always_inline __u32 xvs_sched_lblc(struct sctx *s, __be32 daddr, __u64 now)
 {
-	struct lbl_key key = {};
-	struct lblc_entry ne = {}, *en;
-	__u32 id;
+	struct xvs_scratch *sc;
+	struct lblc_entry *en;
+	__u32 id, zero = 0;
 	__s32 w;
 
-	key.svc_id = s->svc_id;
-	key.addr[0] = daddr;
-	en = bpf_map_lookup_elem(&xvs_lblc, &key);
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return 0;
+	__builtin_memset(&sc->lk, 0, sizeof(sc->lk));
+	sc->lk.svc_id = s->svc_id;
+	sc->lk.addr[0] = daddr;
+	en = bpf_map_lookup_elem(&xvs_lblc, &sc->lk);
 	if (en) {
 		en->lastuse = now;
 		id = en->real_id;
@@ -639,9 +663,10 @@ static __always_inline __u32 xvs_sched_lblc(struct sctx *s, __be32 daddr, __u64 
 		return 0;
 	/* ip_vs_lblc_new(): keep an entry already pointing there, else replace */
 	if (!en || en->real_id != id) {
-		ne.real_id = id;
-		ne.lastuse = now;
-		bpf_map_update_elem(&xvs_lblc, &key, &ne, BPF_ANY);
+		sc->le.real_id = id;
+		sc->le.pad = 0;
+		sc->le.lastuse = now;
+		bpf_map_update_elem(&xvs_lblc, &sc->lk, &sc->le, BPF_ANY);
 	}
 	return id;
 }
@@ -781,18 +806,22 @@ static __always_inline void xvs_lblcr_insert(struct sctx *s, __u32 id, __s32 w, 
 static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64 now)
 {
 	struct xvs_config *cfg = xvs_cfg();
-	struct lbl_key key = {};
 	struct lblcr_set *set, *en;
+	struct xvs_scratch *sc;
+	struct lbl_key *key;
 	__u32 zero = 0, id, dest, pos;
 	__s32 w;
 
-	key.svc_id = s->svc_id;
-	key.addr[0] = daddr;
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	set = bpf_map_lookup_elem(&xvs_lblcr_scratch, &zero);
-	if (!set || !cfg)
+	if (!set || !cfg || !sc)
 		return 0;
+	key = &sc->lk;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->svc_id = s->svc_id;
+	key->addr[0] = daddr;
 	s->set = set;
-	en = bpf_map_lookup_elem(&xvs_lblcr, &key);
+	en = bpf_map_lookup_elem(&xvs_lblcr, key);
 	if (!en) {
 		id = xvs_lbl_wlc(s);
 		if (!id)
@@ -804,7 +833,7 @@ static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64
 		set->m[0].id = id;
 		set->m[0].weight = s->hw;
 		/* a full cache takes no new entry */
-		bpf_map_update_elem(&xvs_lblcr, &key, set, BPF_NOEXIST);
+		bpf_map_update_elem(&xvs_lblcr, key, set, BPF_NOEXIST);
 		return id;
 	}
 	/* Edit a copy and swap it in whole (RCU): readers never see half a set. */
@@ -837,26 +866,31 @@ static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64
 	}
 	/* the least loaded member is used even if it was just erased */
 	if (dest && xvs_in_list(dest, s->svc_id, &w) && !xvs_lbl_overloaded(s, dest, w)) {
-		bpf_map_update_elem(&xvs_lblcr, &key, set, BPF_EXIST);
+		bpf_map_update_elem(&xvs_lblcr, key, set, BPF_EXIST);
 		return dest;
 	}
 	id = xvs_lbl_wlc(s);
 	if (id)
 		xvs_lblcr_insert(s, id, s->hw, now);
-	bpf_map_update_elem(&xvs_lblcr, &key, set, BPF_EXIST);
+	bpf_map_update_elem(&xvs_lblcr, key, set, BPF_EXIST);
 	return id;
 }
 
-/* Picks the real server for a new connection; 0 when none can take it. */
-static __always_inline __u32 xvs_schedule(struct svc_info *si, __be32 saddr, __be32 daddr,
-					  __be16 sport, __u64 now)
+/*
+ * Picks the real server for a new connection (all but sh, dh, mh: see
+ * xvs_sched_hash()); 0 when none can take it. A global BPF function: the verifier checks it once, on its own, rather
+ * than along every path of the caller that reaches it (which made loading
+ * slow), and its locals are in a frame of their own. Arguments are scalars
+ * (meta: xvs_sched_meta()).
+ */
+__attribute__((noinline)) __u32 xvs_schedule(__u64 meta, __be32 daddr, __u64 now)
 {
 	struct sctx s = {};
-	__u32 svc_id = si->id;
-	__u32 sched = si->sched;
+	__u32 svc_id = (__u32)meta;
+	__u32 sched = (meta >> 32) & 0xff;
 
-	if (sched == XVS_SCHED_SH || sched == XVS_SCHED_DH || sched == XVS_SCHED_MH)
-		return xvs_sched_hash(si, sched, saddr, daddr, sport);
+	if (xvs_sched_is_hash(sched)) /* xvs_sched_hash() */
+		return 0;
 
 	s.l = bpf_map_lookup_elem(&xvs_dest_lists, &svc_id);
 	if (!s.l)
