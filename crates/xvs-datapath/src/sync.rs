@@ -634,20 +634,15 @@ impl Datapath {
         // is freed only once the connections it controls are gone, and one
         // still controlling some is kept with a 60 s timer, which may come
         // due again within this sweep.
-        let keys: Vec<ConnKey> = self
+        let (keys, deadlines): (Vec<ConnKey>, Vec<u64>) = self
             .conns
             .iter()
             .filter_map(|r| r.ok())
             .filter(|(_, c)| force || c.expires <= now)
-            .map(|(k, _)| k)
-            .collect();
+            .map(|(k, c)| (k, if force { 0 } else { c.expires }))
+            .unzip();
         let mut due: BinaryHeap<Reverse<(u64, u8, usize)>> = BinaryHeap::new();
-        for (i, k) in keys.iter().enumerate() {
-            let at = if force {
-                0
-            } else {
-                self.conns.get(k, 0).map_or(0, |c| c.expires)
-            };
+        for (i, at) in deadlines.into_iter().enumerate() {
             due.push(Reverse((at, 0, i)));
         }
         for (id, t) in self.tpls.iter().filter_map(|r| r.ok()) {

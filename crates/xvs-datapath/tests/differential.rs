@@ -186,6 +186,8 @@ impl Run {
         };
         let got = self.dp.test_run(prog, &frame).unwrap();
         self.packets += 1;
+        // Debugging aid: XVS_DEBUG_CLIENT=198.19.3. prints every packet of
+        // those clients with the model's entries for them.
         if std::env::var("XVS_DEBUG_CLIENT").is_ok_and(|c| {
             Ipv4Addr::from(src).to_string().starts_with(&c)
                 || Ipv4Addr::from(dst).to_string().starts_with(&c)
@@ -395,12 +397,11 @@ struct Spec<'a> {
     clients: u32,
 }
 
-impl Spec<'_> {
-    fn new(sched: &str, flags: &str, seed: u64) -> Spec<'static> {
-        // (leaked: test specs live for the whole run)
+impl<'a> Spec<'a> {
+    fn new(sched: &'a str, flags: &'a str, seed: u64) -> Spec<'a> {
         Spec {
-            sched: Box::leak(sched.to_string().into_boxed_str()),
-            flags: Box::leak(flags.to_string().into_boxed_str()),
+            sched,
+            flags,
             seed,
             events: EVENTS,
             port: 80,
