@@ -504,10 +504,22 @@ impl Datapath {
     /// the live ones. Actions are not carried out: `XDP_TX` or a redirect is
     /// only a return value here.
     pub fn test_run(&self, prog: Prog, packet: &[u8]) -> Result<TestRunOutput> {
+        self.test_run_marked(prog, packet, 0)
+    }
+
+    /// [`Datapath::test_run`] with `skb->mark` set to `mark` for the tc
+    /// program (a firewall mark, for fwmark services). XDP has no mark: it
+    /// is ignored there.
+    pub fn test_run_marked(&self, prog: Prog, packet: &[u8], mark: u32) -> Result<TestRunOutput> {
         // Room for programs that grow the packet (encapsulation) later.
         let mut out = vec![0u8; packet.len() + 256];
+        // struct __sk_buff up to and including mark (len, pkt_type must be 0).
+        let mut ctx = [0u8; 12];
+        ctx[8..].copy_from_slice(&mark.to_ne_bytes());
+        let ctx_in = (mark != 0 && prog == Prog::Tc).then_some(&ctx[..]);
         let opts = || TestRunOptions {
             data_in: Some(packet),
+            ctx_in,
             ..TestRunOptions::default()
         };
         let (res, prog_name) = match prog {

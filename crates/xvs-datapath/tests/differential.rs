@@ -80,6 +80,7 @@ impl RsCfg {
 struct Open {
     client: [u8; 4],
     sport: u16,
+    vip: [u8; 4],
     dport: u16,
     /// Where the model sent it last (daddr, dport, method).
     to: Option<(IpAddr, u16, FwdMethod)>,
@@ -95,6 +96,9 @@ struct Run {
     packets: u64,
     /// The service is lblc/lblcr.
     lbl: bool,
+    /// Firewall mark of the service (0: a TCP service), put on packets run
+    /// through tc.
+    mark: u32,
     /// Verdicts seen: to a real server, NAT reply, pass, drop.
     seen: [u64; 4],
 }
@@ -168,23 +172,26 @@ impl Run {
             flags & 0x10 != 0,
             flags & 4 != 0,
         );
+        let prog = if self.rng.below(2) == 0 {
+            Prog::Xdp
+        } else {
+            Prog::Tc
+        };
+        // A fwmark service sees marked packets through tc only (XDP has no
+        // mark: the model gets none either).
+        let mark = if prog == Prog::Tc { self.mark } else { 0 };
         let pkt = Packet {
             flow,
             l4: Pkt::Tcp(tf),
             len: 40,
-            fwmark: 0,
+            fwmark: mark,
         };
         let now = self.now();
         let want = self.dir.process(now, &pkt);
         // The kernel's timer frees an entry marked to expire a jiffy later:
         // run the timers before the next packet.
         self.timers();
-        let prog = if self.rng.below(2) == 0 {
-            Prog::Xdp
-        } else {
-            Prog::Tc
-        };
-        let got = self.dp.test_run(prog, &frame).unwrap();
+        let got = self.dp.test_run_marked(prog, &frame, mark).unwrap();
         self.packets += 1;
         // Debugging aid: XVS_DEBUG_CLIENT=198.19.3. prints every packet of
         // those clients with the model's entries for them.
@@ -395,6 +402,9 @@ struct Spec<'a> {
     eqt: bool,
     /// Client addresses per /24 network (4 networks).
     clients: u32,
+    /// A fwmark service (`-f mark`) instead of `-t VIP:port`; its packets
+    /// go to four VIPs.
+    mark: u32,
 }
 
 impl<'a> Spec<'a> {
@@ -408,6 +418,7 @@ impl<'a> Spec<'a> {
             jumps: false,
             eqt: false,
             clients: 250,
+            mark: 0,
         }
     }
 }
@@ -452,6 +463,7 @@ fn run(spec: Spec) {
         rng: SplitMix64::new(seed),
         now_ms: 1000,
         lbl: sched.starts_with("lblc"),
+        mark: spec.mark,
         packets: 0,
         seen: [0; 4],
     };
@@ -469,11 +481,28 @@ fn run(spec: Spec) {
         // same instant is arbitrary (the model's is its slot order).
         run.dir.table.timeouts.tcp[TcpState::SynRecv.index()] = 59;
     }
-    let svc = format!("-t {}:{}", Ipv4Addr::from(VIP), spec.port);
-    let svc_key = xvs_core::model::ServiceKey::Addr {
-        protocol: Protocol::Tcp,
-        addr: IpAddr::V4(VIP.into()),
-        port: spec.port,
+    let (svc, svc_key) = if spec.mark != 0 {
+        (
+            format!("-f {}", spec.mark),
+            xvs_core::model::ServiceKey::Fwmark {
+                family: xvs_core::model::Family::Inet,
+                mark: spec.mark,
+            },
+        )
+    } else {
+        (
+            format!("-t {}:{}", Ipv4Addr::from(VIP), spec.port),
+            xvs_core::model::ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: IpAddr::V4(VIP.into()),
+                port: spec.port,
+            },
+        )
+    };
+    let vips: &[[u8; 4]] = if spec.mark != 0 {
+        &[VIP, [198, 18, 2, 2], [198, 18, 2, 3], [198, 18, 2, 4]]
+    } else {
+        &[VIP]
     };
     let ports: &[u16] = if spec.port == 0 {
         &[80, 443, 8080]
@@ -509,7 +538,7 @@ fn run(spec: Spec) {
             0
         },
         lower: 0,
-        svc_port: spec.port,
+        svc_port: if spec.mark != 0 { 80 } else { spec.port },
     };
     for i in 0..4 {
         let mut c = new_cfg(&mut run.rng);
@@ -574,7 +603,8 @@ fn run(spec: Spec) {
                 ];
                 let sport = 1024 + run.rng.below(60000) as u16;
                 let dport = ports[run.rng.below(ports.len() as u32) as usize];
-                let v = run.packet("SYN", client, sport, VIP, dport, 0x02);
+                let vip = vips[run.rng.below(vips.len() as u32) as usize];
+                let v = run.packet("SYN", client, sport, vip, dport, 0x02);
                 let to = match v {
                     Verdict::ToReal {
                         daddr, dport, fwd, ..
@@ -584,6 +614,7 @@ fn run(spec: Spec) {
                 open.push(Open {
                     client,
                     sport,
+                    vip,
                     dport,
                     to,
                 });
@@ -597,7 +628,7 @@ fn run(spec: Spec) {
                     8 => 0x04,     // RST
                     _ => 0x02,     // SYN again (reuse)
                 };
-                let v = run.packet("client", o.client, o.sport, VIP, o.dport, flags);
+                let v = run.packet("client", o.client, o.sport, o.vip, o.dport, flags);
                 if let Verdict::ToReal {
                     daddr, dport, fwd, ..
                 } = v
@@ -658,9 +689,10 @@ fn run(spec: Spec) {
     }
     run.checkpoint(events);
     eprintln!(
-        "{sched} {flags} port {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}), \
+        "{sched} {flags} port {} mark {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}), \
          {} templates live, {} s of virtual time",
         spec.port,
+        spec.mark,
         spec.eqt,
         run.packets,
         run.seen,
@@ -672,6 +704,15 @@ fn run(spec: Spec) {
         "every kind of verdict should be exercised: {:?}",
         run.seen
     );
+    if spec.mark != 0 {
+        // fwmark templates: protocol 0, the mark as the address.
+        for t in run.dp.templates() {
+            assert_eq!(
+                (t.key.proto, t.key.vaddr[0], t.key.vport),
+                (0, spec.mark.to_be(), 0)
+            );
+        }
+    }
     assert!(run.dp.fixed_draws_used().unwrap() < 65536);
     if sched == "twos" {
         assert!(run.dp.fixed_draws_used().unwrap() > 100);
@@ -793,6 +834,30 @@ fn persist_lblc_slash24() {
 #[test]
 fn persist_lblcr_port0() {
     persistent("lblcr", "-p 45", 28, 0, false, 20);
+}
+#[test]
+fn persist_fwmark_lblc_slash24() {
+    run(Spec {
+        jumps: true,
+        mark: 7,
+        ..Spec::new("lblc", "-p 45 -M 255.255.255.0", 30)
+    })
+}
+#[test]
+fn persist_fwmark_wlc() {
+    run(Spec {
+        jumps: true,
+        mark: 7,
+        clients: 20,
+        ..Spec::new("wlc", "-p 45", 31)
+    })
+}
+#[test]
+fn fwmark_lblcr() {
+    run(Spec {
+        mark: 7,
+        ..Spec::new("lblcr", "", 32)
+    })
 }
 #[test]
 fn persist_mh_slash24() {
