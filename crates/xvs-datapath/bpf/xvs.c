@@ -47,6 +47,9 @@ char _license[] SEC("license") = "GPL";
 #define XVS_TCP_ACK 0x10
 /* ip_vs_conn_new(): a fresh entry's timeout until its first transition */
 #define XVS_INITIAL_TIMEOUT 3
+/* FTPPORT (persistent services on it get port-less templates), FTPDATA */
+#define XVS_FTP_PORT 21
+#define XVS_FTP_DATA_PORT 20
 
 enum xvs_action {
 	XVS_ACT_PASS,
@@ -66,11 +69,12 @@ struct decision {
 	__u8 pad;
 };
 
-static __always_inline struct xvs_config *xvs_cfg(void)
+/* The clock: bpf_ktime_get_ns(), or the test hook's fixed time. */
+static __always_inline __u64 xvs_now(struct xvs_config *cfg)
 {
-	__u32 k = 0;
-
-	return bpf_map_lookup_elem(&xvs_config, &k);
+	if (cfg && cfg->now_ns)
+		return cfg->now_ns;
+	return bpf_ktime_get_ns();
 }
 
 /* Counters ---------------------------------------------------------------- */
@@ -143,13 +147,16 @@ static __always_inline void xvs_update_overload(struct real_state *st, struct re
  * Adds to a real server's ActiveConn/InActConn; bound is 1 after a bind,
  * 0 after an unbind (the overload rule runs), -1 for a state change.
  */
-static __always_inline void xvs_real_add(__u32 id, int d_active, int d_inactive, int bound)
+static __always_inline void xvs_real_add3(__u32 id, int d_active, int d_inactive, int d_persist,
+					   int bound)
 {
 	struct real_state *st = bpf_map_lookup_elem(&xvs_real_state, &id);
 	struct real *r;
 
 	if (!st)
 		return;
+	if (d_persist)
+		__sync_fetch_and_add(&st->persist, d_persist);
 	if (d_active)
 		__sync_fetch_and_add(&st->active, d_active);
 	if (d_inactive)
@@ -159,6 +166,78 @@ static __always_inline void xvs_real_add(__u32 id, int d_active, int d_inactive,
 	r = bpf_map_lookup_elem(&xvs_reals, &id);
 	if (r)
 		xvs_update_overload(st, r, bound);
+}
+
+static __always_inline void xvs_real_add(__u32 id, int d_active, int d_inactive, int bound)
+{
+	xvs_real_add3(id, d_active, d_inactive, 0, bound);
+}
+
+/* Templates ---------------------------------------------------------------- */
+
+/* ip_vs_conn_expire() with CONTROL_RETRY: a template still controlling
+ * connections is kept, with a 60 s timeout from then on. */
+#define XVS_CONTROL_RETRY 60
+
+/*
+ * A template's timer ran out (at t->expires <= now): frees it unless it
+ * still controls connections, in which case its timeout becomes 60 s and the
+ * timer restarts from the deadline. force: free it anyway. catch_up: restart
+ * it as often as a kernel timer firing on time would have by now (the lazy
+ * path of a packet); otherwise once (the sweep, which runs the due entries
+ * in deadline order and comes back to it if it is still due). Returns 1 if
+ * this call freed it.
+ */
+static __always_inline int xvs_tpl_expire(__u32 tid, struct tpl *t, __u64 now, int force,
+					  int catch_up)
+{
+	struct tpl_key key;
+	__u32 *idx, rid;
+
+	if (!force && t->n_control) {
+		__u64 step = (__u64)XVS_CONTROL_RETRY * XVS_NSEC;
+
+		t->timeout = XVS_CONTROL_RETRY;
+		if (catch_up && t->expires <= now)
+			t->expires += ((now - t->expires) / step + 1) * step;
+		else
+			t->expires += step;
+		return 0;
+	}
+	key = t->key;
+	rid = t->real_id;
+	if (bpf_map_delete_elem(&xvs_tpls, &tid))
+		return 0;
+	idx = bpf_map_lookup_elem(&xvs_tpl_index, &key);
+	if (idx && *idx == tid)
+		bpf_map_delete_elem(&xvs_tpl_index, &key);
+	xvs_real_add3(rid, 0, 0, -1, 0);
+	return 1;
+}
+
+/* ip_vs_check_template() without a required dest. */
+static __always_inline int xvs_tpl_valid(struct tpl *t, struct xvs_config *cfg)
+{
+	__u32 rid = t->real_id;
+	struct real *r = bpf_map_lookup_elem(&xvs_reals, &rid);
+
+	if (!r || !(r->flags & XVS_REAL_F_AVAILABLE))
+		return 0;
+	if (cfg->expire_quiescent_template && r->weight == 0)
+		return 0;
+	return 1;
+}
+
+/* A connection under template tid was freed: ip_vs_control_del(). */
+static __always_inline void xvs_control_del(__u32 tid)
+{
+	struct tpl *t;
+
+	if (!tid)
+		return;
+	t = bpf_map_lookup_elem(&xvs_tpls, &tid);
+	if (t && t->n_control)
+		__sync_fetch_and_add(&t->n_control, -1);
 }
 
 /* Connections ------------------------------------------------------------- */
@@ -196,6 +275,7 @@ static __always_inline void xvs_out_key(struct conn_key *ok, const struct conn_k
 /* What a freed entry still owes its real server: the unbind. */
 struct unbind {
 	__u32 real_id; /* 0: nothing owed */
+	__u32 control; /* template to release */
 	__u8 flags;
 };
 
@@ -203,6 +283,8 @@ static __always_inline void xvs_unbind(struct unbind *u)
 {
 	if (!u->real_id)
 		return;
+	xvs_control_del(u->control);
+	u->control = 0;
 	if (u->flags & XVS_CONN_F_INACTIVE)
 		xvs_real_add(u->real_id, 0, -1, 0);
 	else
@@ -218,20 +300,25 @@ static __always_inline void xvs_unbind(struct unbind *u)
  */
 static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, struct unbind *u)
 {
-	struct conn_key ok = {};
-	struct conn_key *idx;
-	__u32 real_id = c->real_id;
+	struct conn_key *idx, *ok;
+	struct xvs_scratch *sc;
+	__u32 real_id = c->real_id, control = c->control, zero = 0;
 	__u8 flags = c->flags, fwd = c->fwd;
 
-	xvs_out_key(&ok, k, c);
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return 0;
+	ok = &sc->uk;
+	xvs_out_key(ok, k, c);
 	if (bpf_map_delete_elem(&xvs_conns, k))
 		return 0;
 	if (fwd == XVS_FWD_MASQ) {
-		idx = bpf_map_lookup_elem(&xvs_conns_out, &ok);
+		idx = bpf_map_lookup_elem(&xvs_conns_out, ok);
 		if (idx && xvs_key_eq(idx, k))
-			bpf_map_delete_elem(&xvs_conns_out, &ok);
+			bpf_map_delete_elem(&xvs_conns_out, ok);
 	}
 	u->real_id = real_id;
+	u->control = control;
 	u->flags = flags;
 	return 1;
 }
@@ -332,6 +419,84 @@ static __always_inline struct svc_info *xvs_find_service(struct pkt *p, __u32 ma
 	return bpf_map_lookup_elem(&xvs_services, &sk);
 }
 
+/* The template key ip_vs_sched_persist() builds for a packet (template_key()). */
+static __always_inline void xvs_tpl_key(struct tpl_key *tk, struct pkt *p, struct svc_info *si,
+					__u32 mark, int fwmark, __be16 svc_port)
+{
+	tk->caddr[0] = p->saddr[0] & bpf_htonl(si->netmask);
+	tk->vaddr[0] = p->daddr[0];
+	tk->proto = p->proto;
+	tk->family = p->family;
+	if (p->dport == svc_port) {
+		if (svc_port != bpf_htons(XVS_FTP_PORT))
+			tk->vport = p->dport;
+	} else if (fwmark) {
+		tk->proto = 0; /* IPPROTO_IP */
+		tk->vaddr[0] = bpf_htonl(mark);
+	}
+}
+
+/*
+ * ip_vs_ct_in_get() + ip_vs_check_template(): the valid template for tk, or
+ * NULL. A template past its deadline gets what its timer would have done; an
+ * invalid one is taken out of the index (it keeps its count and timer).
+ */
+static __always_inline struct tpl *xvs_tpl_find(struct tpl_key *tk, struct xvs_config *cfg,
+						 __u64 now, __u32 *tidp)
+{
+	struct tpl *t;
+	__u32 *idp, tid;
+
+	idp = bpf_map_lookup_elem(&xvs_tpl_index, tk);
+	if (!idp)
+		return NULL;
+	tid = *idp;
+	t = bpf_map_lookup_elem(&xvs_tpls, &tid);
+	if (t && t->expires <= now && xvs_tpl_expire(tid, t, now, 0, 1))
+		t = NULL;
+	if (t && !xvs_tpl_valid(t, cfg)) {
+		t->dport = 0xffff;
+		t->flags |= XVS_TPL_F_INVALID;
+		bpf_map_delete_elem(&xvs_tpl_index, tk);
+		t = NULL;
+	}
+	*tidp = tid;
+	return t;
+}
+
+/* A new template for tk bound to real server r (PersistConn +1). */
+static __always_inline struct tpl *xvs_tpl_create(struct xvs_scratch *sc, struct svc_info *si,
+						   struct real *r, __u32 rid, __u64 now)
+{
+	struct tpl_key *tk = &sc->tk;
+	struct tpl *ntp = &sc->nt;
+	__u32 tid, k = XVS_SEQ_TPL;
+	__u64 *seq;
+
+	seq = bpf_map_lookup_elem(&xvs_seq, &k);
+	if (!seq)
+		return NULL;
+	__builtin_memset(ntp, 0, sizeof(*ntp));
+	tid = (__u32)__sync_fetch_and_add(seq, 1) + 1;
+	if (!tid)
+		tid = (__u32)__sync_fetch_and_add(seq, 1) + 1;
+	ntp->expires = now + (__u64)si->timeout * XVS_NSEC;
+	ntp->real_id = rid;
+	ntp->svc_id = si->id;
+	__builtin_memcpy(ntp->daddr, r->addr, 16);
+	/* template_dport(): the server's port if vport is kept */
+	ntp->dport = tk->vport ? r->port : 0;
+	ntp->fwd = r->fwd;
+	ntp->timeout = si->timeout;
+	ntp->key = *tk;
+	ntp->id = tid;
+	if (bpf_map_update_elem(&xvs_tpls, &tid, ntp, BPF_NOEXIST))
+		return NULL;
+	bpf_map_update_elem(&xvs_tpl_index, tk, &tid, BPF_ANY);
+	xvs_real_add3(rid, 0, 0, 1, 1);
+	return bpf_map_lookup_elem(&xvs_tpls, &tid);
+}
+
 /*
  * tcp/udp_conn_schedule() + ip_vs_schedule(): a new connection for the
  * packet, or why not. On XVS_ACT_FORWARD *cp is the inserted entry, or NULL
@@ -342,13 +507,15 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 					struct xvs_config *cfg, __u64 now, struct conn **cp,
 					struct real **rp)
 {
-	struct conn nc = {};
-	struct conn_key ok = {};
+	struct xvs_scratch *sc;
+	struct conn *ncp;
 	struct svc_info *si;
+	struct tpl *t = NULL;
 	struct real *r;
-	__be16 svc_port = 0;
-	__u32 rid, svc_id;
+	__be16 svc_port = 0, dport;
+	__u32 rid = 0, svc_id, tid = 0;
 	int fwmark, first;
+	__u32 zero = 0;
 
 	if (p->proto == IPPROTO_TCP)
 		first = ((p->tcp_flags & XVS_TCP_SYN) || cfg->sloppy_tcp) &&
@@ -360,30 +527,65 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	si = xvs_find_service(p, mark, &fwmark, &svc_port);
 	if (!si)
 		return XVS_ACT_PASS;
-	/* Port-zero services schedule only with persistence (not in the datapath yet). */
-	if (!fwmark && p->dport != svc_port)
-		return XVS_ACT_DROP_NODEST;
+	/* ip_vs_schedule(): active FTP data (client port 20) is never scheduled. */
+	if (p->sport == bpf_htons(XVS_FTP_DATA_PORT))
+		return XVS_ACT_PASS;
 	svc_id = si->id;
-	rid = xvs_schedule(si, p->saddr[0], p->daddr[0], p->sport);
-	if (!rid)
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return XVS_ACT_DROP_FULL;
+	if (si->flags & XVS_SVC_F_PERSISTENT) {
+		__builtin_memset(&sc->tk, 0, sizeof(sc->tk));
+		xvs_tpl_key(&sc->tk, p, si, mark, fwmark, svc_port);
+		t = xvs_tpl_find(&sc->tk, cfg, now, &tid);
+		if (t)
+			rid = t->real_id;
+	} else if (!fwmark && p->dport != svc_port) {
+		/* Port-zero services schedule only with persistence. */
 		return XVS_ACT_DROP_NODEST;
+	}
+	if (!t) {
+		rid = xvs_sched_is_hash(si->sched)
+			      ? xvs_sched_hash(xvs_sched_meta(si), p->saddr[0], p->daddr[0], p->sport)
+			      : xvs_schedule(xvs_sched_meta(si), p->daddr[0], now);
+		if (!rid)
+			return XVS_ACT_DROP_NODEST;
+	}
 	r = bpf_map_lookup_elem(&xvs_reals, &rid);
 	if (!r)
 		return XVS_ACT_DROP_NODEST;
+	if (si->flags & XVS_SVC_F_PERSISTENT) {
+		if (!t) {
+			t = xvs_tpl_create(sc, si, r, rid, now);
+			if (!t)
+				return XVS_ACT_DROP_FULL;
+		}
+		tid = t->id;
+		/* persistent_conn_dport() */
+		dport = (p->dport == svc_port && r->port) ? r->port : p->dport;
+	} else {
+		dport = r->port ? r->port : p->dport; /* conn_dport() */
+	}
 
-	nc.real_id = rid;
-	nc.svc_id = svc_id;
-	__builtin_memcpy(nc.daddr, r->addr, 16);
-	nc.dport = r->port ? r->port : p->dport;
-	nc.fwd = r->fwd;
-	nc.family = r->family;
-	nc.flags = XVS_CONN_F_INACTIVE;
+	ncp = &sc->nc;
+	__builtin_memset(ncp, 0, sizeof(*ncp));
+	ncp->real_id = rid;
+	ncp->svc_id = svc_id;
+	__builtin_memcpy(ncp->daddr, r->addr, 16);
+	ncp->dport = dport;
+	ncp->fwd = r->fwd;
+	ncp->family = r->family;
+	ncp->flags = XVS_CONN_F_INACTIVE;
 	if (r->fwd != XVS_FWD_MASQ)
-		nc.flags |= XVS_CONN_F_NO_OUTPUT;
-	nc.state = XVS_TCP_S_NONE;
-	nc.timeout = XVS_INITIAL_TIMEOUT;
-	nc.expires = now + XVS_INITIAL_TIMEOUT * XVS_NSEC;
+		ncp->flags |= XVS_CONN_F_NO_OUTPUT;
+	ncp->state = XVS_TCP_S_NONE;
+	ncp->timeout = XVS_INITIAL_TIMEOUT;
+	ncp->expires = now + XVS_INITIAL_TIMEOUT * XVS_NSEC;
+	ncp->control = tid;
 	xvs_count_conn(rid, svc_id);
+	/* The template's timer restarts with each connection through it. */
+	if (t)
+		t->expires = now + (__u64)t->timeout * XVS_NSEC;
 	*rp = r;
 
 	if ((si->flags & XVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
@@ -394,11 +596,13 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 		*cp = NULL;
 		return XVS_ACT_FORWARD;
 	}
-	if (bpf_map_update_elem(&xvs_conns, k, &nc, BPF_NOEXIST))
+	if (bpf_map_update_elem(&xvs_conns, k, ncp, BPF_NOEXIST))
 		return XVS_ACT_DROP_FULL;
-	if (nc.fwd == XVS_FWD_MASQ) {
-		xvs_out_key(&ok, k, &nc);
-		bpf_map_update_elem(&xvs_conns_out, &ok, k, BPF_ANY);
+	if (t)
+		__sync_fetch_and_add(&t->n_control, 1);
+	if (ncp->fwd == XVS_FWD_MASQ) {
+		xvs_out_key(&sc->ok, k, ncp);
+		bpf_map_update_elem(&xvs_conns_out, &sc->ok, k, BPF_ANY);
 	}
 	xvs_real_add(rid, 0, 1, 1);
 	*cp = bpf_map_lookup_elem(&xvs_conns, k);
@@ -421,7 +625,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 
 	if (!cfg)
 		return XVS_ACT_PASS;
-	now = bpf_ktime_get_ns();
+	now = xvs_now(cfg);
 	__builtin_memcpy(k.saddr, p->saddr, 16);
 	__builtin_memcpy(k.daddr, p->daddr, 16);
 	k.sport = p->sport;
@@ -438,8 +642,9 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		/* ip_vs_out(): a NAT real server's reply? */
 		ik = bpf_map_lookup_elem(&xvs_conns_out, &k);
 		if (ik) {
-			struct conn_key ikc = *ik;
+			struct conn_key ikc;
 
+			__builtin_memcpy(&ikc, ik, sizeof(ikc));
 			cc = bpf_map_lookup_elem(&xvs_conns, &ikc);
 			if (cc && cc->expires <= now) {
 				xvs_conn_free(&ikc, cc);
@@ -466,7 +671,8 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		r = bpf_map_lookup_elem(&xvs_reals, &rid);
 		if (cfg->expire_nodest_conn && r && r->weight == 0)
 			resched = 1;
-		if (!resched && cfg->conn_reuse_mode) {
+		/* is_new_conn_expected(): never for a connection under a template */
+		if (!resched && cfg->conn_reuse_mode && !c->control) {
 			__u8 s = c->state;
 
 			resched = s == XVS_TCP_S_TIME_WAIT || s == XVS_TCP_S_CLOSE ||
@@ -837,29 +1043,46 @@ int xvs_tc(struct __sk_buff *skb)
 /*
  * Control operations, run by user space through BPF_PROG_TEST_RUN so that
  * counts are only ever changed by BPF code, atomically. The "packet" is:
- *   byte 0  op: XVS_CTL_EXPIRE or XVS_CTL_CLEAR_OVERLOAD
+ *   byte 0  op: XVS_CTL_EXPIRE, XVS_CTL_CLEAR_OVERLOAD or XVS_CTL_EXPIRE_TPL
  *   byte 4  EXPIRE: a struct conn_key, then one byte: 1 = free it whatever
- *           its deadline; CLEAR_OVERLOAD: a real server id (u32)
+ *           its deadline; CLEAR_OVERLOAD: a real server id (u32);
+ *           EXPIRE_TPL: a template id (u32), then the force byte at 4 + 40
  * EXPIRE returns 0 if there is no such entry, 1 if it is still live, 2 if
- * this run freed it. CLEAR_OVERLOAD returns 1 if the real server exists.
+ * this run freed it. EXPIRE_TPL the same (1 also when the template is kept
+ * because it still controls connections: its timer then restarts, 60 s).
+ * CLEAR_OVERLOAD returns 1 if the real server exists.
  */
 #define XVS_CTL_EXPIRE 1
 #define XVS_CTL_CLEAR_OVERLOAD 2
+#define XVS_CTL_EXPIRE_TPL 3
 
 SEC("xdp")
 int xvs_ctl(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct xvs_config *cfg = xvs_cfg();
 	struct real_state *st;
 	struct conn_key k;
 	struct conn *c;
+	struct tpl *t;
+	__u64 now = xvs_now(cfg);
 	__u32 id;
 	__u8 op, force;
 
 	if (data + 4 + sizeof(k) + 1 > data_end)
 		return 0;
 	op = *(__u8 *)data;
+	force = *(__u8 *)(data + 4 + sizeof(k));
+	if (op == XVS_CTL_EXPIRE_TPL) {
+		id = *(__u32 *)(data + 4);
+		t = bpf_map_lookup_elem(&xvs_tpls, &id);
+		if (!t)
+			return 0;
+		if (!force && t->expires > now)
+			return 1;
+		return xvs_tpl_expire(id, t, now, force, 0) ? 2 : 1;
+	}
 	if (op == XVS_CTL_CLEAR_OVERLOAD) {
 		id = *(__u32 *)(data + 4);
 		st = bpf_map_lookup_elem(&xvs_real_state, &id);
@@ -871,11 +1094,10 @@ int xvs_ctl(struct xdp_md *ctx)
 	if (op != XVS_CTL_EXPIRE)
 		return 0;
 	__builtin_memcpy(&k, data + 4, sizeof(k));
-	force = *(__u8 *)(data + 4 + sizeof(k));
 	c = bpf_map_lookup_elem(&xvs_conns, &k);
 	if (!c)
 		return 0;
-	if (!force && c->expires > bpf_ktime_get_ns())
+	if (!force && c->expires > now)
 		return 1;
 	return xvs_conn_free(&k, c) ? 2 : 0;
 }

@@ -33,7 +33,8 @@ pub use maps::{Proto, SvcKey};
 pub use sync::{NextHop, L2};
 
 use maps::{
-    name, Config, Conn, ConnKey, DestList, Htab, Real, RealState, SchedState, Stats, SvcInfo,
+    name, Config, Conn, ConnKey, DestList, Htab, LblKey, LblcEntry, LblcrSet, Real, RealState,
+    SchedState, Stats, SvcInfo, Tpl, TplKey,
 };
 
 /// The compiled BPF object (`bpf/xvs.c`), 8-byte aligned as aya requires.
@@ -302,8 +303,15 @@ pub struct Datapath {
     real_stats: PerCpuHashMap<MapData, u32, Stats>,
     total_stats: PerCpuArray<MapData, Stats>,
     counters: PerCpuArray<MapData, u64>,
+    tpl_index: HashMap<MapData, TplKey, u32>,
+    tpls: HashMap<MapData, u32, Tpl>,
+    seq: Array<MapData, u64>,
+    rand: Array<MapData, u32>,
+    lblc: HashMap<MapData, LblKey, LblcEntry>,
+    lblcr: HashMap<MapData, LblKey, LblcrSet>,
     nr_cpus: usize,
     sync: sync::SyncState,
+    hooks: sync::TestHooks,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -350,9 +358,16 @@ impl Datapath {
             real_stats: take(&mut ebpf, name::REAL_STATS)?,
             total_stats: take(&mut ebpf, name::TOTAL_STATS)?,
             counters: take(&mut ebpf, name::COUNTERS)?,
+            tpl_index: take(&mut ebpf, name::TPL_INDEX)?,
+            tpls: take(&mut ebpf, name::TPLS)?,
+            seq: take(&mut ebpf, name::SEQ)?,
+            rand: take(&mut ebpf, name::RAND)?,
+            lblc: take(&mut ebpf, name::LBLC)?,
+            lblcr: take(&mut ebpf, name::LBLCR)?,
             ebpf,
             nr_cpus,
             sync: sync::SyncState::default(),
+            hooks: sync::TestHooks::default(),
         };
         for prog in [XDP_PROG, CTL_PROG] {
             dp.xdp_named_mut(prog)?
@@ -496,10 +511,22 @@ impl Datapath {
     /// the live ones. Actions are not carried out: `XDP_TX` or a redirect is
     /// only a return value here.
     pub fn test_run(&self, prog: Prog, packet: &[u8]) -> Result<TestRunOutput> {
+        self.test_run_marked(prog, packet, 0)
+    }
+
+    /// [`Datapath::test_run`] with `skb->mark` set to `mark` for the tc
+    /// program (a firewall mark, for fwmark services). XDP has no mark: it
+    /// is ignored there.
+    pub fn test_run_marked(&self, prog: Prog, packet: &[u8], mark: u32) -> Result<TestRunOutput> {
         // Room for programs that grow the packet (encapsulation) later.
         let mut out = vec![0u8; packet.len() + 256];
+        // struct __sk_buff up to and including mark (len, pkt_type must be 0).
+        let mut ctx = [0u8; 12];
+        ctx[8..].copy_from_slice(&mark.to_ne_bytes());
+        let ctx_in = (mark != 0 && prog == Prog::Tc).then_some(&ctx[..]);
         let opts = || TestRunOptions {
             data_in: Some(packet),
+            ctx_in,
             ..TestRunOptions::default()
         };
         let (res, prog_name) = match prog {

@@ -40,7 +40,28 @@ pub mod name {
     pub const TOTAL_STATS: &str = "xvs_total_stats";
     /// Per-CPU packet counters (`counter::*`).
     pub const COUNTERS: &str = "xvs_counters";
+    /// Valid templates: `TplKey` -> template id.
+    pub const TPL_INDEX: &str = "xvs_tpl_index";
+    /// Templates: id -> `Tpl`.
+    pub const TPLS: &str = "xvs_tpls";
+    /// Sequence numbers (`u64`): template ids, twos test-draw position.
+    pub const SEQ: &str = "xvs_seq";
+    /// twos test draws (`u32`), used when `Config::rand_fixed` is set.
+    pub const RAND: &str = "xvs_rand";
+    /// lblc cache: `LblKey` -> `LblcEntry`.
+    pub const LBLC: &str = "xvs_lblc";
+    /// lblcr cache: `LblKey` -> `LblcrSet`.
+    pub const LBLCR: &str = "xvs_lblcr";
 }
+
+/// Slots of the twos test-draw array (`XVS_RAND_SLOTS`).
+pub const RAND_SLOTS: u32 = 65536;
+/// `xvs_seq` index of the last template id.
+pub const SEQ_TPL: u32 = 0;
+/// `xvs_seq` index of the next twos test draw.
+pub const SEQ_RAND: u32 = 1;
+/// `tpl.flags`: invalidated (no longer in the index).
+pub const TPL_F_INVALID: u8 = 0x1;
 
 /// Real servers per service (`XVS_MAX_DESTS`).
 pub const MAX_DESTS: usize = 256;
@@ -280,8 +301,102 @@ pub struct Conn {
     pub pad: u16,
     /// Timeout of the current state, seconds.
     pub timeout: u32,
+    /// Id of the controlling template, 0 = none.
+    pub control: u32,
+}
+
+/// `struct tpl_key`: what a persistence template is found by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct TplKey {
+    /// Masked client address.
+    pub caddr: [u32; 4],
+    /// VIP, or the fwmark (network order) for fwmark templates.
+    pub vaddr: [u32; 4],
+    /// Service port or 0, network order.
+    pub vport: u16,
+    /// IP protocol, 0 for fwmark templates.
+    pub proto: u8,
+    /// Family.
+    pub family: u8,
+}
+
+/// `struct tpl`: a persistence template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Tpl {
+    /// Deadline, ns on the datapath clock.
+    pub expires: u64,
+    /// Real server id.
+    pub real_id: u32,
+    /// Service id.
+    pub svc_id: u32,
+    /// Real server address.
+    pub daddr: [u32; 4],
+    /// `template_dport()`, network order; 0xffff once invalidated.
+    pub dport: u16,
+    /// Forwarding method.
+    pub fwd: u8,
+    /// [`TPL_F_INVALID`].
+    pub flags: u8,
+    /// Seconds: the persistence timeout, or 60 after a delayed expiry.
+    pub timeout: u32,
+    /// Connections it controls.
+    pub n_control: u32,
+    /// Its key.
+    pub key: TplKey,
+    /// Its id.
+    pub id: u32,
     /// 0.
-    pub pad2: u32,
+    pub pad: u32,
+}
+
+/// `struct lbl_key`: lblc/lblcr cache key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct LblKey {
+    /// Service id.
+    pub svc_id: u32,
+    /// Destination address.
+    pub addr: [u32; 4],
+}
+
+/// `struct lblc_entry`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct LblcEntry {
+    /// Real server id.
+    pub real_id: u32,
+    /// 0.
+    pub pad: u32,
+    /// Last use, ns on the datapath clock.
+    pub lastuse: u64,
+}
+
+/// `struct lblcr_member`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct LblcrMember {
+    /// Real server id.
+    pub id: u32,
+    /// Weight last seen.
+    pub weight: i32,
+}
+
+/// `struct lblcr_set`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct LblcrSet {
+    /// Last use, ns.
+    pub lastuse: u64,
+    /// Last change of the set, ns.
+    pub lastmod: u64,
+    /// Members in use.
+    pub n: u32,
+    /// 0.
+    pub pad: u32,
+    /// Members, most recently added first.
+    pub m: [LblcrMember; MAX_DESTS],
 }
 
 /// `struct xvs_config`: timeouts and sysctls.
@@ -298,6 +413,16 @@ pub struct Config {
     pub expire_nodest_conn: u32,
     /// `sloppy_tcp`.
     pub sloppy_tcp: u32,
+    /// `expire_quiescent_template`.
+    pub expire_quiescent_template: u32,
+    /// Test hook: twos takes its draws from `xvs_rand`.
+    pub rand_fixed: u32,
+    /// `lblcr_expiration`, seconds.
+    pub lblcr_expiration: u32,
+    /// 0.
+    pub pad: u32,
+    /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_ns`).
+    pub now_ns: u64,
 }
 
 /// `struct xvs_stats`: counters of one CPU.
@@ -352,7 +477,12 @@ const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);
 const _: () = assert!(HTAB_SLOTS >= HTAB_SIZE);
 const _: () = assert!(size_of::<ConnKey>() == 40);
 const _: () = assert!(size_of::<Conn>() == 48);
-const _: () = assert!(size_of::<Config>() == 80);
+const _: () = assert!(size_of::<Config>() == 104);
+const _: () = assert!(size_of::<TplKey>() == 36);
+const _: () = assert!(size_of::<Tpl>() == 88);
+const _: () = assert!(size_of::<LblKey>() == 20);
+const _: () = assert!(size_of::<LblcEntry>() == 16);
+const _: () = assert!(size_of::<LblcrSet>() == 24 + 8 * MAX_DESTS);
 const _: () = assert!(size_of::<Stats>() == 40);
 
 // SAFETY: all of these are #[repr(C)], made only of integers and integer
@@ -380,6 +510,16 @@ unsafe impl aya::Pod for Conn {}
 unsafe impl aya::Pod for Config {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Stats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for TplKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Tpl {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LblKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LblcEntry {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LblcrSet {}
 
 /// An address as four network-order words (IPv4 in the first) and its family.
 pub fn addr_words(a: IpAddr) -> ([u32; 4], u8) {

@@ -10,7 +10,8 @@
 //! under the state's spin lock (`BPF_F_LOCK`). sh/dh/mh tables are copied
 //! from xvs-core's computed tables.
 
-use std::collections::{HashMap as StdMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap as StdMap, HashSet};
 use std::net::IpAddr;
 
 use aya::maps::{MapError, PerCpuValues};
@@ -24,7 +25,7 @@ use xvs_core::table::{IpvsTable, Service};
 
 use crate::maps::{
     addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
-    SvcInfo, SvcKey, AF_INET, HTAB_SLOTS, MAX_DESTS, REAL_F_AVAILABLE,
+    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, MAX_DESTS, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND,
 };
 use crate::{map_err, Datapath, Error, Result};
 
@@ -35,6 +36,25 @@ const BPF_NOEXIST: u64 = 1;
 
 const CTL_EXPIRE: u8 = 1;
 const CTL_CLEAR_OVERLOAD: u8 = 2;
+const CTL_EXPIRE_TPL: u8 = 3;
+
+/// lblc/lblcr cache expiration (the `lblc_expiration`/`lblcr_expiration`
+/// sysctls' default, 24 h), seconds.
+const LBL_EXPIRATION_SECS: u64 = 24 * 60 * 60;
+
+/// Test hooks written into `xvs_config` with every sync.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TestHooks {
+    /// A fixed clock (ns), 0 = `bpf_ktime_get_ns`.
+    now_ns: u64,
+    /// twos draws come from `xvs_rand`.
+    rand_fixed: bool,
+    sysctls: Option<Sysctls>,
+    timeouts: Option<Timeouts>,
+    /// lblc/lblcr expiration, seconds (0 = the default, 24 h).
+    lblc_expiration: u64,
+    lblcr_expiration: u64,
+}
 
 /// Where frames for a real server go at layer 2 (DR and NAT).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,6 +114,10 @@ struct SyncedSvc {
     sched: SchedulerKind,
     /// (id, weight, the whole config) in list order.
     dests: Vec<(DestId, i32, xvs_core::model::DestConfig)>,
+    /// lblc/lblcr cache timer (`ip_vs_lblc_check_expire`): next run (ns on
+    /// the datapath clock, 0 = not armed yet) and run counter.
+    lbl_next_check: u64,
+    lbl_counter: u32,
 }
 
 /// What the last sync wrote.
@@ -156,18 +180,6 @@ fn check_supported(svc: &Service) -> Result<()> {
     }
     if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
         return refuse("SCTP services are not in the datapath yet");
-    }
-    if matches!(
-        svc.cfg.scheduler,
-        SchedulerKind::Lblc | SchedulerKind::Lblcr | SchedulerKind::Twos
-    ) {
-        return refuse(&format!(
-            "scheduler {} is not in the datapath yet (rr wrr lc wlc sed nq fo ovf sh dh mh are)",
-            svc.cfg.scheduler
-        ));
-    }
-    if svc.cfg.persistence.is_some() {
-        return refuse("persistence (-p/-M) is not in the datapath yet");
     }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
@@ -271,7 +283,71 @@ impl Datapath {
         c.conn_reuse_mode = s.conn_reuse_mode;
         c.expire_nodest_conn = s.expire_nodest_conn as u32;
         c.sloppy_tcp = s.sloppy_tcp as u32;
+        c.expire_quiescent_template = s.expire_quiescent_template as u32;
+        c.lblcr_expiration = self.lblcr_expiration() as u32;
+        c.rand_fixed = self.hooks.rand_fixed as u32;
+        c.now_ns = self.hooks.now_ns;
+        self.hooks.timeouts = Some(*t);
+        self.hooks.sysctls = Some(*s);
         self.config.set(0, c, 0).map_err(map_err(name::CONFIG))
+    }
+
+    fn lblc_expiration(&self) -> u64 {
+        match self.hooks.lblc_expiration {
+            0 => LBL_EXPIRATION_SECS,
+            s => s,
+        }
+    }
+
+    fn lblcr_expiration(&self) -> u64 {
+        match self.hooks.lblcr_expiration {
+            0 => LBL_EXPIRATION_SECS,
+            s => s,
+        }
+    }
+
+    fn rewrite_config(&mut self) -> Result<()> {
+        let t = self.hooks.timeouts.unwrap_or_default();
+        let s = self.hooks.sysctls.unwrap_or_default();
+        self.write_config(&t, &s)
+    }
+
+    /// Test hook: run the programs (and [`Datapath::expire`]) on a fixed
+    /// clock, `Some(ns)`, instead of `CLOCK_MONOTONIC`; `None` returns to
+    /// the real clock. Lets a test move time exactly as a model does.
+    pub fn set_clock(&mut self, ns: Option<u64>) -> Result<()> {
+        self.hooks.now_ns = ns.unwrap_or(0);
+        self.rewrite_config()
+    }
+
+    /// Test hook: the twos scheduler takes its 32-bit draws from `draws`
+    /// (in order, from the first; at most 65536, cycling) instead of
+    /// `bpf_get_prandom_u32`. `None` returns to the kernel's random numbers.
+    pub fn set_fixed_draws(&mut self, draws: Option<&[u32]>) -> Result<()> {
+        if let Some(d) = draws {
+            for (i, v) in d.iter().take(RAND_SLOTS as usize).enumerate() {
+                self.rand
+                    .set(i as u32, *v, 0)
+                    .map_err(map_err(name::RAND))?;
+            }
+            self.seq.set(SEQ_RAND, 0, 0).map_err(map_err(name::SEQ))?;
+        }
+        self.hooks.rand_fixed = draws.is_some();
+        self.rewrite_config()
+    }
+
+    /// How many test draws twos has taken since [`Datapath::set_fixed_draws`].
+    pub fn fixed_draws_used(&self) -> Result<u64> {
+        self.seq.get(&SEQ_RAND, 0).map_err(map_err(name::SEQ))
+    }
+
+    /// Now on the datapath's clock, ns.
+    fn now_ns(&self) -> u64 {
+        if self.hooks.now_ns != 0 {
+            self.hooks.now_ns
+        } else {
+            monotonic_ns()
+        }
     }
 
     fn zero_stats(&self) -> Result<PerCpuValues<Stats>> {
@@ -298,6 +374,13 @@ impl Datapath {
         Ok(res.return_value)
     }
 
+    fn ctl_expire_tpl(&self, id: u32, force: bool) -> Result<u32> {
+        let mut payload = [0u8; 41];
+        payload[..4].copy_from_slice(&id.to_ne_bytes());
+        payload[40] = force as u8;
+        self.run_ctl(CTL_EXPIRE_TPL, &payload)
+    }
+
     fn ctl_expire(&self, k: &ConnKey, force: bool) -> Result<u32> {
         // SAFETY: ConnKey is Pod (repr(C), no padding); its bytes are what
         // the BPF program reads back as a struct conn_key.
@@ -319,6 +402,17 @@ impl Datapath {
     pub fn sync(&mut self, table: &IpvsTable, sysctls: &Sysctls, l2: &L2) -> Result<()> {
         for svc in table.services() {
             check_supported(svc)?;
+        }
+        // The lblc_expiration / lblcr_expiration sysctls, which the model
+        // keeps in each scheduler instance.
+        self.hooks.lblc_expiration = 0;
+        self.hooks.lblcr_expiration = 0;
+        for svc in table.services() {
+            match &svc.sched {
+                Sched::Lblc(s) => self.hooks.lblc_expiration = s.expiration().as_secs().max(1),
+                Sched::Lblcr(s) => self.hooks.lblcr_expiration = s.expiration().as_secs().max(1),
+                _ => {}
+            }
         }
         self.write_config(&table.timeouts, sysctls)?;
         let mut seen = HashSet::new();
@@ -344,10 +438,12 @@ impl Datapath {
             let _ = self.sched_state.remove(&s.id);
             let _ = self.htab.remove(&s.id);
             let _ = self.svc_stats.remove(&s.id);
+            self.clear_lbl_caches(s.id);
             for (id, _, _) in &s.dests {
                 self.retire_real(id.0)?;
             }
         }
+        self.forget_purged(table);
         Ok(())
     }
 
@@ -447,6 +543,7 @@ impl Datapath {
         let fresh = prev.as_ref().is_none_or(|p| p.sched != kind);
         let changed = prev.as_ref().is_none_or(|p| p.dests != now);
         if fresh {
+            self.clear_lbl_caches(id);
             let mut st = SchedState::default();
             if kind == SchedulerKind::Wrr {
                 let (di, max) = wrr_weights(&svc.dests);
@@ -525,6 +622,10 @@ impl Datapath {
         self.services
             .insert(skey, info, 0)
             .map_err(map_err(name::SERVICES))?;
+        let (lbl_next_check, lbl_counter) = match &prev {
+            Some(p) if !fresh => (p.lbl_next_check, p.lbl_counter),
+            _ => (0, 1),
+        };
         self.sync.services.insert(
             key,
             SyncedSvc {
@@ -532,6 +633,8 @@ impl Datapath {
                 key: skey,
                 sched: kind,
                 dests: now,
+                lbl_next_check,
+                lbl_counter,
             },
         );
         Ok(())
@@ -553,45 +656,189 @@ impl Datapath {
     }
 
     fn sweep(&mut self, force: bool) -> Result<usize> {
-        let now = monotonic_ns();
-        let keys: Vec<ConnKey> = self
+        let now = self.now_ns();
+        // Every due entry, connections and templates, in deadline order (as
+        // the kernel's timers fire), connections first on a tie: a template
+        // is freed only once the connections it controls are gone, and one
+        // still controlling some is kept with a 60 s timer, which may come
+        // due again within this sweep.
+        let (keys, deadlines): (Vec<ConnKey>, Vec<u64>) = self
             .conns
             .iter()
             .filter_map(|r| r.ok())
             .filter(|(_, c)| force || c.expires <= now)
-            .map(|(k, _)| k)
-            .collect();
-        let mut n = 0;
-        for k in keys {
-            if self.ctl_expire(&k, force)? == 2 {
-                n += 1;
+            .map(|(k, c)| (k, if force { 0 } else { c.expires }))
+            .unzip();
+        let mut due: BinaryHeap<Reverse<(u64, u8, usize)>> = BinaryHeap::new();
+        for (i, at) in deadlines.into_iter().enumerate() {
+            due.push(Reverse((at, 0, i)));
+        }
+        for (id, t) in self.tpls.iter().filter_map(|r| r.ok()) {
+            if force || t.expires <= now {
+                due.push(Reverse((if force { 1 } else { t.expires }, 1, id as usize)));
             }
         }
-        // Removed real servers with nothing bound to them: forget them.
-        let idle: Vec<u32> = self
+        let mut n = 0;
+        while let Some(Reverse((_, kind, i))) = due.pop() {
+            if kind == 0 {
+                if self.ctl_expire(&keys[i], force)? == 2 {
+                    n += 1;
+                }
+                continue;
+            }
+            let id = i as u32;
+            match self.ctl_expire_tpl(id, force)? {
+                2 => n += 1,
+                1 => {
+                    if let Ok(t) = self.tpls.get(&id, 0) {
+                        if t.expires <= now {
+                            due.push(Reverse((t.expires, 1, i)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !force {
+            self.lbl_timers(now);
+        }
+        Ok(n)
+    }
+
+    /// Forgets the removed real servers `table` no longer holds (its trash
+    /// purged them: unreferenced and idle long enough): their entries in
+    /// `xvs_reals`, `xvs_real_state` and `xvs_real_stats`. Until then a
+    /// removed server keeps its counters, so one re-added from the trash
+    /// comes back with them, as in the kernel. [`Datapath::sync`] does this
+    /// too; call it after the table's timers ran (`Director::expire`).
+    pub fn forget_purged(&mut self, table: &IpvsTable) {
+        let gone: Vec<u32> = self
             .sync
             .reals
             .iter()
-            .filter(|(_, r)| r.flags & REAL_F_AVAILABLE == 0)
+            .filter(|(id, r)| r.flags & REAL_F_AVAILABLE == 0 && table.dest(DestId(**id)).is_none())
             .map(|(id, _)| *id)
-            .filter(|id| {
-                self.real_state
-                    .get(id, 0)
-                    .is_ok_and(|s| s.active == 0 && s.inactive == 0 && s.persist == 0)
-            })
             .collect();
-        for id in idle {
+        for id in gone {
             let _ = self.reals.remove(&id);
             let _ = self.real_state.remove(&id);
             let _ = self.real_stats.remove(&id);
             self.sync.reals.remove(&id);
         }
-        Ok(n)
     }
 
     /// Live entries in the connection table.
     pub fn conn_count(&self) -> usize {
         self.conns.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// Live persistence templates (valid or invalidated).
+    pub fn template_count(&self) -> usize {
+        self.tpls.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// The lblcr cache: (service id, destination address) -> server set.
+    pub fn lblcr_sets(&self) -> Vec<(crate::maps::LblKey, crate::maps::LblcrSet)> {
+        self.lblcr.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// The lblc cache: (service id, destination address) -> real server.
+    pub fn lblc_entries(&self) -> Vec<(crate::maps::LblKey, crate::maps::LblcEntry)> {
+        self.lblc.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// Templates that can still be found (not invalidated).
+    pub fn valid_template_count(&self) -> usize {
+        self.tpl_index.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// The persistence templates.
+    pub fn templates(&self) -> Vec<Tpl> {
+        self.tpls
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// The lblc/lblcr cache timer of each such service, as the kernel's
+    /// `ip_vs_lblc_check_expire()` (and the model's `CacheTable::tick`) run
+    /// it: armed 60 s after the first sweep following `init_service`, then
+    /// every 60 s from the sweep that ran it; every 30th run drops the
+    /// service's entries idle for the expiration time (24 h by default).
+    /// Not done: the kernel's extra collection of entries idle for 6 min
+    /// when a table holds more than 16384 entries.
+    fn lbl_timers(&mut self, now: u64) {
+        const PERIOD: u64 = 60 * 1_000_000_000;
+        let mut full = Vec::new();
+        for s in self.sync.services.values_mut() {
+            if !matches!(s.sched, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
+                continue;
+            }
+            if s.lbl_next_check == 0 {
+                s.lbl_next_check = now + PERIOD;
+                continue;
+            }
+            if now < s.lbl_next_check {
+                continue;
+            }
+            if s.lbl_counter.is_multiple_of(30) {
+                full.push((s.id, s.sched));
+                s.lbl_counter = 1;
+            } else {
+                s.lbl_counter += 1;
+            }
+            s.lbl_next_check = now + PERIOD;
+        }
+        for (id, sched) in full {
+            if sched == SchedulerKind::Lblc {
+                let limit = self.lblc_expiration() * 1_000_000_000;
+                let stale: Vec<_> = self
+                    .lblc
+                    .iter()
+                    .filter_map(|r| r.ok())
+                    .filter(|(k, e)| k.svc_id == id && now >= e.lastuse.saturating_add(limit))
+                    .map(|(k, _)| k)
+                    .collect();
+                for k in stale {
+                    let _ = self.lblc.remove(&k);
+                }
+            } else {
+                let limit = self.lblcr_expiration() * 1_000_000_000;
+                let stale: Vec<_> = self
+                    .lblcr
+                    .iter()
+                    .filter_map(|r| r.ok())
+                    .filter(|(k, e)| k.svc_id == id && now >= e.lastuse.saturating_add(limit))
+                    .map(|(k, _)| k)
+                    .collect();
+                for k in stale {
+                    let _ = self.lblcr.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Drops service `id`'s lblc/lblcr cache (init_service, removal).
+    fn clear_lbl_caches(&mut self, id: u32) {
+        let keys: Vec<_> = self
+            .lblc
+            .keys()
+            .filter_map(|r| r.ok())
+            .filter(|k| k.svc_id == id)
+            .collect();
+        for k in keys {
+            let _ = self.lblc.remove(&k);
+        }
+        let keys: Vec<_> = self
+            .lblcr
+            .keys()
+            .filter_map(|r| r.ok())
+            .filter(|k| k.svc_id == id)
+            .collect();
+        for k in keys {
+            let _ = self.lblcr.remove(&k);
+        }
     }
 
     /// Entries in the NAT reply index.
@@ -632,6 +879,39 @@ impl Datapath {
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(map_err(name::SVC_STATS)(e)),
         }
+    }
+
+    /// `ipvsadm -Z [service]`: zeroes the packet, byte and connection
+    /// counters of one service and its listed real servers, or of every
+    /// service, listed real server and the total (as `IpvsTable` does for
+    /// `Command::Zero`; call it with the same key). The per-CPU values are
+    /// overwritten with zeros from user space, so a packet counted on
+    /// another CPU during the write may survive or be lost, as with any
+    /// non-atomic reset.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<()> {
+        let svcs: Vec<(u32, Vec<u32>)> = match key {
+            Some(k) => self.sync.services.get(k).into_iter().collect::<Vec<_>>(),
+            None => self.sync.services.values().collect(),
+        }
+        .into_iter()
+        .map(|s| (s.id, s.dests.iter().map(|(d, _, _)| d.0).collect()))
+        .collect();
+        for (id, dests) in svcs {
+            self.svc_stats
+                .insert(id, self.zero_stats()?, 0)
+                .map_err(map_err(name::SVC_STATS))?;
+            for d in dests {
+                self.real_stats
+                    .insert(d, self.zero_stats()?, 0)
+                    .map_err(map_err(name::REAL_STATS))?;
+            }
+        }
+        if key.is_none() {
+            self.total_stats
+                .set(0, self.zero_stats()?, 0)
+                .map_err(map_err(name::TOTAL_STATS))?;
+        }
+        Ok(())
     }
 
     /// The total counters, summed over CPUs.

@@ -312,9 +312,7 @@ fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
     for (rules, why) in [
         (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
-        (&["-A -t 198.18.2.1:80 -s lblc"][..], "lblc"),
-        (&["-A -t 198.18.2.1:80 -s twos"][..], "twos"),
-        (&["-A -t 198.18.2.1:80 -p 60"][..], "persistence"),
+        (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
     ] {
         let err = dp
             .sync(&table(rules), &Sysctls::default(), &L2::default())
@@ -322,4 +320,43 @@ fn unsupported_rules_are_refused_not_mis_scheduled() {
         assert!(matches!(err, xvs_datapath::Error::Refused(_)), "{err}");
         assert!(err.to_string().contains(why), "{err}");
     }
+}
+
+/// twos without the test hook draws from bpf_get_prandom_u32: both servers
+/// get connections, and no test draw is taken.
+#[test]
+fn twos_draws_kernel_random_numbers_without_the_hook() {
+    let mut dp = load();
+    let t = table(&[
+        "-A -t 198.18.2.1:80 -s twos",
+        "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+        "-a -t 198.18.2.1:80 -r 198.18.1.3 -g",
+    ]);
+    let mut by_addr = std::collections::HashMap::new();
+    for (i, a) in [[198u8, 18, 1, 2], [198, 18, 1, 3]].iter().enumerate() {
+        by_addr.insert(
+            std::net::IpAddr::V4((*a).into()),
+            NextHop {
+                mac: [0x02, 0x78, 0x76, 0x73, 0x03, i as u8],
+                src_mac: EGRESS_MAC,
+                ifindex: 0,
+            },
+        );
+    }
+    let l2 = L2 { by_addr, ..l2(0) };
+    dp.sync(&t, &Sysctls::default(), &l2).unwrap();
+    let mut seen = [0u32; 2];
+    for sport in 0..200u16 {
+        let f = eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            0x0800,
+            &ipv4(CLIENT, VIP, 6, &tcp(30000 + sport, 80, 0x02)),
+        );
+        let out = dp.test_run(Prog::Xdp, &f).unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+        seen[out.packet[5] as usize] += 1;
+    }
+    assert!(seen[0] > 20 && seen[1] > 20, "{seen:?}");
+    assert_eq!(dp.fixed_draws_used().unwrap(), 0);
 }

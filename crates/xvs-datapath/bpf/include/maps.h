@@ -93,6 +93,96 @@ struct {
 	__type(value, struct conn_key);
 } xvs_conns_out SEC(".maps");
 
+#ifndef XVS_MAX_TEMPLATES
+#define XVS_MAX_TEMPLATES 1048576
+#endif
+#ifndef XVS_MAX_LBL
+#define XVS_MAX_LBL 65536
+#endif
+
+/* Valid persistence templates: template key -> template id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_TEMPLATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tpl_key);
+	__type(value, __u32);
+} xvs_tpl_index SEC(".maps");
+
+/* Persistence templates (valid or invalidated): id -> template. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_TEMPLATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct tpl);
+} xvs_tpls SEC(".maps");
+
+/* Sequence numbers: [0] last template id, [1] next twos test draw. */
+#define XVS_SEQ_TPL 0
+#define XVS_SEQ_RAND 1
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} xvs_seq SEC(".maps");
+
+/* twos test hook: the draws to use when xvs_config.rand_fixed is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XVS_RAND_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_rand SEC(".maps");
+
+/* lblc cache: (service, destination address) -> real server. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_LBL);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lbl_key);
+	__type(value, struct lblc_entry);
+} xvs_lblc SEC(".maps");
+
+/* lblcr cache: (service, destination address) -> server set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_LBL);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lbl_key);
+	__type(value, struct lblcr_set);
+} xvs_lblcr SEC(".maps");
+
+/* Per-CPU scratch copy of an lblcr set, edited then written back whole. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lblcr_set);
+} xvs_lblcr_scratch SEC(".maps");
+
+/*
+ * Per-CPU scratch space for values too big for the 512-byte BPF stack on
+ * the scheduling path (a program runs to completion on its CPU).
+ */
+struct xvs_scratch {
+	struct conn nc;
+	struct conn_key ok;
+	struct tpl_key tk;
+	struct tpl nt;
+	struct lbl_key lk;
+	struct lblc_entry le;
+	struct conn_key uk; /* reply-index key of a connection being freed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_scratch);
+} xvs_scratch SEC(".maps");
+
 /* Timeouts and sysctls, one entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -130,6 +220,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } xvs_counters SEC(".maps");
+
+static __always_inline struct xvs_config *xvs_cfg(void)
+{
+	__u32 k = 0;
+
+	return bpf_map_lookup_elem(&xvs_config, &k);
+}
 
 static __always_inline void xvs_count(__u32 idx)
 {

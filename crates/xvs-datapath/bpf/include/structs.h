@@ -49,12 +49,12 @@ enum xvs_sched {
 	XVS_SCHED_NQ = 5,
 	XVS_SCHED_DH = 6,
 	XVS_SCHED_SH = 7,
-	XVS_SCHED_LBLC = 8,  /* not in the datapath yet: refused by user space */
-	XVS_SCHED_LBLCR = 9, /* idem */
+	XVS_SCHED_LBLC = 8,
+	XVS_SCHED_LBLCR = 9,
 	XVS_SCHED_MH = 10,
 	XVS_SCHED_FO = 11,
 	XVS_SCHED_OVF = 12,
-	XVS_SCHED_TWOS = 13, /* idem */
+	XVS_SCHED_TWOS = 13,
 };
 
 /* svc_info.flags: the kernel's IP_VS_SVC_F_* values. */
@@ -68,8 +68,8 @@ struct svc_info {
 	__u32 id;      /* stable service id, key of the per-service maps */
 	__u32 sched;   /* enum xvs_sched */
 	__u32 flags;   /* XVS_SVC_F_* */
-	__u32 timeout; /* persistence timeout, seconds (not used yet) */
-	__u32 netmask; /* persistence netmask (not used yet) */
+	__u32 timeout; /* persistence timeout, seconds (-p) */
+	__u32 netmask; /* persistence netmask, host order (-M) */
 	__u32 pad;
 };
 
@@ -184,8 +184,76 @@ struct conn {
 	__u8 family;
 	__u16 pad;
 	__u32 timeout; /* seconds, of the current state */
-	__u32 pad2;
+	__u32 control; /* id of the controlling template (xvs_tpls), 0 = none */
 };
+
+/*
+ * A persistence template's key (ip_vs_ct_in_get()): the masked client, the
+ * VIP (fwmark templates: the mark, network order, in vaddr[0], proto 0) and
+ * the service port or 0.
+ */
+struct tpl_key {
+	__be32 caddr[4];
+	__be32 vaddr[4];
+	__be16 vport;
+	__u8 proto;
+	__u8 family;
+};
+
+/* tpl.flags */
+#define XVS_TPL_F_INVALID 0x1 /* failed ip_vs_check_template(): no longer indexed */
+
+/*
+ * A persistence template: value of xvs_tpls, keyed by a template id. The
+ * index xvs_tpl_index maps its key to the id while it is valid; an
+ * invalidated template stays (PersistConn, timer, controlled connections)
+ * until it expires.
+ */
+struct tpl {
+	__u64 expires; /* bpf ns deadline */
+	__u32 real_id;
+	__u32 svc_id;
+	__be32 daddr[4];
+	__be16 dport; /* template_dport(); 0xffff once invalidated */
+	__u8 fwd;
+	__u8 flags;     /* XVS_TPL_F_* */
+	__u32 timeout;   /* seconds: -p, or 60 after a delayed expiry */
+	__u32 n_control; /* live connections it controls (atomic) */
+	struct tpl_key key;
+	__u32 id; /* its own id (key in xvs_tpls) */
+	__u32 pad;
+};
+
+/* lblc/lblcr cache key: service id and destination address. */
+struct lbl_key {
+	__u32 svc_id;
+	__be32 addr[4];
+};
+
+/* lblc cache entry: value of xvs_lblc. */
+struct lblc_entry {
+	__u32 real_id;
+	__u32 pad;
+	__u64 lastuse; /* bpf ns */
+};
+
+/* A member of an lblcr server set: its id and the weight last seen. */
+struct lblcr_member {
+	__u32 id;
+	__s32 weight;
+};
+
+/* lblcr cache entry: value of xvs_lblcr. Members most recently added first. */
+struct lblcr_set {
+	__u64 lastuse; /* bpf ns */
+	__u64 lastmod; /* bpf ns */
+	__u32 n;
+	__u32 pad;
+	struct lblcr_member m[XVS_MAX_DESTS];
+};
+
+/* Draws of the twos test hook (xvs_config.rand_fixed): xvs_rand's size. */
+#define XVS_RAND_SLOTS 65536
 
 /* Datapath settings: the single value of xvs_config. */
 struct xvs_config {
@@ -194,6 +262,11 @@ struct xvs_config {
 	__u32 conn_reuse_mode;
 	__u32 expire_nodest_conn;
 	__u32 sloppy_tcp;
+	__u32 expire_quiescent_template;
+	__u32 rand_fixed;     /* test hook: twos draws from xvs_rand, not bpf_get_prandom_u32 */
+	__u32 lblcr_expiration; /* seconds (lblcr_expiration sysctl, default 24 h) */
+	__u32 pad;
+	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_ns) */
 };
 
 /* Packet, byte and connection counters (per CPU). */
