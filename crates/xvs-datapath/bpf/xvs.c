@@ -340,8 +340,12 @@ static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
 static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_config *cfg, int output,
 						__u8 proto, __u8 tcp_flags, __u64 now)
 {
+	int d_active = 0, d_inactive = 0;
+	__u32 real_id = c->real_id;
 	__u32 timeout;
 
+	/* No helper calls inside: the counts change after the unlock. */
+	bpf_spin_lock(&c->lock);
 	if (proto == IPPROTO_TCP) {
 		int table, row;
 		__u8 cur = c->state, nw;
@@ -371,10 +375,12 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 			int active = xvs_tcp_active[nw];
 
 			if (!(c->flags & XVS_CONN_F_INACTIVE) && !active) {
-				xvs_real_add(c->real_id, -1, 1, -1);
+				d_active = -1;
+				d_inactive = 1;
 				c->flags |= XVS_CONN_F_INACTIVE;
 			} else if ((c->flags & XVS_CONN_F_INACTIVE) && active) {
-				xvs_real_add(c->real_id, 1, -1, -1);
+				d_active = 1;
+				d_inactive = -1;
 				c->flags &= ~XVS_CONN_F_INACTIVE;
 			}
 		}
@@ -385,6 +391,9 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 	}
 	c->timeout = timeout;
 	c->expires = now + (__u64)timeout * XVS_NSEC;
+	bpf_spin_unlock(&c->lock);
+	if (d_active || d_inactive)
+		xvs_real_add(real_id, d_active, d_inactive, -1);
 }
 
 /* ip_vs_service_find(): fwmark first, then <proto, VIP, port>, then port 0. */
@@ -567,7 +576,7 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 		dport = r->port ? r->port : p->dport; /* conn_dport() */
 	}
 
-	ncp = &sc->nc;
+	ncp = (struct conn *)sc->nc;
 	__builtin_memset(ncp, 0, sizeof(*ncp));
 	ncp->real_id = rid;
 	ncp->svc_id = svc_id;
@@ -829,10 +838,34 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
  * 0 with *t filled in. The GUE source port comes from a hash of the flow's
  * tuple, so a connection keeps one port in XDP and tc alike.
  */
+/*
+ * The tunnel being built, per CPU: kept off the stack, which the scheduler's
+ * frame leaves short (the verifier's 512-byte limit is for the whole chain).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_tun);
+} xvs_tun_scratch SEC(".maps");
+
+/* A zeroed per-CPU struct xvs_tun, or NULL. */
+static __always_inline struct xvs_tun *xvs_tun_slot(void)
+{
+	__u32 zero = 0;
+	struct xvs_tun *t = bpf_map_lookup_elem(&xvs_tun_scratch, &zero);
+
+	if (t)
+		__builtin_memset(t, 0, sizeof(*t));
+	return t;
+}
+
 static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p, struct xvs_tun *t)
 {
 	__u32 h;
 
+	if (!t)
+		return -1;
 	if (!(r->tun_saddr[0] | r->tun_saddr[1] | r->tun_saddr[2] | r->tun_saddr[3]))
 		return 1;
 	__builtin_memcpy(t->saddr, r->tun_saddr, sizeof(t->saddr));
@@ -852,6 +885,77 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 	h ^= h >> 16;
 	t->sport = xvs_gue_sport(h);
 	return 0;
+}
+
+/*
+ * LVS-TUN: IPIP/GUE toward the real server, then on like DR. These are
+ * separate (non-inlined) subprograms so their locals do not sit on the main
+ * frame, which the scheduler's call chain already fills close to the
+ * verifier's 512-byte limit.
+ */
+static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struct real *r,
+						  const struct pkt *p)
+{
+	struct xvs_tun *t = xvs_tun_slot();
+	void *data, *data_end;
+	struct ethhdr *eth;
+	__u32 ifindex;
+	int rc;
+
+	if (!r)
+		return XDP_DROP;
+	rc = xvs_tun_of(r, p, t);
+	if (rc > 0) {
+		xvs_count(XVS_CNT_LOCAL);
+		return XDP_PASS;
+	}
+	if (rc < 0 || !t || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XDP_DROP;
+	}
+	__builtin_memcpy(eth->h_dest, r->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
+	ifindex = r->ifindex;
+	xvs_count(XVS_CNT_FORWARDED);
+	if (!ifindex || ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(ifindex, 0);
+}
+
+static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const struct real *r,
+						 const struct pkt *p)
+{
+	struct xvs_tun *t = xvs_tun_slot();
+	__u8 mac[ETH_ALEN], src_mac[ETH_ALEN];
+	__u32 ifindex;
+	int rc;
+
+	if (!r)
+		return TC_ACT_SHOT;
+	rc = xvs_tun_of(r, p, t);
+	if (rc > 0) {
+		xvs_count(XVS_CNT_LOCAL);
+		return TC_ACT_OK;
+	}
+	__builtin_memcpy(mac, r->mac, ETH_ALEN);
+	__builtin_memcpy(src_mac, r->src_mac, ETH_ALEN);
+	ifindex = r->ifindex;
+	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
+	if (rc < 0 || !t || xvs_encap_tc(skb, t) != XVS_ENCAP_OK ||
+	    bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0)) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return TC_ACT_SHOT;
+	}
+	xvs_count(XVS_CNT_FORWARDED);
+	return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
 }
 
 SEC("xdp")
@@ -891,35 +995,8 @@ int xvs_xdp(struct xdp_md *ctx)
 		if (!ifindex || ifindex == ctx->ingress_ifindex)
 			return XDP_TX;
 		return bpf_redirect(ifindex, 0);
-	case XVS_FWD_TUNNEL: {
-		/* LVS-TUN: IPIP/GUE toward the real server, then on like DR. */
-		struct xvs_tun t = {};
-		struct ethhdr *eth;
-		int rc = xvs_tun_of(d.rs, &p, &t);
-
-		if (rc > 0) {
-			xvs_count(XVS_CNT_LOCAL);
-			return XDP_PASS;
-		}
-		if (rc < 0 || xvs_encap_xdp(ctx, &t) != XVS_ENCAP_OK) {
-			xvs_count(XVS_CNT_TUN_DROP);
-			return XDP_DROP;
-		}
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
-		eth = data;
-		if ((void *)(eth + 1) > data_end) {
-			xvs_count(XVS_CNT_TUN_DROP);
-			return XDP_DROP;
-		}
-		__builtin_memcpy(eth->h_dest, d.rs->mac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, d.rs->src_mac, ETH_ALEN);
-		ifindex = d.rs->ifindex;
-		xvs_count(XVS_CNT_FORWARDED);
-		if (!ifindex || ifindex == ctx->ingress_ifindex)
-			return XDP_TX;
-		return bpf_redirect(ifindex, 0);
-	}
+	case XVS_FWD_TUNNEL:
+		return xvs_xdp_tun(ctx, d.rs, &p);
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -1010,28 +1087,8 @@ int xvs_tc(struct __sk_buff *skb)
 		xvs_count(XVS_CNT_FORWARDED);
 		/* To the egress of ifindex, or back out of the ingress device. */
 		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
-	case XVS_FWD_TUNNEL: {
-		/* LVS-TUN: IPIP/GUE toward the real server, then on like DR. */
-		struct xvs_tun t = {};
-		int rc = xvs_tun_of(d.rs, &p, &t);
-
-		if (rc > 0) {
-			xvs_count(XVS_CNT_LOCAL);
-			return TC_ACT_OK;
-		}
-		__builtin_memcpy(mac, d.rs->mac, ETH_ALEN);
-		__builtin_memcpy(src_mac, d.rs->src_mac, ETH_ALEN);
-		ifindex = d.rs->ifindex;
-		/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
-		if (rc < 0 || xvs_encap_tc(skb, &t) != XVS_ENCAP_OK ||
-		    bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
-		    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0)) {
-			xvs_count(XVS_CNT_TUN_DROP);
-			return TC_ACT_SHOT;
-		}
-		xvs_count(XVS_CNT_FORWARDED);
-		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
-	}
+	case XVS_FWD_TUNNEL:
+		return xvs_tc_tun(skb, d.rs, &p);
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;

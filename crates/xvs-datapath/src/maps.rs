@@ -303,6 +303,10 @@ pub struct Conn {
     pub timeout: u32,
     /// Id of the controlling template, 0 = none.
     pub control: u32,
+    /// `struct bpf_spin_lock` (BPF-side only).
+    pub lock: u32,
+    /// 0.
+    pub pad3: u32,
 }
 
 /// `struct tpl_key`: what a persistence template is found by.
@@ -476,7 +480,7 @@ const _: () = assert!(size_of::<SchedState>() == 24);
 const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);
 const _: () = assert!(HTAB_SLOTS >= HTAB_SIZE);
 const _: () = assert!(size_of::<ConnKey>() == 40);
-const _: () = assert!(size_of::<Conn>() == 48);
+const _: () = assert!(size_of::<Conn>() == 56);
 const _: () = assert!(size_of::<Config>() == 104);
 const _: () = assert!(size_of::<TplKey>() == 36);
 const _: () = assert!(size_of::<Tpl>() == 88);

@@ -55,6 +55,12 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
     lab.ipvsadm("-A -t {vip}:80 -s wrr");
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m -w 2");
     lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m -w 1");
+    // The client must not reuse a port still in TIME_WAIT: the director would
+    // (rightly) replace that entry, and fewer than 300 would remain tracked.
+    lab.topo
+        .client()
+        .sysctl("net.ipv4.tcp_tw_reuse", "0")
+        .unwrap();
     let before = lab.dp.counters().unwrap();
 
     let by = lab.curl_close(300);

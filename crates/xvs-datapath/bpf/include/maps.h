@@ -167,7 +167,11 @@ struct {
  * the scheduling path (a program runs to completion on its CPU).
  */
 struct xvs_scratch {
-	struct conn nc;
+	/*
+	 * A struct conn being built. Raw bytes: a per-CPU array may not hold a
+	 * struct bpf_spin_lock, which struct conn has (cast to use it).
+	 */
+	__u8 nc[sizeof(struct conn)] __attribute__((aligned(8)));
 	struct conn_key ok;
 	struct tpl_key tk;
 	struct tpl nt;

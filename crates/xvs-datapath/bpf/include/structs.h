@@ -185,6 +185,12 @@ struct conn {
 	__u16 pad;
 	__u32 timeout; /* seconds, of the current state */
 	__u32 control; /* id of the controlling template (xvs_tpls), 0 = none */
+	/*
+	 * Serialises state transitions (the kernel's cp->lock): the two
+	 * directions of a NAT connection can be handled on two CPUs at once.
+	 */
+	struct bpf_spin_lock lock;
+	__u32 pad3;
 };
 
 /*
