@@ -284,106 +284,12 @@ const TUN_MTU: u16 = 1600;
 const D1_MAC: Mac = [0x02, 0x78, 0x76, 0x75, 0x01, 0x03];
 const R0_MAC: Mac = [0x02, 0x78, 0x76, 0x75, 0x01, 0x04];
 
-struct Topology {
-    client: Netns,
-    director: Netns,
-    server: Netns,
-}
+type Topology = TunTopology;
 
 fn topology() -> Topology {
-    reap_stale_namespaces();
-    let t = Topology {
-        client: Netns::new("tdc"),
-        director: Netns::new("tdd"),
-        server: Netns::new("tds"),
-    };
-    let (c, d, r) = (&t.client.name, &t.director.name, &t.server.name);
-    run(
-        "ip",
-        &[
-            "link", "add", "c0", "netns", c, "type", "veth", "peer", "name", "d0", "netns", d,
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "d1",
-            "netns",
-            d,
-            "address",
-            &mac(D1_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "r0",
-            "netns",
-            r,
-            "address",
-            &mac(R0_MAC),
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "link", "add", "c1", "netns", c, "type", "veth", "peer", "name", "r1", "netns", r,
-        ],
-    );
-
-    t.client.ip(&["addr", "add", "198.18.0.2/24", "dev", "c0"]);
-    t.client.ip(&["addr", "add", "198.18.3.2/24", "dev", "c1"]);
-    t.client.ip(&["link", "set", "c0", "up"]);
-    t.client.ip(&["link", "set", "c1", "up"]);
-    t.client
-        .ip(&["route", "add", "default", "via", "198.18.0.1"]);
-    t.client.sysctl(&[
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.c0.rp_filter=0",
-        "net.ipv4.conf.c1.rp_filter=0",
-    ]);
-
-    t.director
-        .ip(&["addr", "add", "198.18.0.1/24", "dev", "d0"]);
-    t.director
-        .ip(&["addr", "add", "198.18.1.1/24", "dev", "d1"]);
-    // Full-size segments plus the tunnel overhead must fit (no ICMP
-    // "fragmentation needed" from the datapath yet).
-    t.director
-        .ip(&["link", "set", "d1", "mtu", &TUN_MTU.to_string()]);
-    t.server
-        .ip(&["link", "set", "r0", "mtu", &TUN_MTU.to_string()]);
-    t.director.ip(&["link", "set", "d0", "up"]);
-    t.director.ip(&["link", "set", "d1", "up"]);
-    // No route to the VIP and no forwarding: only the BPF program delivers.
-    t.director.sysctl(&["net.ipv4.ip_forward=0"]);
-
-    t.server.ip(&["addr", "add", "198.18.1.2/24", "dev", "r0"]);
+    let t = tun_topology(["tdc", "tdd", "tds"], D1_MAC, R0_MAC, VIP_ADDR, TUN_MTU);
+    // A second address on the real server, for the GUE real server.
     t.server.ip(&["addr", "add", "198.18.1.3/24", "dev", "r0"]);
-    t.server.ip(&["addr", "add", "198.18.3.1/24", "dev", "r1"]);
-    t.server
-        .ip(&["addr", "add", &format!("{VIP_ADDR}/32"), "dev", "lo"]);
-    t.server.ip(&["link", "set", "r0", "up"]);
-    t.server.ip(&["link", "set", "r1", "up"]);
-    t.server.ip(&[
-        "route",
-        "add",
-        "198.18.0.2/32",
-        "via",
-        "198.18.3.2",
-        "dev",
-        "r1",
-    ]);
-    t.server.sysctl(&[
-        "net.ipv4.conf.all.arp_ignore=1",
-        "net.ipv4.conf.all.arp_announce=2",
-        "net.ipv4.conf.r0.arp_ignore=1",
-        "net.ipv4.conf.r0.arp_announce=2",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.r0.rp_filter=0",
-        "net.ipv4.conf.lo.rp_filter=0",
-    ]);
     t
 }
 

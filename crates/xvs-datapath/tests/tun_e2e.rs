@@ -46,111 +46,16 @@ const TUN_MTU: u16 = 1600;
 const D1_MAC: Mac = [0x02, 0x78, 0x76, 0x74, 0x01, 0x03];
 const R0_MAC: Mac = [0x02, 0x78, 0x76, 0x74, 0x01, 0x04];
 
-struct Topology {
-    client: Netns,
-    director: Netns,
-    server: Netns,
-}
+type Topology = TunTopology;
 
 fn topology() -> Topology {
-    reap_stale_namespaces();
-    let t = Topology {
-        client: Netns::new("client"),
-        director: Netns::new("director"),
-        server: Netns::new("server"),
-    };
-    let (c, d, r) = (&t.client.name, &t.director.name, &t.server.name);
-    run(
-        "ip",
-        &[
-            "link", "add", "c0", "netns", c, "type", "veth", "peer", "name", "d0", "netns", d,
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "d1",
-            "netns",
-            d,
-            "address",
-            &mac(D1_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "r0",
-            "netns",
-            r,
-            "address",
-            &mac(R0_MAC),
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "link", "add", "c1", "netns", c, "type", "veth", "peer", "name", "r1", "netns", r,
-        ],
-    );
-
-    t.client.ip(&["addr", "add", "198.18.0.2/24", "dev", "c0"]);
-    t.client.ip(&["addr", "add", "198.18.3.2/24", "dev", "c1"]);
-    t.client.ip(&["link", "set", "c0", "up"]);
-    t.client.ip(&["link", "set", "c1", "up"]);
-    t.client
-        .ip(&["route", "add", "default", "via", "198.18.0.1"]);
-    // Replies from the VIP arrive on c1, not where the route to the VIP goes.
-    t.client.sysctl(&[
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.c0.rp_filter=0",
-        "net.ipv4.conf.c1.rp_filter=0",
-    ]);
-
-    t.director
-        .ip(&["addr", "add", "198.18.0.1/24", "dev", "d0"]);
-    t.director
-        .ip(&["addr", "add", "198.18.1.1/24", "dev", "d1"]);
-    // The director-RS link must carry full-size client packets plus the
-    // tunnel overhead, as with IPVS TUN: a larger MTU there (or ICMP
-    // "fragmentation needed" from the director, which this test director
-    // does not send). With 1500, a single full-size non-GSO segment
-    // encapsulated is 1520 bytes and veth drops it (is_skb_forwardable).
-    t.director
-        .ip(&["link", "set", "d1", "mtu", &TUN_MTU.to_string()]);
-    t.server
-        .ip(&["link", "set", "r0", "mtu", &TUN_MTU.to_string()]);
-    t.director.ip(&["link", "set", "d0", "up"]);
-    t.director.ip(&["link", "set", "d1", "up"]);
-    // No route to the VIP and no forwarding: only the BPF program delivers.
-    t.director.sysctl(&["net.ipv4.ip_forward=0"]);
-
-    t.server.ip(&["addr", "add", "198.18.1.2/24", "dev", "r0"]);
-    t.server.ip(&["addr", "add", "198.18.3.1/24", "dev", "r1"]);
-    t.server
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-    t.server.ip(&["link", "set", "r0", "up"]);
-    t.server.ip(&["link", "set", "r1", "up"]);
-    // Straight back to the client, not through the director.
-    t.server.ip(&[
-        "route",
-        "add",
-        "198.18.0.2/32",
-        "via",
-        "198.18.3.2",
-        "dev",
-        "r1",
-    ]);
-    t.server.sysctl(&[
-        "net.ipv4.conf.all.arp_ignore=1",
-        "net.ipv4.conf.all.arp_announce=2",
-        "net.ipv4.conf.r0.arp_ignore=1",
-        "net.ipv4.conf.r0.arp_announce=2",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.r0.rp_filter=0",
-        "net.ipv4.conf.lo.rp_filter=0",
-    ]);
-    t
+    tun_topology(
+        ["client", "director", "server"],
+        D1_MAC,
+        R0_MAC,
+        VIP,
+        TUN_MTU,
+    )
 }
 
 /// The test director on d0 ingress, encapsulating VIP:PORT toward r0.

@@ -431,3 +431,121 @@ pub fn reap_stale_namespaces() {
 pub fn v4(a: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(a))
 }
+
+/// The LVS-TUN lab: client — director — real server, plus a direct
+/// client–server link so replies bypass the director (as in LVS-TUN). The
+/// director has no route to the VIP and no forwarding: only BPF delivers.
+pub struct TunTopology {
+    pub client: Netns,
+    pub director: Netns,
+    pub server: Netns,
+}
+
+/// Builds the lab with these namespace names and MACs for the director-side
+/// (`d1`) and server-side (`r0`) ends of their link; `vip` goes on the real
+/// server's loopback, `mtu` on that link.
+pub fn tun_topology(
+    names: [&str; 3],
+    d1_mac: Mac,
+    r0_mac: Mac,
+    vip: std::net::Ipv4Addr,
+    mtu: u16,
+) -> TunTopology {
+    reap_stale_namespaces();
+    let t = TunTopology {
+        client: Netns::new(names[0]),
+        director: Netns::new(names[1]),
+        server: Netns::new(names[2]),
+    };
+    let (c, d, r) = (&t.client.name, &t.director.name, &t.server.name);
+    run(
+        "ip",
+        &[
+            "link", "add", "c0", "netns", c, "type", "veth", "peer", "name", "d0", "netns", d,
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "d1",
+            "netns",
+            d,
+            "address",
+            &mac(d1_mac),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "r0",
+            "netns",
+            r,
+            "address",
+            &mac(r0_mac),
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "link", "add", "c1", "netns", c, "type", "veth", "peer", "name", "r1", "netns", r,
+        ],
+    );
+
+    t.client.ip(&["addr", "add", "198.18.0.2/24", "dev", "c0"]);
+    t.client.ip(&["addr", "add", "198.18.3.2/24", "dev", "c1"]);
+    t.client.ip(&["link", "set", "c0", "up"]);
+    t.client.ip(&["link", "set", "c1", "up"]);
+    t.client
+        .ip(&["route", "add", "default", "via", "198.18.0.1"]);
+    // Replies from the VIP arrive on c1, not where the route to the VIP goes.
+    t.client.sysctl(&[
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.c0.rp_filter=0",
+        "net.ipv4.conf.c1.rp_filter=0",
+    ]);
+
+    t.director
+        .ip(&["addr", "add", "198.18.0.1/24", "dev", "d0"]);
+    t.director
+        .ip(&["addr", "add", "198.18.1.1/24", "dev", "d1"]);
+    // The director-RS link must carry full-size client packets plus the
+    // tunnel overhead, as with IPVS TUN: a larger MTU there (or ICMP
+    // "fragmentation needed" from the director, which this test director
+    // does not send). With 1500, a single full-size non-GSO segment
+    // encapsulated is 1520 bytes and veth drops it (is_skb_forwardable).
+    t.director
+        .ip(&["link", "set", "d1", "mtu", &mtu.to_string()]);
+    t.server.ip(&["link", "set", "r0", "mtu", &mtu.to_string()]);
+    t.director.ip(&["link", "set", "d0", "up"]);
+    t.director.ip(&["link", "set", "d1", "up"]);
+    // No route to the VIP and no forwarding: only the BPF program delivers.
+    t.director.sysctl(&["net.ipv4.ip_forward=0"]);
+
+    t.server.ip(&["addr", "add", "198.18.1.2/24", "dev", "r0"]);
+    t.server.ip(&["addr", "add", "198.18.3.1/24", "dev", "r1"]);
+    t.server
+        .ip(&["addr", "add", &format!("{vip}/32"), "dev", "lo"]);
+    t.server.ip(&["link", "set", "r0", "up"]);
+    t.server.ip(&["link", "set", "r1", "up"]);
+    // Straight back to the client, not through the director.
+    t.server.ip(&[
+        "route",
+        "add",
+        "198.18.0.2/32",
+        "via",
+        "198.18.3.2",
+        "dev",
+        "r1",
+    ]);
+    t.server.sysctl(&[
+        "net.ipv4.conf.all.arp_ignore=1",
+        "net.ipv4.conf.all.arp_announce=2",
+        "net.ipv4.conf.r0.arp_ignore=1",
+        "net.ipv4.conf.r0.arp_announce=2",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.r0.rp_filter=0",
+        "net.ipv4.conf.lo.rp_filter=0",
+    ]);
+    t
+}
