@@ -208,38 +208,6 @@ fn topology() -> Topology {
     t
 }
 
-/// Accepts one connection within `deadline`, reads a line, answers it.
-fn serve_one(listener: TcpListener, deadline: Instant) -> Result<SocketAddr, String> {
-    listener.set_nonblocking(true).unwrap();
-    let (mut conn, peer) = loop {
-        match listener.accept() {
-            Ok(c) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("no connection reached the real server".into());
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("accept: {e}")),
-        }
-    };
-    conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut req = Vec::new();
-    let mut buf = [0u8; 256];
-    while !req.ends_with(b"\n") {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("server read: {e}")),
-        }
-    }
-    conn.write_all(b"real server says: ")
-        .and_then(|_| conn.write_all(&req))
-        .map_err(|e| format!("server write: {e}"))?;
-    Ok(peer)
-}
-
 fn client_request(timeout: Duration) -> std::io::Result<(String, SocketAddr)> {
     let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
     let mut s = TcpStream::connect_timeout(&vip, timeout)?;
@@ -283,7 +251,7 @@ fn tcp_connection_to_vip_through_tc_dr_director() {
         .enter(|| TcpListener::bind((VIP, PORT)).expect("bind VIP:8080 in the server ns"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let (served, answered) = thread::scope(|s| {
-        let server = s.spawn(|| serve_one(listener, deadline));
+        let server = s.spawn(|| common::serve_one(listener, deadline));
         let answered = t.client.enter(|| client_request(Duration::from_secs(5)));
         (server.join().unwrap(), answered)
     });

@@ -177,3 +177,43 @@ pub fn checksums_ok(frame: &[u8]) -> bool {
     pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
     fold(sum16(l4, sum16(&pseudo, 0))) == 0
 }
+
+/// A one-shot real server: accepts one connection within `deadline`, reads
+/// a line, answers it prefixed with "real server says: ", and returns the
+/// peer address the connection came from.
+pub fn serve_one(
+    listener: std::net::TcpListener,
+    deadline: std::time::Instant,
+) -> Result<std::net::SocketAddr, String> {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    listener.set_nonblocking(true).unwrap();
+    let (mut conn, peer) = loop {
+        match listener.accept() {
+            Ok(c) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("no connection reached the real server".into());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !req.ends_with(b"\n") {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("server read: {e}")),
+        }
+    }
+    conn.write_all(b"real server says: ")
+        .and_then(|_| conn.write_all(&req))
+        .map_err(|e| format!("server write: {e}"))?;
+    Ok(peer)
+}
