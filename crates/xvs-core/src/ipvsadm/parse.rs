@@ -704,33 +704,39 @@ fn rule(cmd: Cmd, opt: Opt) -> Rule {
     }
 }
 
-fn check_command_options(cmd: Cmd, options: u64) -> Result<(), ParseError> {
+/// ipvsadm's legality check of `options` against a table of rules: a
+/// required option missing, an illegal one given, or two of the mutually
+/// exclusive ones, for `subject` (a command or a tunnel type, `kind`).
+fn check_legality(
+    opts: impl IntoIterator<Item = Opt>,
+    rule: impl Fn(Opt) -> Rule,
+    options: u64,
+    subject: &str,
+    kind: &str,
+) -> Result<(), ParseError> {
     let mut first_exclusive: Option<Opt> = None;
-    for opt in ALL_OPTS {
+    for opt in opts {
         let given = options & opt.bit() != 0;
-        match (rule(cmd, opt), given) {
+        match (rule(opt), given) {
             (Rule::Required, false) => {
                 return Err(ParseError::fail(format!(
-                    "You need to supply the '{}' option for the '{}' command",
-                    opt.name(),
-                    cmd.name()
+                    "You need to supply the '{}' option for the '{subject}' {kind}",
+                    opt.name()
                 )))
             }
             (Rule::Illegal, true) => {
                 return Err(ParseError::fail(format!(
-                    "Illegal '{}' option with the '{}' command",
-                    opt.name(),
-                    cmd.name()
+                    "Illegal '{}' option with the '{subject}' {kind}",
+                    opt.name()
                 )))
             }
             (Rule::OneOf, true) => match first_exclusive {
                 None => first_exclusive = Some(opt),
                 Some(prev) => {
                     return Err(ParseError::fail(format!(
-                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        "The option '{}' conflicts with the '{}' option in the '{subject}' {kind}",
                         opt.name(),
-                        prev.name(),
-                        cmd.name()
+                        prev.name()
                     )))
                 }
             },
@@ -738,6 +744,16 @@ fn check_command_options(cmd: Cmd, options: u64) -> Result<(), ParseError> {
         }
     }
     Ok(())
+}
+
+fn check_command_options(cmd: Cmd, options: u64) -> Result<(), ParseError> {
+    check_legality(
+        ALL_OPTS,
+        |opt| rule(cmd, opt),
+        options,
+        cmd.name(),
+        "command",
+    )
 }
 
 /// What each tunnel type accepts of the tunnel options.
@@ -752,39 +768,13 @@ fn tunnel_rule(tun: TunType, opt: Opt) -> Rule {
 }
 
 fn check_tunnel_options(tun: TunType, options: u64) -> Result<(), ParseError> {
-    let mut first_exclusive: Option<Opt> = None;
-    for opt in [Opt::TunPort, Opt::TunNocsum, Opt::TunCsum, Opt::TunRemcsum] {
-        let given = options & opt.bit() != 0;
-        match (tunnel_rule(tun, opt), given) {
-            (Rule::Required, false) => {
-                return Err(ParseError::fail(format!(
-                    "You need to supply the '{}' option for the '{}' tunnel type",
-                    opt.name(),
-                    tun.name()
-                )))
-            }
-            (Rule::Illegal, true) => {
-                return Err(ParseError::fail(format!(
-                    "Illegal '{}' option with the '{}' tunnel type",
-                    opt.name(),
-                    tun.name()
-                )))
-            }
-            (Rule::OneOf, true) => match first_exclusive {
-                None => first_exclusive = Some(opt),
-                Some(prev) => {
-                    return Err(ParseError::fail(format!(
-                        "The option '{}' conflicts with the '{}' option in the '{}' tunnel type",
-                        opt.name(),
-                        prev.name(),
-                        tun.name()
-                    )))
-                }
-            },
-            _ => {}
-        }
-    }
-    Ok(())
+    check_legality(
+        [Opt::TunPort, Opt::TunNocsum, Opt::TunCsum, Opt::TunRemcsum],
+        |opt| tunnel_rule(tun, opt),
+        options,
+        tun.name(),
+        "tunnel type",
+    )
 }
 
 // ---------------------------------------------------------------------------
