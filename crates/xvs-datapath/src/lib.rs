@@ -12,6 +12,7 @@
 //! map entry from an [`xvs_core::table::IpvsTable`]. See the crate README.
 
 pub mod decap;
+mod list;
 pub mod maps;
 mod sync;
 

@@ -342,7 +342,7 @@ impl Datapath {
     }
 
     /// Now on the datapath's clock, ns.
-    fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         if self.hooks.now_ns != 0 {
             self.hooks.now_ns
         } else {

@@ -15,10 +15,10 @@
 #include "structs.h"
 
 #ifndef XVS_MAX_SERVICES
-#define XVS_MAX_SERVICES 4096
+#define XVS_MAX_SERVICES 16384
 #endif
 #ifndef XVS_MAX_REALS
-#define XVS_MAX_REALS 65536
+#define XVS_MAX_REALS 262144
 #endif
 #ifndef XVS_MAX_CONNS
 #define XVS_MAX_CONNS 10000000

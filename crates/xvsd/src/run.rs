@@ -1,0 +1,298 @@
+//! Start-up, the listeners, the timer, signals and shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use xvs_datapath::{Datapath, LoadOptions, XdpMode};
+
+use crate::api::{self, Access};
+use crate::daemon::{Attached, Daemon};
+use crate::{log, Args, AttachMode};
+
+/// Enters network namespace `/run/netns/NAME` (as `ip netns exec` does, but
+/// without remounting /sys, so the pinned state stays on the host's bpffs).
+fn enter_netns(name: &str) -> Result<(), String> {
+    let path = format!("/run/netns/{name}");
+    let f = std::fs::File::open(&path).map_err(|e| format!("network namespace {path}: {e}"))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: f is an open netns file; setns changes this thread's (and,
+    // before any other thread exists, the process's) network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(format!(
+            "entering network namespace {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+struct Paths {
+    socket: PathBuf,
+    pin_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+fn paths(args: &Args) -> Paths {
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/run/xvs/{}", args.name)));
+    let socket = args.socket.clone().unwrap_or_else(|| {
+        if args.name == "default" {
+            PathBuf::from(xvs_api::DEFAULT_SOCKET)
+        } else {
+            state_dir.join("xvsd.sock")
+        }
+    });
+    let pin_dir = args
+        .pin_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/sys/fs/bpf/xvs/{}", args.name)));
+    Paths {
+        socket,
+        pin_dir,
+        state_dir,
+    }
+}
+
+/// Whether `dev` is a virtual device (no `device` link in sysfs: veth,
+/// bridge, dummy...), where tc is the right hook.
+fn is_virtual(dev: &str) -> bool {
+    !Path::new(&format!("/sys/class/net/{dev}/device")).exists()
+}
+
+fn attach(d: &mut Daemon, name: &str, mode: AttachMode) -> Result<(), String> {
+    let mode = match mode {
+        AttachMode::Auto if is_virtual(name) => AttachMode::Tc,
+        AttachMode::Auto => AttachMode::Xdp,
+        m => m,
+    };
+    let (label, res) = match mode {
+        AttachMode::Tc => ("tc", d.dp.attach_tc(name)),
+        AttachMode::XdpGeneric => ("xdp-generic", d.dp.attach_xdp(name, XdpMode::Skb)),
+        _ => ("xdp", d.dp.attach_xdp(name, XdpMode::Driver)),
+    };
+    let attachment = res.map_err(|e| format!("attaching to {name} ({label}): {e}"))?;
+    log::info(
+        "attached",
+        &[("interface", json!(name)), ("mode", json!(label))],
+    );
+    d.attached.push(Attached {
+        name: name.to_string(),
+        mode: label,
+        attachment: Some(attachment),
+    });
+    Ok(())
+}
+
+/// Binds the API socket, refusing to steal one a live xvsd answers on.
+fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another xvsd is already serving {} (give this one another --name or --socket)",
+                path.display()
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    Ok(l)
+}
+
+fn read_rules(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    if let Some(ns) = &args.netns {
+        enter_netns(ns)?;
+    }
+    let p = paths(&args);
+    if args.cleanup {
+        return cleanup(&p);
+    }
+    std::fs::create_dir_all(&p.state_dir)
+        .map_err(|e| format!("creating {}: {e}", p.state_dir.display()))?;
+    let listener = bind_socket(&p.socket)?;
+
+    let mut opts = LoadOptions::default();
+    if let Some(n) = args.max_conns {
+        opts.max_conns = n;
+    }
+    let dp = Datapath::load_with(opts).map_err(|e| format!("loading the datapath: {e}"))?;
+    let adopted = false;
+    let rules_file = p.state_dir.join("rules");
+    let mut d = Daemon::new(
+        args.name.clone(),
+        dp,
+        p.pin_dir.clone(),
+        adopted,
+        rules_file.clone(),
+    );
+
+    // The rules: the config file if given, else what the last run saved.
+    let initial = match &args.config {
+        Some(f) => Some((f.clone(), read_rules(f)?)),
+        None if rules_file.exists() => Some((rules_file.clone(), read_rules(&rules_file)?)),
+        None => None,
+    };
+    if let Some((file, text)) = initial {
+        d.replace_rules(&text).map_err(|(_, e)| {
+            format!("rules in {}: {} ({})", file.display(), e.message, e.detail)
+        })?;
+    }
+    for (name, mode) in &args.ifaces {
+        attach(&mut d, name, *mode)?;
+    }
+    log::info(
+        "xvsd started",
+        &[
+            ("name", json!(args.name)),
+            ("socket", json!(p.socket.display().to_string())),
+            ("pin_dir", json!(p.pin_dir.display().to_string())),
+            ("adopted", json!(adopted)),
+            ("services", json!(d.table.len())),
+        ],
+    );
+
+    let state = Arc::new(Mutex::new(d));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    {
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("api-unix".into())
+            .spawn(move || {
+                for s in listener.incoming().flatten() {
+                    let state = state.clone();
+                    std::thread::spawn(move || api::serve(&state, &Access::Local, s));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(addr) = args.http {
+        let token = match &args.http_token_file {
+            Some(f) => Some(read_rules(f)?.trim().to_string()),
+            None => None,
+        };
+        let l = std::net::TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
+        log::info("serving HTTP", &[("address", json!(addr.to_string()))]);
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("api-http".into())
+            .spawn(move || {
+                let access = Access::Tcp { token };
+                for s in l.incoming().flatten() {
+                    let state = state.clone();
+                    let access = access.clone();
+                    std::thread::spawn(move || api::serve(&state, &access, s));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let state = state.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("timer".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    state.lock().unwrap_or_else(|p| p.into_inner()).tick();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| e.to_string())?;
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            reload(&state, &args, &rules_file);
+            continue;
+        }
+        log::info("stopping", &[("signal", json!(sig))]);
+        break;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = std::fs::remove_file(&p.socket);
+    let mut d = state.lock().unwrap_or_else(|e| e.into_inner());
+    if args.detach_on_exit {
+        let attached = std::mem::take(&mut d.attached);
+        for a in attached {
+            if let Some(att) = a.attachment {
+                if let Err(e) = d.dp.detach(att) {
+                    log::warn(
+                        "detaching",
+                        &[
+                            ("interface", json!(a.name)),
+                            ("error", json!(e.to_string())),
+                        ],
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&p.state_dir);
+        log::info("detached and cleaned up", &[]);
+    }
+    log::info("xvsd stopped", &[]);
+    Ok(())
+}
+
+/// SIGHUP: reload the config file; a bad one keeps the running rules.
+fn reload(state: &Mutex<Daemon>, args: &Args, _rules_file: &Path) {
+    let Some(f) = &args.config else {
+        log::info("SIGHUP without -f: nothing to reload", &[]);
+        return;
+    };
+    let text = match read_rules(f) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error(
+                "reload failed; keeping the running rules",
+                &[("error", json!(e))],
+            );
+            return;
+        }
+    };
+    let mut d = state.lock().unwrap_or_else(|p| p.into_inner());
+    match d.replace_rules(&text) {
+        Ok(()) => log::info("reloaded", &[("file", json!(f.display().to_string()))]),
+        Err((_, e)) => log::error(
+            "reload failed; keeping the running rules",
+            &[
+                ("file", json!(f.display().to_string())),
+                ("error", json!(e.message)),
+                ("detail", json!(e.detail)),
+            ],
+        ),
+    }
+}
+
+fn cleanup(p: &Paths) -> Result<(), String> {
+    if p.socket.exists() && UnixStream::connect(&p.socket).is_ok() {
+        return Err(format!(
+            "xvsd is running on {}: stop it first",
+            p.socket.display()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&p.state_dir);
+    log::info(
+        "cleaned up",
+        &[("state_dir", json!(p.state_dir.display().to_string()))],
+    );
+    Ok(())
+}
