@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
-# The xvs demo. Until the eBPF datapath and xvsd land, the demo runs the
-# reference model through the simulator: the classic LVS labs as workloads.
+# The xvs demo: installs what is missing, builds, then runs the classic LVS
+# labs (NAT, then DR) in network namespaces with xvsd and xvsadm.
+#   ./scripts/demo.sh [--mode nat|dr|both] [--requests N] [--keep]
+# Needs root. Ctrl-C tears everything down; a killed run is cleaned up by the
+# next one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo build --release --locked -p xvs-sim
-for w in wrr-nat sh-remove mh-remove persistence udp-dns; do
-  echo
-  echo "===== examples/sim/$w.sim"
-  grep '^#' "examples/sim/$w.sim" | sed 's/^# \{0,1\}/  /'
-  echo
-  ./target/release/xvs-sim "examples/sim/$w.sim"
-done
+cargo build --release --locked -p xvsd -p xvsadm -p xvs-demo
+exec ./target/release/xvs-demo "$@"
