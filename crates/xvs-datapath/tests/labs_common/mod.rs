@@ -73,7 +73,7 @@ pub struct Lab {
 }
 
 fn load() -> Datapath {
-    Datapath::load_with(LoadOptions { max_conns: 1 << 16 })
+    Datapath::load_with(LoadOptions::with_max_conns(1 << 16))
         .unwrap_or_else(|e| panic!("loading the xvs datapath: {e:?}"))
 }
 
