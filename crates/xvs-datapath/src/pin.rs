@@ -163,10 +163,14 @@ pub fn ensure_bpffs_at(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Creates `dir` (it must be on a bpffs) and checks that the maps already
+/// Creates `dir` (it must be on a bpffs, which is mounted at
+/// `/sys/fs/bpf` if `dir` is under it and none is) and checks that the maps already
 /// pinned there fit this build and `max_conns`. Returns the names of the
 /// maps found pinned.
 pub(crate) fn prepare(dir: &Path, max_conns: u32) -> Result<BTreeSet<&'static str>> {
+    if dir.starts_with(BPFFS) {
+        ensure_bpffs()?;
+    }
     std::fs::create_dir_all(dir).map_err(fs_err("creating", dir))?;
     if !is_bpffs(dir) {
         return Err(Error::Fs {
@@ -264,6 +268,18 @@ fn detach_link(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `BPF_LINK_UPDATE` said the link has no interface any more (`ENOLINK`).
+fn defunct(e: &aya::programs::ProgramError) -> bool {
+    matches!(e, aya::programs::ProgramError::SyscallError(s)
+        if s.io_error.raw_os_error() == Some(libc::ENOLINK))
+}
+
+/// Removes the pin of a defunct link.
+fn forget_defunct(path: &Path) -> Result<Option<PinnedAttachment>> {
+    std::fs::remove_file(path).map_err(fs_err("removing", path))?;
+    Ok(None)
+}
+
 /// The attachments pinned in `dir`: (hook, ifindex, pin path).
 fn links_in(dir: &Path) -> Result<Vec<(Hook, u32, PathBuf)>> {
     let mut v = Vec::new();
@@ -353,7 +369,9 @@ impl Datapath {
         let ifindex = iface.into().index()?;
         let path = Hook::Xdp.link_path(&dir, ifindex);
         if path.exists() {
-            return self.replace_link(Hook::Xdp, ifindex, &path);
+            if let Some(a) = self.replace_link(Hook::Xdp, ifindex, &path)? {
+                return Ok(a);
+            }
         }
         let perr = |source| Error::Program {
             prog: XDP_PROG,
@@ -379,7 +397,9 @@ impl Datapath {
         let ifindex = iface.index()?;
         let path = Hook::Tc.link_path(&dir, ifindex);
         if path.exists() {
-            return self.replace_link(Hook::Tc, ifindex, &path);
+            if let Some(a) = self.replace_link(Hook::Tc, ifindex, &path)? {
+                return Ok(a);
+            }
         }
         let name = iface.name()?;
         let perr = |source| Error::Program {
@@ -420,8 +440,15 @@ impl Datapath {
         })
     }
 
-    /// Points the link pinned at `path` at this datapath's program.
-    fn replace_link(&mut self, hook: Hook, ifindex: u32, path: &Path) -> Result<PinnedAttachment> {
+    /// Points the link pinned at `path` at this datapath's program. `None`
+    /// if the link was defunct (its interface was deleted): its pin is
+    /// removed.
+    fn replace_link(
+        &mut self,
+        hook: Hook,
+        ifindex: u32,
+        path: &Path,
+    ) -> Result<Option<PinnedAttachment>> {
         let old: FdLink = PinnedLink::from_pin(path).map_err(link_err(path))?.into();
         let fd = match hook {
             Hook::Xdp => {
@@ -431,7 +458,10 @@ impl Datapath {
                 };
                 let link = XdpLink::try_from(old).map_err(link_err(path))?;
                 let prog = self.xdp_mut()?;
-                let id = prog.attach_to_link(link).map_err(perr)?;
+                let id = match prog.attach_to_link(link) {
+                    Err(e) if defunct(&e) => return forget_defunct(path),
+                    r => r.map_err(perr)?,
+                };
                 let link = prog.take_link(id).map_err(perr)?;
                 FdLink::try_from(link).map_err(link_err(path))?
             }
@@ -442,18 +472,21 @@ impl Datapath {
                 };
                 let link = SchedClassifierLink::try_from(old).map_err(link_err(path))?;
                 let prog = self.tc_mut()?;
-                let id = prog.attach_to_link(link).map_err(perr)?;
+                let id = match prog.attach_to_link(link) {
+                    Err(e) if defunct(&e) => return forget_defunct(path),
+                    r => r.map_err(perr)?,
+                };
                 let link = prog.take_link(id).map_err(perr)?;
                 FdLink::try_from(link).map_err(link_err(path))?
             }
         };
         let prog_id = fd.info().map_err(link_err(path))?.program_id();
-        Ok(PinnedAttachment {
+        Ok(Some(PinnedAttachment {
             hook,
             ifindex,
             prog_id,
             replaced: true,
-        })
+        }))
     }
 
     /// The attachments pinned in the pin directory (by this run or a
@@ -479,13 +512,15 @@ impl Datapath {
     /// Takes over every attachment pinned by a previous run: replaces each
     /// one's program with this datapath's, atomically (`BPF_LINK_UPDATE`).
     /// Works from any network namespace (the links know their interface).
+    /// Links whose interface was deleted meanwhile are unpinned and left
+    /// out of the answer.
     pub fn replace_pinned(&mut self) -> Result<Vec<PinnedAttachment>> {
         let Some(dir) = self.pin_dir().map(Path::to_path_buf) else {
             return Ok(Vec::new());
         };
         let mut v = Vec::new();
         for (hook, ifindex, path) in links_in(&dir)? {
-            v.push(self.replace_link(hook, ifindex, &path)?);
+            v.extend(self.replace_link(hook, ifindex, &path)?);
         }
         Ok(v)
     }

@@ -288,7 +288,13 @@ fn two_pinned_instances_stay_apart_and_unpin_leaves_nothing() {
         send(&a, 42000 + p, 0x02);
     }
     assert_eq!((a.conn_count(), b.conn_count()), (3, 0));
-    let b_counters = b.counters().unwrap();
+    assert_eq!(
+        (
+            a.counters().unwrap().forwarded,
+            b.counters().unwrap().forwarded
+        ),
+        (3, 0)
+    );
 
     // Both processes "exit": the attachments stay, with the old programs.
     drop(a);
@@ -301,7 +307,14 @@ fn two_pinned_instances_stay_apart_and_unpin_leaves_nothing() {
     let mut b = dir_b.load();
     assert!(a.adopted() && b.adopted());
     assert_eq!((a.conn_count(), b.conn_count()), (3, 0));
-    assert_eq!(b.counters().unwrap(), b_counters);
+    // (B's interface sees its own link-local traffic: only `passed` moves.)
+    assert_eq!(
+        (
+            a.counters().unwrap().forwarded,
+            b.counters().unwrap().forwarded
+        ),
+        (3, 0)
+    );
     // A takes its tc link over by interface (in its namespace), B all of
     // its links at once (from anywhere).
     let r = ns_a.enter(|| a.attach_pinned_tc("xp0").unwrap()).unwrap();
@@ -338,4 +351,39 @@ fn two_pinned_instances_stay_apart_and_unpin_leaves_nothing() {
     b.unpin().unwrap();
     assert!(!dir_b.0.exists());
     assert_eq!(tc_progs(&ns_b), Vec::<u32>::new());
+}
+
+/// The interface of a pinned attachment is deleted and created again while
+/// no datapath runs: the next run unpins the defunct links instead of
+/// failing, and attaches afresh.
+#[test]
+fn links_of_a_deleted_interface_are_dropped_on_takeover() {
+    let dir = PinDir::new();
+    let ns = ns_with_veth();
+    let mut dp = dir.load();
+    ns.enter(|| {
+        dp.attach_pinned_tc("xp0").unwrap();
+        dp.attach_pinned_xdp("xp0", XdpMode::Skb).unwrap();
+    })
+    .unwrap();
+    assert_eq!(dp.pinned_attachments().unwrap().len(), 2);
+    drop(dp);
+
+    ns.ip(&["link", "del", "xp0"]).unwrap();
+    ns.ip(&["link", "add", "xp0", "type", "veth", "peer", "name", "xp1"])
+        .unwrap();
+    ns.ip(&["link", "set", "xp0", "up"]).unwrap();
+    ns.ip(&["link", "set", "xp1", "up"]).unwrap();
+    assert_eq!(tc_progs(&ns), Vec::<u32>::new());
+
+    let mut dp = dir.load();
+    assert!(dp.adopted());
+    assert_eq!(dp.replace_pinned().unwrap(), vec![]);
+    assert_eq!(dp.pinned_attachments().unwrap(), vec![]);
+    let a = ns.enter(|| dp.attach_pinned_tc("xp0").unwrap()).unwrap();
+    assert!(!a.replaced);
+    assert_eq!(tc_progs(&ns), vec![dp.program_id(Prog::Tc).unwrap()]);
+    dp.unpin().unwrap();
+    assert_eq!(tc_progs(&ns), Vec::<u32>::new());
+    assert!(!dir.0.exists());
 }
