@@ -347,7 +347,10 @@ pub struct TestRunOutput {
 }
 
 /// The loaded datapath: the programs loaded (verified) in the kernel, their
-/// maps, and their attachments. Dropping it detaches everything.
+/// maps, and their attachments. Dropping it detaches everything but the
+/// pinned attachments ([`Datapath::attach_pinned_tc`],
+/// [`Datapath::attach_pinned_xdp`]), which stay with the pinned maps for the
+/// next run to take over (see the [`pin`] module).
 pub struct Datapath {
     ebpf: Ebpf,
     services: HashMap<MapData, SvcKey, SvcInfo>,
