@@ -305,24 +305,40 @@ fn links_in(dir: &Path) -> Result<Vec<(Hook, u32, PathBuf)>> {
 /// Removes everything a pinned datapath left in `dir`: detaches its pinned
 /// attachments (synchronously), unpins its maps (they are freed once no
 /// program or process holds them) and removes `dir`. For a clean stop
-/// without loading the datapath; a missing `dir` is not an error.
+/// without loading the datapath; a missing `dir` is not an error. Goes on
+/// past a failure and returns the first one.
 pub fn unpin_dir(dir: &Path) -> Result<()> {
-    for (_, _, path) in links_in(dir)? {
-        detach_link(&path)?;
+    let mut first = Ok(());
+    let mut keep = |r: Result<()>| {
+        if first.is_ok() {
+            first = r;
+        }
+    };
+    let remove = |path: &Path| match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(fs_err("removing", path)(e)),
+        _ => Ok(()),
+    };
+    match links_in(dir) {
+        Ok(links) => {
+            for (_, _, path) in links {
+                let r = detach_link(&path);
+                if r.is_err() {
+                    // Unpinned, it goes when its last holder does.
+                    let _ = remove(&path);
+                }
+                keep(r);
+            }
+        }
+        Err(e) => keep(Err(e)),
     }
     for m in PINNED_MAPS {
-        let path = dir.join(m);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fs_err("removing", &path)(e)),
-        }
+        keep(remove(&dir.join(m)));
     }
     match std::fs::remove_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(fs_err("removing", dir)(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => keep(Err(fs_err("removing", dir)(e))),
+        _ => {}
     }
+    first
 }
 
 impl Datapath {
