@@ -387,3 +387,54 @@ fn links_of_a_deleted_interface_are_dropped_on_takeover() {
     assert_eq!(tc_progs(&ns), Vec::<u32>::new());
     assert!(!dir.0.exists());
 }
+
+/// Persistence templates are pinned too: after a takeover with other
+/// `DestId`s, a new connection from the same client goes to the server its
+/// template names, and new template ids go on from the old ones.
+#[test]
+fn persistence_templates_survive_the_takeover() {
+    let dir = PinDir::new();
+    let persistent = |shift: bool| {
+        let mut t = rules(shift);
+        let key = t.services().next().unwrap().cfg.key;
+        let (ip, port) = match key {
+            xvs_core::model::ServiceKey::Addr { addr, port, .. } => (addr, port),
+            _ => unreachable!(),
+        };
+        t.apply(&cmd(&format!("-E -t {ip}:{port} -s rr -p 300")))
+            .unwrap();
+        t
+    };
+    let mut dp = dir.load();
+    dp.sync(&persistent(false), &Sysctls::default(), &l2())
+        .unwrap();
+    let i = send(&dp, 43000, 0x02);
+    assert_eq!(dp.template_count(), 1);
+    let tpl_id = dp.templates()[0].id;
+    drop(dp);
+
+    let mut dp = dir.load();
+    assert!(dp.adopted());
+    let t = persistent(true);
+    dp.sync(&t, &Sysctls::default(), &l2()).unwrap();
+    assert_eq!(dp.template_count(), 1);
+    for p in 1..4 {
+        assert_eq!(send(&dp, 43000 + p, 0x02), i, "client port {}", 43000 + p);
+    }
+    let c = dp.real_counts(dest_ids(&t)[i]).unwrap().unwrap();
+    assert_eq!((c.active, c.persist), (4, 1));
+    // Another client: a new template, with the next id.
+    let other = eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4([198, 18, 0, 3], VIP, 6, &tcp(43100, 80, 0x02)),
+    );
+    assert_eq!(dp.test_run(Prog::Xdp, &other).unwrap().verdict, XDP_TX);
+    let ids: Vec<u32> = dp.templates().iter().map(|t| t.id).collect();
+    assert!(
+        ids.contains(&(tpl_id + 1)),
+        "template ids {ids:?} after {tpl_id}"
+    );
+    dp.unpin().unwrap();
+}
