@@ -14,9 +14,10 @@
 pub mod decap;
 mod list;
 pub mod maps;
+pub mod pin;
 mod sync;
 
-use std::{ffi::CStr, io};
+use std::{ffi::CStr, io, path::PathBuf};
 
 pub use aya::programs::XdpMode;
 use aya::{
@@ -31,6 +32,10 @@ use aya::{
 };
 
 pub use maps::{Proto, SvcKey};
+pub use pin::{
+    ensure_bpffs, ensure_bpffs_at, tc_ingress_programs, unpin_dir, Hook, PinnedAttachment,
+    PINNED_MAPS,
+};
 pub use sync::{NextHop, L2};
 
 use maps::{
@@ -118,6 +123,36 @@ pub enum Error {
     /// rather than mis-schedule): says which service and why.
     #[error("the datapath cannot load {0}")]
     Refused(String),
+    /// A file system operation on the pin directory or bpffs failed.
+    #[error("{what} {path}: {source}")]
+    Fs {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Pinning an object on bpffs failed.
+    #[error("pinning {path}: {source}")]
+    Pin {
+        /// The pin path.
+        path: PathBuf,
+        /// What aya reported.
+        source: aya::pin::PinError,
+    },
+    /// A pinned link could not be opened, converted or queried.
+    #[error("pinned link {path}: {source}")]
+    Link {
+        /// The pin path.
+        path: PathBuf,
+        /// What aya reported.
+        source: aya::programs::links::LinkError,
+    },
+    /// Maps pinned by a previous run do not fit this load (another
+    /// `max_conns`, another build's layout): says which and what to do.
+    #[error("{0}")]
+    PinMismatch(String),
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> Error {
@@ -262,20 +297,45 @@ impl Counters {
 }
 
 /// Options of [`Datapath::load_with`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Entries of the connection table and of the NAT reply index. They are
     /// allocated on demand (BPF_F_NO_PREALLOC), but the bucket arrays are
     /// sized from this: 10 million entries cost about 256 MiB per map.
     pub max_conns: u32,
+    /// Pin the state maps ([`PINNED_MAPS`]) in this directory on a bpffs
+    /// (e.g. `/sys/fs/bpf/xvs/<instance>`, one per instance; see
+    /// [`ensure_bpffs`]), or take over the ones a previous run pinned there
+    /// ([`Datapath::adopted`]). `None`: private maps, freed with the
+    /// `Datapath`. See the [`pin`] module.
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             max_conns: DEFAULT_MAX_CONNS,
+            pin_dir: None,
         }
     }
+}
+
+impl LoadOptions {
+    /// The defaults with a connection table of `max_conns` entries.
+    pub fn with_max_conns(max_conns: u32) -> Self {
+        Self {
+            max_conns,
+            ..Self::default()
+        }
+    }
+}
+
+/// The pin directory of a pinned datapath.
+#[derive(Debug)]
+struct PinState {
+    dir: PathBuf,
+    /// State from a previous run was found and taken over.
+    adopted: bool,
 }
 
 /// What one `BPF_PROG_TEST_RUN` of a packet gave.
@@ -288,7 +348,10 @@ pub struct TestRunOutput {
 }
 
 /// The loaded datapath: the programs loaded (verified) in the kernel, their
-/// maps, and their attachments. Dropping it detaches everything.
+/// maps, and their attachments. Dropping it detaches everything but the
+/// pinned attachments ([`Datapath::attach_pinned_tc`],
+/// [`Datapath::attach_pinned_xdp`]), which stay with the pinned maps for the
+/// next run to take over (see the [`pin`] module).
 pub struct Datapath {
     ebpf: Ebpf,
     services: HashMap<MapData, SvcKey, SvcInfo>,
@@ -313,6 +376,7 @@ pub struct Datapath {
     nr_cpus: usize,
     sync: sync::SyncState,
     hooks: sync::TestHooks,
+    pin: Option<PinState>,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -337,12 +401,23 @@ impl Datapath {
         Self::load_with(LoadOptions::default())
     }
 
-    /// Loads the embedded object with these options.
+    /// Loads the embedded object with these options. With
+    /// [`LoadOptions::pin_dir`], maps pinned there by a previous run are
+    /// taken over (checked against this build and `max_conns` first, see
+    /// [`Error::PinMismatch`]) and the missing ones are created and pinned.
     pub fn load_with(opts: LoadOptions) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(name::CONNS, opts.max_conns)
-            .map_max_entries(name::CONNS_OUT, opts.max_conns)
-            .load(BPF_OBJECT)?;
+            .map_max_entries(name::CONNS_OUT, opts.max_conns);
+        let mut found = Default::default();
+        if let Some(dir) = &opts.pin_dir {
+            found = pin::prepare(dir, opts.max_conns)?;
+            for &m in PINNED_MAPS {
+                loader.map_pin_path(m, dir.join(m));
+            }
+        }
+        let mut ebpf = loader.load(BPF_OBJECT)?;
         let nr_cpus =
             aya::util::nr_cpus().map_err(|(_, e)| Error::Interface("possible CPUs".into(), e))?;
         let mut dp = Self {
@@ -369,6 +444,10 @@ impl Datapath {
             nr_cpus,
             sync: sync::SyncState::default(),
             hooks: sync::TestHooks::default(),
+            pin: opts.pin_dir.map(|dir| PinState {
+                adopted: found.contains(name::SERVICES),
+                dir,
+            }),
         };
         for prog in [XDP_PROG, CTL_PROG] {
             dp.xdp_named_mut(prog)?
@@ -379,10 +458,17 @@ impl Datapath {
             prog: TC_PROG,
             source,
         })?;
-        dp.write_config(
-            &xvs_core::conn::Timeouts::default(),
-            &xvs_core::persist::Sysctls::default(),
-        )?;
+        // A pinned configuration is the previous run's: kept until the
+        // next sync rewrites it.
+        if !found.contains(name::CONFIG) {
+            dp.write_config(
+                &xvs_core::conn::Timeouts::default(),
+                &xvs_core::persist::Sysctls::default(),
+            )?;
+        }
+        if dp.adopted() {
+            dp.adopt_state()?;
+        }
         Ok(dp)
     }
 

@@ -60,6 +60,10 @@ pub const RAND_SLOTS: u32 = 65536;
 pub const SEQ_TPL: u32 = 0;
 /// `xvs_seq` index of the next twos test draw.
 pub const SEQ_RAND: u32 = 1;
+/// `xvs_seq` index of the last service id handed out (user space only).
+pub const SEQ_SVC: u32 = 2;
+/// `xvs_seq` index of the last real-server slot handed out (user space only).
+pub const SEQ_SLOT: u32 = 3;
 /// `tpl.flags`: invalidated (no longer in the index).
 pub const TPL_F_INVALID: u8 = 0x1;
 
@@ -537,6 +541,21 @@ pub fn addr_words(a: IpAddr) -> ([u32; 4], u8) {
             }
             (addr, AF_INET6)
         }
+    }
+}
+
+/// The inverse of [`addr_words`]; `None` for an unknown family.
+pub fn words_addr(w: [u32; 4], family: u8) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::from(w[0].to_ne_bytes())),
+        AF_INET6 => {
+            let mut o = [0u8; 16];
+            for (i, x) in w.iter().enumerate() {
+                o[4 * i..4 * i + 4].copy_from_slice(&x.to_ne_bytes());
+            }
+            Some(IpAddr::from(o))
+        }
+        _ => None,
     }
 }
 

@@ -2,9 +2,11 @@
 //! counters back, and sweeps expired connections.
 //!
 //! [`Datapath::sync`] diffs the table against what it last wrote. Services
-//! keep their id, real servers their `DestId`, so established connections
-//! (keyed by tuple, pointing at a real server id) are untouched by adds,
-//! edits and removals. The rr/wrr state is adjusted the way the kernel's
+//! keep their id, real servers their slot (one per identity: service, address,
+//! port; the maps' real server id, which is not the core's `DestId`), so
+//! established connections (keyed by tuple, pointing at a slot) are
+//! untouched by adds, edits and removals, and by a daemon restart that
+//! rebuilds its table with other `DestId`s (see [`Datapath::adopt_state`]). The rr/wrr state is adjusted the way the kernel's
 //! scheduler hooks do (rr: del_dest of the cursor steps back; wrr:
 //! dest_changed resets the cursor and re-derives cw/mw/di), read and written
 //! under the state's spin lock (`BPF_F_LOCK`). sh/dh/mh tables are copied
@@ -16,7 +18,9 @@ use std::net::IpAddr;
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_core::conn::Timeouts;
-use xvs_core::model::{Dest, DestId, Family, Protocol, ServiceKey, TunCsum, TunType};
+use xvs_core::model::{
+    Dest, DestConfig, DestId, Family, FwdMethod, Protocol, ServiceKey, TunCsum, TunType,
+};
 use xvs_core::persist::Sysctls;
 use xvs_core::sched::{Sched, SchedulerKind};
 use xvs_core::snapshot::TableSnapshot;
@@ -26,6 +30,7 @@ use xvs_core::table::{IpvsTable, Service};
 use crate::maps::{
     addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
     SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, MAX_DESTS, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND,
+    SEQ_SLOT, SEQ_SVC,
 };
 use crate::{map_err, Datapath, Error, Result};
 
@@ -112,21 +117,36 @@ struct SyncedSvc {
     id: u32,
     key: SvcKey,
     sched: SchedulerKind,
-    /// (id, weight, the whole config) in list order.
-    dests: Vec<(DestId, i32, xvs_core::model::DestConfig)>,
+    /// (slot, weight, the whole config) in list order.
+    dests: Vec<(u32, i32, DestConfig)>,
     /// lblc/lblcr cache timer (`ip_vs_lblc_check_expire`): next run (ns on
     /// the datapath clock, 0 = not armed yet) and run counter.
     lbl_next_check: u64,
     lbl_counter: u32,
 }
 
+/// A real server's identity, as the kernel's trash matches it: its
+/// service, address (and family) and port (network order).
+type RealIdent = (SvcKey, [u32; 4], u8, u16);
+
 /// What the last sync wrote.
 #[derive(Debug, Default)]
 pub(crate) struct SyncState {
     services: StdMap<ServiceKey, SyncedSvc>,
-    /// Every real server in xvs_reals (listed or waiting in the trash).
+    /// Every real server in xvs_reals (listed or waiting in the trash), by
+    /// slot.
     reals: StdMap<u32, Real>,
+    /// The slot of each real-server identity.
+    slots: StdMap<RealIdent, u32>,
+    /// Each slot's identity (`None`: adopted from a previous run, of a
+    /// service that is gone) and the table's `DestId` for it (`None` until
+    /// a sync after adoption matched it).
+    slot_info: StdMap<u32, (Option<RealIdent>, Option<DestId>)>,
+    /// The table's `DestId`s -> slots.
+    dest_slot: StdMap<DestId, u32>,
+    /// Last service id and slot handed out (also kept in `xvs_seq`).
     next_svc_id: u32,
+    next_slot: u32,
 }
 
 fn sched_index(k: SchedulerKind) -> u32 {
@@ -415,6 +435,9 @@ impl Datapath {
             }
         }
         self.write_config(&table.timeouts, sysctls)?;
+        // Servers the table's trash purged go first, so that one added anew
+        // (a new DestId for the same identity) starts afresh, as in the kernel.
+        self.forget_purged(table);
         let mut seen = HashSet::new();
         for svc in table.services() {
             seen.insert(svc.cfg.key);
@@ -439,8 +462,8 @@ impl Datapath {
             let _ = self.htab.remove(&s.id);
             let _ = self.svc_stats.remove(&s.id);
             self.clear_lbl_caches(s.id);
-            for (id, _, _) in &s.dests {
-                self.retire_real(id.0)?;
+            for (slot, _, _) in &s.dests {
+                self.retire_real(*slot)?;
             }
         }
         self.forget_purged(table);
@@ -458,12 +481,53 @@ impl Datapath {
         Ok(())
     }
 
-    fn sync_real(&mut self, d: &Dest, svc_id: u32, l2: &L2) -> Result<()> {
-        let id = d.id.0;
+    /// Hands out the next id of `xvs_seq[idx]` (services, slots), never 0,
+    /// and records it there so that a later run continues after it.
+    fn next_seq(&mut self, idx: u32) -> Result<u32> {
+        let n = if idx == SEQ_SVC {
+            &mut self.sync.next_svc_id
+        } else {
+            &mut self.sync.next_slot
+        };
+        *n = n.checked_add(1).ok_or(Error::Refused(
+            "more services or real servers than 32-bit ids allow".into(),
+        ))?;
+        let v = *n;
+        self.seq
+            .set(idx, u64::from(v), 0)
+            .map_err(map_err(name::SEQ))?;
+        Ok(v)
+    }
+
+    /// The slot of real server `d` of service `skey`: the one its identity
+    /// already has, or a new one.
+    fn slot_of(&mut self, d: &Dest, skey: SvcKey) -> Result<u32> {
+        let (addr, family) = addr_words(d.cfg.addr);
+        let ident = (skey, addr, family, d.cfg.port.to_be());
+        let slot = match self.sync.slots.get(&ident) {
+            Some(&s) => s,
+            None => {
+                let s = self.next_seq(SEQ_SLOT)?;
+                self.sync.slots.insert(ident, s);
+                s
+            }
+        };
+        if let Some((_, Some(old))) = self.sync.slot_info.get(&slot) {
+            if *old != d.id {
+                self.sync.dest_slot.remove(old);
+            }
+        }
+        self.sync.slot_info.insert(slot, (Some(ident), Some(d.id)));
+        self.sync.dest_slot.insert(d.id, slot);
+        Ok(slot)
+    }
+
+    fn sync_real(&mut self, d: &Dest, skey: SvcKey, svc_id: u32, l2: &L2) -> Result<u32> {
+        let id = self.slot_of(d, skey)?;
         let r = real_of(d, svc_id, l2);
         let old = self.sync.reals.get(&id).copied();
         if old == Some(r) {
-            return Ok(());
+            return Ok(id);
         }
         // Counters first, so the real server is never seen without them.
         match self
@@ -493,7 +557,7 @@ impl Datapath {
                 self.run_ctl(CTL_CLEAR_OVERLOAD, &id.to_ne_bytes())?;
             }
         }
-        Ok(())
+        Ok(id)
     }
 
     fn sync_service(&mut self, svc: &Service, l2: &L2) -> Result<()> {
@@ -501,23 +565,18 @@ impl Datapath {
         let prev = self.sync.services.get(&key).cloned();
         let id = match &prev {
             Some(p) => p.id,
-            None => {
-                self.sync.next_svc_id += 1;
-                self.sync.next_svc_id
-            }
+            None => self.next_seq(SEQ_SVC)?,
         };
+        let skey = svc_key(&key);
+        let mut now: Vec<(u32, i32, DestConfig)> = Vec::with_capacity(svc.dests.len());
         for d in &svc.dests {
-            self.sync_real(d, id, l2)?;
+            let slot = self.sync_real(d, skey, id, l2)?;
+            now.push((slot, d.cfg.weight as i32, d.cfg));
         }
-        let now: Vec<(DestId, i32, xvs_core::model::DestConfig)> = svc
-            .dests
-            .iter()
-            .map(|d| (d.id, d.cfg.weight as i32, d.cfg))
-            .collect();
         if let Some(p) = &prev {
             for (did, _, _) in &p.dests {
                 if !now.iter().any(|(n, _, _)| n == did) {
-                    self.retire_real(did.0)?;
+                    self.retire_real(*did)?;
                 }
             }
         }
@@ -530,7 +589,7 @@ impl Datapath {
         };
         for (i, (did, w, _)) in now.iter().enumerate() {
             list.d[i] = DestRef {
-                id: did.0,
+                id: *did,
                 weight: *w,
             };
         }
@@ -562,12 +621,12 @@ impl Datapath {
                 .map_err(map_err(name::SCHED_STATE))?;
             if kind == SchedulerKind::Rr {
                 // del_dest of the cursor: step back to its predecessor.
-                let gone = |i: &DestId| !now.iter().any(|(n, _, _)| n == i);
-                if st.cl != 0 && gone(&DestId(st.cl)) {
-                    let pos = p.dests.iter().position(|(d, _, _)| d.0 == st.cl);
+                let gone = |i: &u32| !now.iter().any(|(n, _, _)| n == i);
+                if st.cl != 0 && gone(&st.cl) {
+                    let pos = p.dests.iter().position(|(d, _, _)| *d == st.cl);
                     st.cl = pos
                         .and_then(|i| p.dests[..i].iter().rev().find(|(d, _, _)| !gone(d)))
-                        .map_or(0, |(d, _, _)| d.0);
+                        .map_or(0, |(d, _, _)| *d);
                 }
             } else {
                 // ip_vs_wrr_dest_changed()
@@ -599,7 +658,9 @@ impl Datapath {
                 slot: [0; HTAB_SLOTS],
             };
             for (slot, d) in h.slot.iter_mut().zip(t) {
-                *slot = d.map_or(0, |d| d.0);
+                *slot = d
+                    .and_then(|d| self.sync.dest_slot.get(&d).copied())
+                    .unwrap_or(0);
             }
             self.htab.insert(id, h, 0).map_err(map_err(name::HTAB))?;
         }
@@ -618,7 +679,6 @@ impl Datapath {
             netmask: svc.cfg.persistence.map_or(0, |p| p.netmask),
             pad: 0,
         };
-        let skey = svc_key(&key);
         self.services
             .insert(skey, info, 0)
             .map_err(map_err(name::SERVICES))?;
@@ -712,11 +772,18 @@ impl Datapath {
     /// comes back with them, as in the kernel. [`Datapath::sync`] does this
     /// too; call it after the table's timers ran (`Director::expire`).
     pub fn forget_purged(&mut self, table: &IpvsTable) {
+        let info = &self.sync.slot_info;
         let gone: Vec<u32> = self
             .sync
             .reals
             .iter()
-            .filter(|(id, r)| r.flags & REAL_F_AVAILABLE == 0 && table.dest(DestId(**id)).is_none())
+            .filter(|(id, r)| {
+                r.flags & REAL_F_AVAILABLE == 0
+                    && info
+                        .get(id)
+                        .and_then(|(_, d)| *d)
+                        .is_none_or(|d| table.dest(d).is_none())
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
@@ -724,7 +791,23 @@ impl Datapath {
             let _ = self.real_state.remove(&id);
             let _ = self.real_stats.remove(&id);
             self.sync.reals.remove(&id);
+            if let Some((ident, dest)) = self.sync.slot_info.remove(&id) {
+                if let Some(i) = ident {
+                    self.sync.slots.remove(&i);
+                }
+                if let Some(d) = dest {
+                    if self.sync.dest_slot.get(&d) == Some(&id) {
+                        self.sync.dest_slot.remove(&d);
+                    }
+                }
+            }
         }
+    }
+
+    /// The slot (the maps' real server id) of the table's real server `id`,
+    /// as of the last [`Datapath::sync`].
+    pub fn real_slot(&self, id: DestId) -> Option<u32> {
+        self.sync.dest_slot.get(&id).copied()
     }
 
     /// Live entries in the connection table.
@@ -848,7 +931,10 @@ impl Datapath {
 
     /// A real server's counts, if the datapath knows it.
     pub fn real_counts(&self, id: DestId) -> Result<Option<RealCounts>> {
-        match self.real_state.get(&id.0, 0) {
+        let Some(slot) = self.real_slot(id) else {
+            return Ok(None);
+        };
+        match self.real_state.get(&slot, 0) {
             Ok(s) => Ok(Some(RealCounts {
                 active: s.active.max(0) as u32,
                 inactive: s.inactive.max(0) as u32,
@@ -862,7 +948,10 @@ impl Datapath {
 
     /// A real server's packet/byte/connection counters, summed over CPUs.
     pub fn real_stats(&self, id: DestId) -> Result<Option<CoreCounters>> {
-        match self.real_stats.get(&id.0, 0) {
+        let Some(slot) = self.real_slot(id) else {
+            return Ok(None);
+        };
+        match self.real_stats.get(&slot, 0) {
             Ok(v) => Ok(Some(sum_stats(&v))),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(map_err(name::REAL_STATS)(e)),
@@ -894,7 +983,7 @@ impl Datapath {
             None => self.sync.services.values().collect(),
         }
         .into_iter()
-        .map(|s| (s.id, s.dests.iter().map(|(d, _, _)| d.0).collect()))
+        .map(|s| (s.id, s.dests.iter().map(|(d, _, _)| *d).collect()))
         .collect();
         for (id, dests) in svcs {
             self.svc_stats
@@ -955,4 +1044,117 @@ fn monotonic_ns() -> u64 {
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The table's service key of a map key (the inverse of `svc_key`).
+fn service_key_of(k: &SvcKey) -> Option<ServiceKey> {
+    let family = match k.family {
+        AF_INET => Family::Inet,
+        crate::maps::AF_INET6 => Family::Inet6,
+        _ => return None,
+    };
+    if k.proto == 0 {
+        return Some(ServiceKey::Fwmark {
+            family,
+            mark: k.addr[0],
+        });
+    }
+    Some(ServiceKey::Addr {
+        protocol: Protocol::from_number(k.proto)?,
+        addr: crate::maps::words_addr(k.addr, k.family)?,
+        port: u16::from_be(k.port),
+    })
+}
+
+/// The configuration a `struct real` was written from (the inverse of
+/// `real_of`, but for the next hop).
+fn cfg_of(r: &Real) -> Option<DestConfig> {
+    Some(DestConfig {
+        addr: crate::maps::words_addr(r.addr, r.family)?,
+        port: u16::from_be(r.port),
+        fwd: match r.fwd {
+            0 => FwdMethod::Masq,
+            1 => FwdMethod::Local,
+            2 => FwdMethod::Tunnel,
+            3 => FwdMethod::Route,
+            4 => FwdMethod::Bypass,
+            _ => return None,
+        },
+        weight: r.weight as u32,
+        u_threshold: r.u_threshold,
+        l_threshold: r.l_threshold,
+        tun_type: match r.tun_type {
+            0 => TunType::Ipip,
+            1 => TunType::Gue,
+            2 => TunType::Gre,
+            _ => return None,
+        },
+        tun_port: u16::from_be(r.tun_port),
+        tun_csum: match r.tun_flags {
+            0 => TunCsum::NoCsum,
+            1 => TunCsum::Csum,
+            2 => TunCsum::RemCsum,
+            _ => return None,
+        },
+    })
+}
+
+impl Datapath {
+    /// Rebuilds what the last sync wrote from the maps a previous run left
+    /// pinned: services (key -> id, scheduler, list), real servers (slot ->
+    /// identity: service, address, port) and the id counters. The next
+    /// [`Datapath::sync`] then matches the table's real servers to their
+    /// slots by identity, whatever their `DestId`s, and diffs as usual: an
+    /// unchanged rule set writes nothing, the rr/wrr cursors stay, and the
+    /// connections, templates and lblc/lblcr caches keep pointing at the
+    /// right real servers.
+    pub(crate) fn adopt_state(&mut self) -> Result<()> {
+        let mut st = SyncState {
+            next_svc_id: self.seq.get(&SEQ_SVC, 0).map_err(map_err(name::SEQ))? as u32,
+            next_slot: self.seq.get(&SEQ_SLOT, 0).map_err(map_err(name::SEQ))? as u32,
+            ..SyncState::default()
+        };
+        let services: Vec<(SvcKey, SvcInfo)> =
+            self.services.iter().filter_map(|r| r.ok()).collect();
+        let by_id: StdMap<u32, SvcKey> = services.iter().map(|(k, i)| (i.id, *k)).collect();
+        for (slot, r) in self.reals.iter().filter_map(|r| r.ok()) {
+            let ident = by_id.get(&r.svc_id).map(|k| (*k, r.addr, r.family, r.port));
+            if let Some(i) = ident {
+                st.slots.insert(i, slot);
+            }
+            st.slot_info.insert(slot, (ident, None));
+            st.reals.insert(slot, r);
+            st.next_slot = st.next_slot.max(slot);
+        }
+        for (k, info) in services {
+            st.next_svc_id = st.next_svc_id.max(info.id);
+            let (Some(key), Some(&sched)) = (
+                service_key_of(&k),
+                SchedulerKind::ALL.get(info.sched as usize),
+            ) else {
+                continue;
+            };
+            let dests = match self.dest_lists.get(&info.id, 0) {
+                Ok(l) => l.d[..(l.n as usize).min(MAX_DESTS)]
+                    .iter()
+                    .filter_map(|d| Some((d.id, d.weight, cfg_of(st.reals.get(&d.id)?)?)))
+                    .collect(),
+                Err(e) if not_found(&e) => Vec::new(),
+                Err(e) => return Err(map_err(name::DEST_LISTS)(e)),
+            };
+            st.services.insert(
+                key,
+                SyncedSvc {
+                    id: info.id,
+                    key: k,
+                    sched,
+                    dests,
+                    lbl_next_check: 0,
+                    lbl_counter: 1,
+                },
+            );
+        }
+        self.sync = st;
+        Ok(())
+    }
 }

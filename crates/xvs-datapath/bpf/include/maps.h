@@ -118,12 +118,16 @@ struct {
 	__type(value, struct tpl);
 } xvs_tpls SEC(".maps");
 
-/* Sequence numbers: [0] last template id, [1] next twos test draw. */
+/*
+ * Sequence numbers: [0] last template id, [1] next twos test draw; user
+ * space only: [2] last service id, [3] last real server slot (pinned, so a
+ * restarted daemon never hands out an id still in use).
+ */
 #define XVS_SEQ_TPL 0
 #define XVS_SEQ_RAND 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } xvs_seq SEC(".maps");

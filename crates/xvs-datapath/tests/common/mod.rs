@@ -18,7 +18,7 @@ pub fn require_root() {
 /// the reason (e.g. the verifier log).
 pub fn load() -> xvs_datapath::Datapath {
     require_root();
-    match xvs_datapath::Datapath::load_with(xvs_datapath::LoadOptions { max_conns: 1 << 16 }) {
+    match xvs_datapath::Datapath::load_with(xvs_datapath::LoadOptions::with_max_conns(1 << 16)) {
         Ok(dp) => dp,
         Err(e) => panic!("loading the xvs datapath (root, BPF-capable kernel needed): {e:?}"),
     }

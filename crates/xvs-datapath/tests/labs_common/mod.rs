@@ -8,6 +8,7 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
+    path::Path,
     sync::{Mutex, MutexGuard},
 };
 
@@ -73,8 +74,17 @@ pub struct Lab {
 }
 
 fn load() -> Datapath {
-    Datapath::load_with(LoadOptions { max_conns: 1 << 16 })
-        .unwrap_or_else(|e| panic!("loading the xvs datapath: {e:?}"))
+    load_pinned(None)
+}
+
+/// Loads the datapath, its maps pinned in `pin` if given (see
+/// `LoadOptions::pin_dir`).
+pub fn load_pinned(pin: Option<&Path>) -> Datapath {
+    let opts = LoadOptions {
+        pin_dir: pin.map(Path::to_path_buf),
+        ..LoadOptions::with_max_conns(1 << 16)
+    };
+    Datapath::load_with(opts).unwrap_or_else(|e| panic!("loading the xvs datapath: {e:?}"))
 }
 
 fn build(mode: Mode, servers: usize) -> Topology {
@@ -99,11 +109,17 @@ impl Lab {
     /// of `d1`; on `d1` ingress it SNATs the replies back to the VIP and
     /// hands them to the stack, which routes them to the client.
     pub fn nat(servers: usize, web: bool) -> Lab {
+        Self::nat_with(servers, web, None)
+    }
+
+    /// [`Lab::nat`], with the datapath's maps and (tcx) links pinned in
+    /// `pin` when given: the attachments outlive `dp`.
+    pub fn nat_with(servers: usize, web: bool, pin: Option<&Path>) -> Lab {
         require_root();
         let guard = serial();
         let topo = build(Mode::Nat, servers);
         let web = if web { start_web(&topo) } else { vec![] };
-        let mut dp = load();
+        let mut dp = load_pinned(pin);
         let d = topo.director();
         // The replies leave the stack with the VIP as source after the SNAT
         // in d1's ingress; the VIP is local (on d0), and a packet arriving
@@ -113,6 +129,13 @@ impl Lab {
         let (attachments, d1) = d
             .enter(|| {
                 let d1 = xvs_datapath::ifindex("d1").expect("d1 in the director");
+                if pin.is_some() {
+                    for i in ["d0", "d1"] {
+                        dp.attach_pinned_tc(i)
+                            .unwrap_or_else(|e| panic!("pinned xvs_tc on {i}: {e}"));
+                    }
+                    return (vec![], d1);
+                }
                 let a = vec![
                     dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
                     dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
@@ -151,14 +174,26 @@ impl Lab {
     /// sends the frame back out of `d0` to the chosen real server, which
     /// answers the client directly.
     pub fn dr(servers: usize, attach: Attach) -> Lab {
+        Self::dr_with(servers, attach, None)
+    }
+
+    /// [`Lab::dr`], with the datapath's maps and links pinned in `pin` when
+    /// given: the attachments outlive `dp`.
+    pub fn dr_with(servers: usize, attach: Attach, pin: Option<&Path>) -> Lab {
         require_root();
         let guard = serial();
         let topo = build(Mode::Dr, servers);
         let web = start_web(&topo);
-        let mut dp = load();
+        let mut dp = load_pinned(pin);
         let mut pass = None;
         let d = topo.director();
         let attachments = match attach {
+            Attach::Tc if pin.is_some() => d
+                .enter(|| {
+                    dp.attach_pinned_tc("d0").expect("pinned xvs_tc on d0");
+                    vec![]
+                })
+                .expect("entering the director"),
             Attach::Tc => d
                 .enter(|| vec![dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress")])
                 .expect("entering the director"),
@@ -182,6 +217,11 @@ impl Lab {
                 .expect("entering the lan");
                 pass = Some(p);
                 d.enter(|| {
+                    if pin.is_some() {
+                        dp.attach_pinned_xdp("d0", XdpMode::Driver)
+                            .expect("pinned xvs_xdp (native) on d0");
+                        return vec![];
+                    }
                     vec![dp
                         .attach_xdp("d0", XdpMode::Driver)
                         .expect("attach xvs_xdp (native) to d0")]
