@@ -16,7 +16,7 @@ use xvs_core::snapshot::TableSnapshot;
 use xvs_core::stats::{Counters, Estimator};
 use xvs_core::table::IpvsTable;
 use xvs_core::time::Time;
-use xvs_datapath::{Attachment, Datapath, L2};
+use xvs_datapath::{Datapath, Hook, L2};
 
 use crate::log;
 
@@ -46,7 +46,8 @@ enum EstKey {
 pub struct Attached {
     pub name: String,
     pub mode: &'static str,
-    pub attachment: Option<Attachment>,
+    pub hook: Hook,
+    pub ifindex: u32,
 }
 
 /// Everything xvsd owns.

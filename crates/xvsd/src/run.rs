@@ -76,19 +76,28 @@ fn attach(d: &mut Daemon, name: &str, mode: AttachMode) -> Result<(), String> {
         m => m,
     };
     let (label, res) = match mode {
-        AttachMode::Tc => ("tc", d.dp.attach_tc(name)),
-        AttachMode::XdpGeneric => ("xdp-generic", d.dp.attach_xdp(name, XdpMode::Skb)),
-        _ => ("xdp", d.dp.attach_xdp(name, XdpMode::Driver)),
+        AttachMode::Tc => ("tc", d.dp.attach_pinned_tc(name)),
+        AttachMode::XdpGeneric => ("xdp-generic", d.dp.attach_pinned_xdp(name, XdpMode::Skb)),
+        _ => ("xdp", d.dp.attach_pinned_xdp(name, XdpMode::Driver)),
     };
-    let attachment = res.map_err(|e| format!("attaching to {name} ({label}): {e}"))?;
+    let a = res.map_err(|e| format!("attaching to {name} ({label}): {e}"))?;
     log::info(
-        "attached",
-        &[("interface", json!(name)), ("mode", json!(label))],
+        if a.replaced {
+            "took over the previous run's attachment"
+        } else {
+            "attached"
+        },
+        &[
+            ("interface", json!(name)),
+            ("mode", json!(label)),
+            ("prog_id", json!(a.prog_id)),
+        ],
     );
     d.attached.push(Attached {
         name: name.to_string(),
         mode: label,
-        attachment: Some(attachment),
+        hook: a.hook,
+        ifindex: a.ifindex,
     });
     Ok(())
 }
@@ -129,12 +138,15 @@ pub fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("creating {}: {e}", p.state_dir.display()))?;
     let listener = bind_socket(&p.socket)?;
 
-    let mut opts = LoadOptions::default();
+    let mut opts = LoadOptions {
+        pin_dir: Some(p.pin_dir.clone()),
+        ..LoadOptions::default()
+    };
     if let Some(n) = args.max_conns {
         opts.max_conns = n;
     }
     let dp = Datapath::load_with(opts).map_err(|e| format!("loading the datapath: {e}"))?;
-    let adopted = false;
+    let adopted = dp.adopted();
     let rules_file = p.state_dir.join("rules");
     let mut d = Daemon::new(
         args.name.clone(),
@@ -150,13 +162,48 @@ pub fn run(args: Args) -> Result<(), String> {
         None if rules_file.exists() => Some((rules_file.clone(), read_rules(&rules_file)?)),
         None => None,
     };
-    if let Some((file, text)) = initial {
-        d.replace_rules(&text).map_err(|(_, e)| {
+    match initial {
+        Some((file, text)) => d.replace_rules(&text).map_err(|(_, e)| {
             format!("rules in {}: {} ({})", file.display(), e.message, e.detail)
-        })?;
+        })?,
+        // Adopted maps without saved rules: the table cannot be rebuilt
+        // from the maps, so they keep forwarding with their old rules until
+        // the first command replaces them.
+        None if adopted => log::warn(
+            "adopted a datapath but found no saved rules",
+            &[("rules_file", json!(rules_file.display().to_string()))],
+        ),
+        None => {}
     }
     for (name, mode) in &args.ifaces {
         attach(&mut d, name, *mode)?;
+    }
+    // Attachments of the previous run on interfaces not asked for this time.
+    let stale: Vec<_> =
+        d.dp.pinned_attachments()
+            .map_err(|e| format!("listing pinned attachments: {e}"))?
+            .into_iter()
+            .filter(|a| {
+                !d.attached
+                    .iter()
+                    .any(|x| x.ifindex == a.ifindex && x.hook == a.hook)
+            })
+            .collect();
+    for a in stale {
+        let fields = [
+            ("ifindex", json!(a.ifindex)),
+            ("hook", json!(format!("{:?}", a.hook))),
+        ];
+        match d.dp.detach_pinned(a.ifindex, a.hook) {
+            Ok(_) => log::info(
+                "detached a previous run's attachment not asked for now",
+                &fields,
+            ),
+            Err(e) => log::warn(
+                &format!("detaching a previous run's attachment: {e}"),
+                &fields,
+            ),
+        }
     }
     log::info(
         "xvsd started",
@@ -231,22 +278,22 @@ pub fn run(args: Args) -> Result<(), String> {
     let _ = std::fs::remove_file(&p.socket);
     let mut d = state.lock().unwrap_or_else(|e| e.into_inner());
     if args.detach_on_exit {
-        let attached = std::mem::take(&mut d.attached);
-        for a in attached {
-            if let Some(att) = a.attachment {
-                if let Err(e) = d.dp.detach(att) {
-                    log::warn(
-                        "detaching",
-                        &[
-                            ("interface", json!(a.name)),
-                            ("error", json!(e.to_string())),
-                        ],
-                    );
-                }
-            }
+        if let Err(e) = d.dp.detach_all() {
+            log::warn("detaching", &[("error", json!(e.to_string()))]);
+        }
+        if let Err(e) = xvs_datapath::unpin_dir(&p.pin_dir) {
+            log::warn(
+                "removing the pinned state",
+                &[("error", json!(e.to_string()))],
+            );
         }
         let _ = std::fs::remove_dir_all(&p.state_dir);
         log::info("detached and cleaned up", &[]);
+    } else {
+        log::info(
+            "the datapath keeps forwarding; the next xvsd with this --name takes it over",
+            &[("pin_dir", json!(p.pin_dir.display().to_string()))],
+        );
     }
     log::info("xvsd stopped", &[]);
     Ok(())
@@ -289,10 +336,15 @@ fn cleanup(p: &Paths) -> Result<(), String> {
             p.socket.display()
         ));
     }
+    xvs_datapath::unpin_dir(&p.pin_dir)
+        .map_err(|e| format!("removing {}: {e}", p.pin_dir.display()))?;
     let _ = std::fs::remove_dir_all(&p.state_dir);
     log::info(
         "cleaned up",
-        &[("state_dir", json!(p.state_dir.display().to_string()))],
+        &[
+            ("pin_dir", json!(p.pin_dir.display().to_string())),
+            ("state_dir", json!(p.state_dir.display().to_string())),
+        ],
     );
     Ok(())
 }
