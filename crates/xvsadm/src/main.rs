@@ -51,14 +51,16 @@ impl Outcome {
     }
 }
 
-fn not_running(client: &Client, e: &std::io::Error) -> Outcome {
-    Outcome::err(
-        format!(
-            "{PROGRAM}: xvsd is not running (cannot connect to {}: {e}); start it with `xvsd -i IFACE`, or set XVS_SOCKET to its socket",
-            client.path().display()
-        ),
-        2,
+/// The one line xvsadm prints when nothing answers on the socket.
+fn not_running_line(client: &Client, e: &std::io::Error) -> String {
+    format!(
+        "{PROGRAM}: xvsd is not running (cannot connect to {}: {e}); start it with `xvsd -i IFACE`, or set XVS_SOCKET to its socket",
+        client.path().display()
     )
+}
+
+fn not_running(client: &Client, e: &std::io::Error) -> Outcome {
+    Outcome::err(not_running_line(client, e), 2)
 }
 
 /// Turns a client error into what xvsadm prints: ipvsadm's words for a
