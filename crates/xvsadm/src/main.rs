@@ -17,7 +17,8 @@ use xvs_api::wire::{
     CommandsRequest, CommandsResponse, ConnList, DaemonList, ServiceList, Timeouts,
 };
 use xvs_core::ipvsadm::{
-    self, help::help_text, parse_args_as, parse_restore_lines, to_argv, Command, ListOptions, Names,
+    self, help::help_text, parse_args_as, parse_restore_lines, to_argv, Command, ErrorKind,
+    ListOptions, Names, ParseError,
 };
 use xvs_core::snapshot::ConnEntry;
 
@@ -238,6 +239,9 @@ fn run(mut args: Vec<String>) -> Outcome {
     }
     let cmd = match parse_args_as(PROGRAM, &args, &names) {
         Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::Kernel => {
+            return kernel_order(&Client::from_env(), &args, e, &names)
+        }
         Err(e) => return Outcome::err(e.message, e.exit_code),
     };
     if json && !matches!(cmd, Command::List(_)) {
@@ -266,6 +270,50 @@ fn run(mut args: Vec<String>) -> Outcome {
             Ok(_) => Outcome::out(String::new()),
             Err(e) => client_error(&client, e),
         },
+    }
+}
+
+/// An unknown scheduler (`-A`/`-E -s NAME`) is a kernel error, and the
+/// kernel looks the service up first: `-A` of an existing service answers
+/// "Service already exists" and `-E` of a missing one "No such service",
+/// whatever the scheduler. The parser refuses the name before any lookup, so
+/// the lookup is made here, with the key parsed from the same line under a
+/// known scheduler.
+fn kernel_order(client: &Client, args: &[String], e: ParseError, names: &dyn Names) -> Outcome {
+    let refused = Outcome::err(e.message.clone(), e.exit_code);
+    let mut known = args.to_vec();
+    let mut i = 0;
+    while i < known.len() {
+        let a = known[i].as_str();
+        if a == "-s" || a == "--scheduler" {
+            if let Some(v) = known.get_mut(i + 1) {
+                *v = "wlc".into();
+            }
+            i += 1;
+        } else if a.starts_with("--scheduler=") {
+            known[i] = "--scheduler=wlc".into();
+        } else if a.starts_with("-s") {
+            known[i] = "-swlc".into();
+        }
+        i += 1;
+    }
+    let (key, adding) = match parse_args_as(PROGRAM, &known, names) {
+        Ok(Command::AddService(c)) => (c.key, true),
+        Ok(Command::EditService(c)) => (c.key, false),
+        _ => return refused,
+    };
+    let doc: ServiceList = match client.get("/v1/services") {
+        Ok(d) => d,
+        Err(e) => return client_error(client, e),
+    };
+    let exists = match doc.to_snapshot() {
+        Ok(snap) => snap.services.iter().any(|s| s.cfg.key == key),
+        Err(m) => return Outcome::err(format!("{PROGRAM}: xvsd sent {m}"), 2),
+    };
+    match (adding, exists) {
+        (true, true) => Outcome::err("Service already exists", 255),
+        (false, false) => Outcome::err("No such service", 255),
+        _ => refused,
     }
 }
 

@@ -585,6 +585,10 @@ fn bad_input_leaves_table_unchanged() {
         ("-A -f 7 -s rr", 255, "Service already exists\n"),
         ("-A -t 198.18.0.101:80 -s foo", 255, "Scheduler or persistence engine not found\n"),
         ("-E -t 198.18.0.100:80 -s bogus", 255, "Scheduler or persistence engine not found\n"),
+        // The kernel looks the service up before the scheduler.
+        ("-A -t 198.18.0.100:80 -s foo", 255, "Service already exists\n"),
+        ("-A -f 7 --scheduler=foo -p", 255, "Service already exists\n"),
+        ("-E -t 198.18.0.109:80 -s foo", 255, "No such service\n"),
         ("-E -t 198.18.0.109:80 -s rr", 255, "No such service\n"),
         ("-D -t 198.18.0.102:80", 255, "No such service\n"),
         ("-D -u 198.18.0.100:80", 255, "No such service\n"),
