@@ -55,6 +55,8 @@ fn list_formats() {
     assert_eq!(x.ok(&["-Ln"]), plain);
     assert_eq!(x.ok(&["-l", "-n"]), plain, "-l is -L");
     assert_eq!(x.ok(&["--list", "--numeric"]), plain);
+    // ipvsadm without arguments lists the table, with names.
+    assert_eq!(x.ok(&[]), x.ok(&["-L"]));
     // Sorted is the default; --exact changes nothing without big counters.
     assert_eq!(x.ok(&["-L", "-n", "--sort"]), plain);
     assert_eq!(x.ok(&["-L", "-n", "--exact"]), plain);
@@ -1020,4 +1022,38 @@ fn help_version_and_header_constant() {
     assert!(h.contains("\nUsage:\n"), "{h}");
     assert_eq!(x.ok(&["--help"]), h);
     assert!(x.ok(&["-L", "-n"]).starts_with(HEADER));
+}
+
+/// Many xvsadm at once: every command lands, none is lost or torn.
+#[test]
+fn parallel_clients() {
+    let x = Xvsd::start("parallel_clients");
+    x.ok(&["-A", "-t", "198.18.0.100:80", "-s", "rr"]);
+    std::thread::scope(|s| {
+        for i in 0..16 {
+            let x = &x;
+            s.spawn(move || {
+                let real = format!("198.18.1.{}:80", i + 1);
+                x.ok(&["-a", "-t", "198.18.0.100:80", "-r", &real, "-m"]);
+                let vip = format!("198.18.0.{}:80", 200 + i);
+                x.ok(&["-A", "-t", &vip, "-s", "wlc"]);
+                x.ok(&["-L", "-n"]);
+            });
+        }
+    });
+    let saved = x.save();
+    assert_eq!(saved.lines().count(), 1 + 16 + 16, "{saved}");
+    for i in 0..16 {
+        assert!(
+            saved.contains(&format!(
+                "-a -t 198.18.0.100:80 -r 198.18.1.{}:80 -m -w 1\n",
+                i + 1
+            )),
+            "{saved}"
+        );
+        assert!(
+            saved.contains(&format!("-A -t 198.18.0.{}:80 -s wlc\n", 200 + i)),
+            "{saved}"
+        );
+    }
 }
