@@ -1057,3 +1057,37 @@ fn parallel_clients() {
         );
     }
 }
+
+/// A restarted xvsd (same state directory) serves the table it had:
+/// services, real servers with thresholds, timeouts and sync daemons.
+#[test]
+fn restart_keeps_the_rules() {
+    let mut x = Xvsd::start("restart_keeps_the_rules");
+    x.setup(TABLE);
+    x.setup(
+        "
+        -e -t 198.18.0.100:80 -r 198.18.1.10:80 -m -w 2 -x 100 -y 50
+        --set 100 20 30
+        --start-daemon master --mcast-interface lo --syncid 5
+        ",
+    );
+    let state = |x: &Xvsd| {
+        (
+            x.save(),
+            x.ok(&["-L", "-n", "--thresholds"]),
+            x.ok(&["-L", "-n", "--tun-info"]),
+            x.ok(&["-L", "--timeout"]),
+            x.ok(&["-L", "--daemon"]),
+        )
+    };
+    let before = state(&x);
+    x.restart("restart_keeps_the_rules");
+    assert_eq!(state(&x), before);
+    assert!(before.1.contains(
+        "  -> 198.18.1.10:80               100        50         0          0         \n"
+    ));
+    // And a flushed table stays flushed.
+    x.ok(&["-C"]);
+    x.restart("restart_keeps_the_rules");
+    assert_eq!(x.save(), "");
+}

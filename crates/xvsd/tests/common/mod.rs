@@ -113,25 +113,37 @@ impl Xvsd {
             dir: dir.clone(),
             child: None,
         };
-        let log = std::fs::File::create(dir.join("xvsd.log")).expect("creating the log");
+        guard.spawn(test);
+        guard
+    }
+
+    /// Starts xvsd (again) on this namespace, socket and state directory,
+    /// and waits until its socket answers.
+    fn spawn(&mut self, test: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("xvsd.log"))
+            .expect("opening the log");
         let child = Command::new(env!("CARGO_BIN_EXE_xvsd"))
-            .args(["--netns", &name, "--name", &name, "--max-conns", "65536"])
+            .args(["--netns", &self.netns, "--name", &self.netns])
+            .args(["--max-conns", "65536"])
             .arg("--socket")
-            .arg(&guard.socket)
+            .arg(&self.socket)
             .arg("--state-dir")
-            .arg(dir.join("state"))
+            .arg(self.dir.join("state"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("starting xvsd");
-        guard.child = Some(child);
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if UnixStream::connect(&guard.socket).is_ok() {
+            if UnixStream::connect(&self.socket).is_ok() {
                 break;
             }
-            if let Some(st) = guard
+            if let Some(st) = self
                 .child
                 .as_mut()
                 .unwrap()
@@ -140,18 +152,49 @@ impl Xvsd {
             {
                 panic!(
                     "[{test}] xvsd exited ({st}) before serving its socket; its log:\n{}",
-                    guard.log()
+                    self.log()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "[{test}] xvsd did not serve {} within 120 s; its log:\n{}",
-                guard.socket.display(),
-                guard.log()
+                self.socket.display(),
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        guard
+    }
+
+    /// Stops xvsd (SIGTERM; SIGKILL after 10 s) and returns how it exited.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Stops xvsd and starts a new one with the same state directory.
+    pub fn restart(&mut self, test: &str) {
+        let st = self.stop();
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "[{test}] xvsd did not stop cleanly on SIGTERM ({st:?}); its log:\n{}",
+            self.log()
+        );
+        self.spawn(test);
     }
 
     pub fn log(&self) -> String {
@@ -200,25 +243,7 @@ impl Xvsd {
 
 impl Drop for Xvsd {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first, so xvsd removes its socket; SIGKILL if it hangs.
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                }
-            }
-        }
+        self.stop();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
