@@ -481,8 +481,8 @@ fn sync_daemons() {
 }
 
 #[test]
-fn udp_fwmark_and_ipv6_fwmark() {
-    let x = Xvsd::start("udp_fwmark_and_ipv6_fwmark");
+fn udp_fwmark_ipv6_sctp_pe() {
+    let x = Xvsd::start("udp_fwmark_ipv6_sctp_pe");
     x.setup(
         "
         -A -u 198.18.0.100:53 -s rr
@@ -534,6 +534,47 @@ fn udp_fwmark_and_ipv6_fwmark() {
         )
     );
     assert_eq!(x.save(), before);
+    // Likewise SCTP services.
+    let o = x.adm(&[
+        "--add-service",
+        "--sctp-service",
+        "198.18.0.102:9000",
+        "-s",
+        "rr",
+    ]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            255,
+            "The datapath refused the rules\n\
+             xvsadm: the datapath cannot load SCTP service 198.18.0.102:9000: SCTP services are not in the datapath yet\n"
+        )
+    );
+    assert_eq!(x.save(), before);
+    // A persistence engine is listed and saved as ipvsadm does.
+    x.ok(&[
+        "-A",
+        "-u",
+        "198.18.0.101:5060",
+        "-s",
+        "lc",
+        "--pe",
+        "sip",
+        "-p",
+    ]);
+    assert!(x
+        .ok(&["-L", "-n"])
+        .contains("\nUDP  198.18.0.101:5060 lc persistent 360 pe sip\n"));
+    assert!(x
+        .save()
+        .contains("-A -u 198.18.0.101:5060 -s lc -p 360 --pe sip\n"));
+    assert_eq!(
+        x.ok(&["-L", "-c", "--persistent-conn"]),
+        lines(&[
+            "IPVS connection entries",
+            "pro expire state       source             virtual            destination        pe name          pe_data",
+        ])
+    );
 }
 
 /// Rejected commands, each against a populated table: ipvsadm's words on
