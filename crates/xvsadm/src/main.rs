@@ -9,6 +9,7 @@
 mod names;
 mod top;
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -17,9 +18,10 @@ use xvs_api::wire::{
     CommandsRequest, CommandsResponse, ConnList, DaemonList, ServiceList, Timeouts,
 };
 use xvs_core::ipvsadm::{
-    self, help::help_text, parse_args_as, parse_restore_lines, to_argv, Command, ErrorKind,
-    ListOptions, Names, ParseError,
+    self, help::help_text, parse::restore_words, parse_args_as, parse_restore_lines, to_argv,
+    Command, ErrorKind, ListOptions, Names, ParseError,
 };
+use xvs_core::model::ServiceKey;
 use xvs_core::snapshot::ConnEntry;
 
 const PROGRAM: &str = "xvsadm";
@@ -188,14 +190,33 @@ fn restore(client: &Client, names: &dyn Names) -> Outcome {
                     2,
                 )
             }
-            Err(e) => {
+            Err(mut e) => {
+                if e.kind == ErrorKind::Kernel {
+                    let words: Vec<String> = input
+                        .split('\n')
+                        .nth(l.line - 1)
+                        .map(restore_words)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    if let Some((key, adding)) = sched_lookup(&words, names) {
+                        let exists = match service_keys(client) {
+                            Ok(k) => exists_after(k, &cmds, key),
+                            Err(o) => return o,
+                        };
+                        if let Some(m) = lookup_error(adding, exists) {
+                            e.message = m.into();
+                        }
+                    }
+                }
                 return Outcome::err(
                     format!(
                         "{}\n{PROGRAM}: line {}: nothing was restored",
                         e.message, l.line
                     ),
                     e.exit_code,
-                )
+                );
             }
         }
     }
@@ -214,6 +235,24 @@ fn restore(client: &Client, names: &dyn Names) -> Outcome {
         }
         Err(e) => client_error(client, e),
     }
+}
+
+/// Whether `key` is a service once `earlier` (numeric command lines) have
+/// been applied to a table holding `keys`.
+fn exists_after(mut keys: HashSet<ServiceKey>, earlier: &[Vec<String>], key: ServiceKey) -> bool {
+    for argv in earlier {
+        match ipvsadm::parse_args(argv, &ipvsadm::NumericOnly) {
+            Ok(Command::AddService(c)) => {
+                keys.insert(c.key);
+            }
+            Ok(Command::DeleteService(k)) => {
+                keys.remove(&k);
+            }
+            Ok(Command::Clear) => keys.clear(),
+            _ => {}
+        }
+    }
+    keys.contains(&key)
 }
 
 fn is_table_command(c: &Command) -> bool {
@@ -278,9 +317,8 @@ fn run(mut args: Vec<String>) -> Outcome {
 /// "Service already exists" and `-E` of a missing one "No such service",
 /// whatever the scheduler. The parser refuses the name before any lookup, so
 /// the lookup is made here, with the key parsed from the same line under a
-/// known scheduler.
-fn kernel_order(client: &Client, args: &[String], e: ParseError, names: &dyn Names) -> Outcome {
-    let refused = Outcome::err(e.message.clone(), e.exit_code);
+/// known scheduler: `Some((key, adding))` for `-A`/`-E` lines.
+fn sched_lookup(args: &[String], names: &dyn Names) -> Option<(ServiceKey, bool)> {
     let mut known = args.to_vec();
     let mut i = 0;
     while i < known.len() {
@@ -297,23 +335,44 @@ fn kernel_order(client: &Client, args: &[String], e: ParseError, names: &dyn Nam
         }
         i += 1;
     }
-    let (key, adding) = match parse_args_as(PROGRAM, &known, names) {
-        Ok(Command::AddService(c)) => (c.key, true),
-        Ok(Command::EditService(c)) => (c.key, false),
-        _ => return refused,
-    };
-    let doc: ServiceList = match client.get("/v1/services") {
-        Ok(d) => d,
-        Err(e) => return client_error(client, e),
-    };
-    let exists = match doc.to_snapshot() {
-        Ok(snap) => snap.services.iter().any(|s| s.cfg.key == key),
-        Err(m) => return Outcome::err(format!("{PROGRAM}: xvsd sent {m}"), 2),
-    };
+    match parse_args_as(PROGRAM, &known, names) {
+        Ok(Command::AddService(c)) => Some((c.key, true)),
+        Ok(Command::EditService(c)) => Some((c.key, false)),
+        _ => None,
+    }
+}
+
+/// What the kernel answers before looking at the scheduler, if anything.
+fn lookup_error(adding: bool, exists: bool) -> Option<&'static str> {
     match (adding, exists) {
-        (true, true) => Outcome::err("Service already exists", 255),
-        (false, false) => Outcome::err("No such service", 255),
-        _ => refused,
+        (true, true) => Some("Service already exists"),
+        (false, false) => Some("No such service"),
+        _ => None,
+    }
+}
+
+/// The keys of the services in xvsd's table.
+fn service_keys(client: &Client) -> Result<HashSet<ServiceKey>, Outcome> {
+    let doc: ServiceList = client
+        .get("/v1/services")
+        .map_err(|e| client_error(client, e))?;
+    let snap = doc
+        .to_snapshot()
+        .map_err(|m| Outcome::err(format!("{PROGRAM}: xvsd sent {m}"), 2))?;
+    Ok(snap.services.iter().map(|s| s.cfg.key).collect())
+}
+
+fn kernel_order(client: &Client, args: &[String], e: ParseError, names: &dyn Names) -> Outcome {
+    let Some((key, adding)) = sched_lookup(args, names) else {
+        return Outcome::err(e.message, e.exit_code);
+    };
+    let keys = match service_keys(client) {
+        Ok(k) => k,
+        Err(o) => return o,
+    };
+    match lookup_error(adding, keys.contains(&key)) {
+        Some(m) => Outcome::err(m, 255),
+        None => Outcome::err(e.message, e.exit_code),
     }
 }
 

@@ -735,6 +735,35 @@ fn restore_is_atomic() {
     );
     assert_eq!(x.save(), before);
 
+    // An unknown scheduler: the kernel looks the service up first, in the
+    // table as the earlier lines leave it.
+    for (input, stderr) in [
+        (
+            format!("{good}-A -t 198.18.0.100:80 -s foo\n"),
+            "Service already exists\nxvsadm: line 51: nothing was restored\n",
+        ),
+        (
+            format!("{good}-A -t 198.18.2.7:80 -s foo\n"),
+            "Service already exists\nxvsadm: line 51: nothing was restored\n",
+        ),
+        (
+            format!("-D -t 198.18.0.100:80\n-A -t 198.18.0.100:80 -s foo\n{good}"),
+            "Scheduler or persistence engine not found\nxvsadm: line 2: nothing was restored\n",
+        ),
+        (
+            format!("{good}-E -t 198.18.9.9:80 -s foo\n"),
+            "No such service\nxvsadm: line 51: nothing was restored\n",
+        ),
+        (
+            format!("-C\n-E -t 198.18.0.100:80 -s foo\n"),
+            "No such service\nxvsadm: line 2: nothing was restored\n",
+        ),
+    ] {
+        let o = x.adm_in(&["-R"], &input);
+        assert_eq!((o.code, o.stderr.as_str()), (255, stderr), "{input}");
+        assert_eq!(x.save(), before);
+    }
+
     // Only table commands can be restored.
     let o = x.adm_in(&["-R"], &format!("{good}-L -n\n"));
     assert_eq!(
