@@ -755,7 +755,7 @@ fn restore_is_atomic() {
             "No such service\nxvsadm: line 51: nothing was restored\n",
         ),
         (
-            format!("-C\n-E -t 198.18.0.100:80 -s foo\n"),
+            "-C\n-E -t 198.18.0.100:80 -s foo\n".to_string(),
             "No such service\nxvsadm: line 2: nothing was restored\n",
         ),
     ] {
