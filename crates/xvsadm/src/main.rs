@@ -9,6 +9,7 @@
 mod names;
 mod top;
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -17,8 +18,10 @@ use xvs_api::wire::{
     CommandsRequest, CommandsResponse, ConnList, DaemonList, ServiceList, Timeouts,
 };
 use xvs_core::ipvsadm::{
-    self, help::help_text, parse_args_as, parse_restore_lines, to_argv, Command, ListOptions, Names,
+    self, help::help_text, parse::restore_words, parse_args_as, parse_restore_lines, to_argv,
+    Command, ErrorKind, ListOptions, Names, ParseError,
 };
+use xvs_core::model::ServiceKey;
 use xvs_core::snapshot::ConnEntry;
 
 const PROGRAM: &str = "xvsadm";
@@ -51,14 +54,16 @@ impl Outcome {
     }
 }
 
-fn not_running(client: &Client, e: &std::io::Error) -> Outcome {
-    Outcome::err(
-        format!(
-            "{PROGRAM}: xvsd is not running (cannot connect to {}: {e}); start it with `xvsd -i IFACE`, or set XVS_SOCKET to its socket",
-            client.path().display()
-        ),
-        2,
+/// The one line xvsadm prints when nothing answers on the socket.
+fn not_running_line(client: &Client, e: &std::io::Error) -> String {
+    format!(
+        "{PROGRAM}: xvsd is not running (cannot connect to {}: {e}); start it with `xvsd -i IFACE`, or set XVS_SOCKET to its socket",
+        client.path().display()
     )
+}
+
+fn not_running(client: &Client, e: &std::io::Error) -> Outcome {
+    Outcome::err(not_running_line(client, e), 2)
 }
 
 /// Turns a client error into what xvsadm prints: ipvsadm's words for a
@@ -185,14 +190,33 @@ fn restore(client: &Client, names: &dyn Names) -> Outcome {
                     2,
                 )
             }
-            Err(e) => {
+            Err(mut e) => {
+                if e.kind == ErrorKind::Kernel {
+                    let words: Vec<String> = input
+                        .split('\n')
+                        .nth(l.line - 1)
+                        .map(restore_words)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    if let Some((key, adding)) = sched_lookup(&words, names) {
+                        let exists = match service_keys(client) {
+                            Ok(k) => exists_after(k, &cmds, key),
+                            Err(o) => return o,
+                        };
+                        if let Some(m) = lookup_error(adding, exists) {
+                            e.message = m.into();
+                        }
+                    }
+                }
                 return Outcome::err(
                     format!(
                         "{}\n{PROGRAM}: line {}: nothing was restored",
                         e.message, l.line
                     ),
                     e.exit_code,
-                )
+                );
             }
         }
     }
@@ -211,6 +235,24 @@ fn restore(client: &Client, names: &dyn Names) -> Outcome {
         }
         Err(e) => client_error(client, e),
     }
+}
+
+/// Whether `key` is a service once `earlier` (numeric command lines) have
+/// been applied to a table holding `keys`.
+fn exists_after(mut keys: HashSet<ServiceKey>, earlier: &[Vec<String>], key: ServiceKey) -> bool {
+    for argv in earlier {
+        match ipvsadm::parse_args(argv, &ipvsadm::NumericOnly) {
+            Ok(Command::AddService(c)) => {
+                keys.insert(c.key);
+            }
+            Ok(Command::DeleteService(k)) => {
+                keys.remove(&k);
+            }
+            Ok(Command::Clear) => keys.clear(),
+            _ => {}
+        }
+    }
+    keys.contains(&key)
 }
 
 fn is_table_command(c: &Command) -> bool {
@@ -236,6 +278,9 @@ fn run(mut args: Vec<String>) -> Outcome {
     }
     let cmd = match parse_args_as(PROGRAM, &args, &names) {
         Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::Kernel => {
+            return kernel_order(&Client::from_env(), &args, e, &names)
+        }
         Err(e) => return Outcome::err(e.message, e.exit_code),
     };
     if json && !matches!(cmd, Command::List(_)) {
@@ -264,6 +309,70 @@ fn run(mut args: Vec<String>) -> Outcome {
             Ok(_) => Outcome::out(String::new()),
             Err(e) => client_error(&client, e),
         },
+    }
+}
+
+/// An unknown scheduler (`-A`/`-E -s NAME`) is a kernel error, and the
+/// kernel looks the service up first: `-A` of an existing service answers
+/// "Service already exists" and `-E` of a missing one "No such service",
+/// whatever the scheduler. The parser refuses the name before any lookup, so
+/// the lookup is made here, with the key parsed from the same line under a
+/// known scheduler: `Some((key, adding))` for `-A`/`-E` lines.
+fn sched_lookup(args: &[String], names: &dyn Names) -> Option<(ServiceKey, bool)> {
+    let mut known = args.to_vec();
+    let mut i = 0;
+    while i < known.len() {
+        let a = known[i].as_str();
+        if a == "-s" || a == "--scheduler" {
+            if let Some(v) = known.get_mut(i + 1) {
+                *v = "wlc".into();
+            }
+            i += 1;
+        } else if a.starts_with("--scheduler=") {
+            known[i] = "--scheduler=wlc".into();
+        } else if a.starts_with("-s") {
+            known[i] = "-swlc".into();
+        }
+        i += 1;
+    }
+    match parse_args_as(PROGRAM, &known, names) {
+        Ok(Command::AddService(c)) => Some((c.key, true)),
+        Ok(Command::EditService(c)) => Some((c.key, false)),
+        _ => None,
+    }
+}
+
+/// What the kernel answers before looking at the scheduler, if anything.
+fn lookup_error(adding: bool, exists: bool) -> Option<&'static str> {
+    match (adding, exists) {
+        (true, true) => Some("Service already exists"),
+        (false, false) => Some("No such service"),
+        _ => None,
+    }
+}
+
+/// The keys of the services in xvsd's table.
+fn service_keys(client: &Client) -> Result<HashSet<ServiceKey>, Outcome> {
+    let doc: ServiceList = client
+        .get("/v1/services")
+        .map_err(|e| client_error(client, e))?;
+    let snap = doc
+        .to_snapshot()
+        .map_err(|m| Outcome::err(format!("{PROGRAM}: xvsd sent {m}"), 2))?;
+    Ok(snap.services.iter().map(|s| s.cfg.key).collect())
+}
+
+fn kernel_order(client: &Client, args: &[String], e: ParseError, names: &dyn Names) -> Outcome {
+    let Some((key, adding)) = sched_lookup(args, names) else {
+        return Outcome::err(e.message, e.exit_code);
+    };
+    let keys = match service_keys(client) {
+        Ok(k) => k,
+        Err(o) => return o,
+    };
+    match lookup_error(adding, keys.contains(&key)) {
+        Some(m) => Outcome::err(m, 255),
+        None => Outcome::err(e.message, e.exit_code),
     }
 }
 

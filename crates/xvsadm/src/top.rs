@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use xvs_api::client::Client;
+use xvs_api::client::{Client, ClientError};
 use xvs_api::wire::{ServiceList, Status};
 
 fn take_value(args: &mut Vec<String>, flag: &str) -> Result<Option<u64>, String> {
@@ -93,6 +93,13 @@ fn frame(status: &Status, doc: &ServiceList) -> String {
     o
 }
 
+fn error(client: &Client, e: ClientError) -> String {
+    match e {
+        ClientError::NotRunning(_, io) => crate::not_running_line(client, &io),
+        e => format!("xvsadm: {e}"),
+    }
+}
+
 pub fn run(client: &Client, args: &mut Vec<String>) -> Result<(), String> {
     let interval = take_value(args, "--interval")?.unwrap_or(2);
     let iterations = take_value(args, "--iterations")?;
@@ -103,12 +110,8 @@ pub fn run(client: &Client, args: &mut Vec<String>) -> Result<(), String> {
     let tty = std::io::stdout().is_terminal();
     let mut n = 0;
     loop {
-        let status: Status = client
-            .get("/v1/status")
-            .map_err(|e| format!("xvsadm: {e}"))?;
-        let doc: ServiceList = client
-            .get("/v1/services")
-            .map_err(|e| format!("xvsadm: {e}"))?;
+        let status: Status = client.get("/v1/status").map_err(|e| error(client, e))?;
+        let doc: ServiceList = client.get("/v1/services").map_err(|e| error(client, e))?;
         if tty {
             print!("\x1b[H\x1b[2J");
         }
