@@ -8,7 +8,7 @@
 //!
 //! | lab | attach | what is asserted |
 //! |---|---|---|
-//! | NAT wrr 2:1 | tc | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted; every reply sent straight to the client by the datapath (`replied`, none to the stack), no accept_local |
+//! | NAT wrr 2:1 | tc, XDP | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted; every reply sent straight to the client by the datapath (`replied`, none to the stack), no accept_local |
 //! | DR rr | tc, XDP; next hops from the FIB, and explicit (tc) | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
 //! | persistence `-p 300`, rr over 3 | tc | six client addresses, ten new connections each: each address always on one server, two addresses per server; six templates (client → server) as `-Lc` would list them, PersistConn 2 each |
 //! | NAT rr, `-d` then `-a` under wrk | tc | zero wrk errors; the removed server's connections are kept (their packets dropped while out) and recover |
@@ -58,7 +58,18 @@ use labs_common::{got, if_stat, show, Attach, Hops, Lab};
 /// connection counters say the same.
 #[test]
 fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
-    let mut lab = Lab::nat(2, true);
+    nat_wrr_2_to_1(Attach::Tc);
+}
+
+/// The same through XDP on both director interfaces: DNATed packets and
+/// SNATed replies leave through the DEVMAP (`bpf_redirect_map`).
+#[test]
+fn nat_xdp_wrr_2_to_1_splits_300_requests_200_to_100() {
+    nat_wrr_2_to_1(Attach::Xdp);
+}
+
+fn nat_wrr_2_to_1(attach: Attach) {
+    let mut lab = Lab::nat_with(2, true, Hops::Fib, attach);
     lab.ipvsadm("-A -t {vip}:80 -s wrr");
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m -w 2");
     lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m -w 1");
@@ -72,7 +83,10 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
 
     let by = lab.curl_close(300);
     let after = lab.dp.counters().unwrap();
-    println!("LVS-NAT wrr 2:1 (tc): answers {}", show(&by));
+    println!(
+        "LVS-NAT wrr 2:1 ({attach:?}): answers {}; {before:?} -> {after:?}",
+        show(&by)
+    );
     println!("{}", lab.listing());
 
     assert_eq!(got(&by, "rs0"), 200, "answers by server: {}", show(&by));
@@ -361,7 +375,7 @@ impl Drop for StopOnDrop<'_> {
 /// from VIP:53 (SNAT), and each real server saw the client's own address.
 #[test]
 fn nat_udp_dns_like_service_rr_over_three_servers() {
-    let mut lab = Lab::nat_with(3, false, Hops::Explicit);
+    let mut lab = Lab::nat_with(3, false, Hops::Explicit, Attach::Tc);
     lab.ipvsadm("-A -u {vip}:53 -s rr");
     for i in 0..3 {
         lab.ipvsadm(&format!("-a -u {{vip}}:53 -r {{rs{i}}}:53 -m"));

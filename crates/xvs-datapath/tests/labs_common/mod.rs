@@ -111,11 +111,16 @@ impl Lab {
     /// sends them straight out of `d0` to the client (next hop from the
     /// FIB), so the director needs no `accept_local`. Next hops from the FIB.
     pub fn nat(servers: usize, web: bool) -> Lab {
-        Self::nat_with(servers, web, Hops::Fib)
+        Self::nat_with(servers, web, Hops::Fib, Attach::Tc)
     }
 
-    /// [`Lab::nat`] with the real servers' next hops from `hops`.
-    pub fn nat_with(servers: usize, web: bool, hops: Hops) -> Lab {
+    /// [`Lab::nat`] with the real servers' next hops from `hops`, attached
+    /// with `attach`. XDP: native `xvs_xdp` on `d0` and `d1` (each in the
+    /// other's DEVMAP: the DNATed packets are redirected from d0 to d1, the
+    /// SNATed replies from d1 to d0); the veth peers those frames enter
+    /// (`p-d` on the bridge, the client's `c0`) get an XDP_PASS program,
+    /// and the client's and the real servers' tx checksum offload is off.
+    pub fn nat_with(servers: usize, web: bool, hops: Hops, attach: Attach) -> Lab {
         require_root();
         let guard = serial();
         let topo = build(Mode::Nat, servers);
@@ -131,13 +136,46 @@ impl Lab {
             "0",
             "accept_local on d1"
         );
+        let mut pass = None;
+        if attach == Attach::Xdp {
+            cmd::require_tool("ethtool", "ethtool").unwrap_or_else(|e| panic!("{e}"));
+            topo.client()
+                .exec(&["ethtool", "-K", "c0", "tx", "off"])
+                .expect("ethtool -K c0 tx off in the client");
+            for s in topo.servers() {
+                s.exec(&["ethtool", "-K", "r0", "tx", "off"])
+                    .expect("ethtool -K r0 tx off in a real server");
+            }
+            let mut p = load();
+            let lan = topo.lan().expect("NAT lab has a lan namespace");
+            lan.enter(|| {
+                p.attach_xdp("p-d", XdpMode::Driver)
+                    .expect("attach XDP_PASS to p-d")
+            })
+            .expect("entering the lan");
+            topo.client()
+                .enter(|| {
+                    p.attach_xdp("c0", XdpMode::Driver)
+                        .expect("attach XDP_PASS to c0")
+                })
+                .expect("entering the client");
+            pass = Some(p);
+        }
         let (attachments, d1) = d
             .enter(|| {
                 let d1 = xvs_datapath::ifindex("d1").expect("d1 in the director");
-                let a = vec![
-                    dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
-                    dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
-                ];
+                let a = match attach {
+                    Attach::Tc => vec![
+                        dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
+                        dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
+                    ],
+                    Attach::Xdp => vec![
+                        dp.attach_xdp("d0", XdpMode::Driver)
+                            .expect("attach xvs_xdp (native) to d0"),
+                        dp.attach_xdp("d1", XdpMode::Driver)
+                            .expect("attach xvs_xdp (native) to d1"),
+                    ],
+                };
                 (a, d1)
             })
             .expect("entering the director");
@@ -158,7 +196,7 @@ impl Lab {
         Lab {
             dp,
             attachments,
-            pass: None,
+            pass,
             table: IpvsTable::new(),
             sysctls: Sysctls::default(),
             l2,
