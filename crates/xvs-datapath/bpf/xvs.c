@@ -12,10 +12,14 @@
  *                      service is scheduled in kernel. The entry counts the
  *                      packet and takes its TCP state transition; then DR
  *                      rewrites the MACs and NAT also rewrites the
- *                      destination address and port.
+ *                      destination address and port; TUN encapsulates.
  *   NAT reply       -> found by the reply index (real server -> client),
  *                      counted, OUTPUT transition, source rewritten to the
- *                      VIP and port, handed to the stack to be routed.
+ *                      VIP and port, sent to the client's next hop.
+ *
+ * Next hops come from user space (struct real.mac etc.) or, when it gives
+ * none, from the kernel's FIB and neighbour tables (bpf_fib_lookup), which
+ * needs forwarding enabled on the ingress device.
  *
  * Everything else (other traffic, IPv6 for now, ARP, ...) passes untouched.
  * Malformed and fragmented packets pass untouched and are counted.
