@@ -989,6 +989,47 @@ static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const struct xvs_h
 }
 
 /*
+ * XDP cannot resolve a neighbour. A frame whose next hop has no neighbour
+ * entry is handed on (XDP_PASS) with XDP metadata for the tc program on the
+ * same device, which sends it with bpf_redirect_neigh (the kernel resolves
+ * the MAC). Without that program the stack gets it: a DNATed packet it
+ * forwards (resolving the neighbour itself); a SNATed reply or a TUN packet,
+ * with a local source, it drops as a martian unless accept_local. A DR frame
+ * (for the VIP, which the stack would take as its own) gets a destination
+ * MAC of zero (not ours: PACKET_OTHERHOST, dropped by ip_rcv): clear_dst.
+ */
+#define XVS_META_MAGIC 0x31737678 /* "xvs1" in memory */
+
+struct xvs_meta {
+	__u32 magic;
+	__u32 ifindex; /* egress device */
+	__be32 nh;     /* next hop */
+};
+
+static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_hop *h,
+					 int clear_dst)
+{
+	void *data, *data_end;
+	struct xvs_meta *m;
+	struct ethhdr *eth;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+		return clear_dst ? XDP_DROP : XDP_PASS;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	m = (void *)(long)ctx->data_meta;
+	eth = data;
+	if ((void *)(m + 1) > data || (void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	m->magic = XVS_META_MAGIC;
+	m->ifindex = h->ifindex;
+	m->nh = h->nh.ipv4_nh;
+	if (clear_dst)
+		__builtin_memset(eth->h_dest, 0, ETH_ALEN);
+	return XDP_PASS;
+}
+
+/*
  * LVS-TUN: the tunnel toward real server r for packet p, with outer source
  * saddr. Returns -1 for what the datapath cannot send (GRE, GUE without a
  * port), 0 with *t filled in. The GUE source port comes from a hash of the
@@ -1090,18 +1131,20 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (rc == XVS_HOP_NO_NEIGH) {
-		/* XDP cannot resolve it, and the stack would take the
-		 * packet (to the VIP) as its own. */
-		xvs_count(XVS_CNT_NO_NEIGH);
-		return XDP_DROP;
-	}
 	if (xvs_tun_of(r, p, saddr, t) < 0 || !t || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
 	h = xvs_hop_slot();
-	if (!h || xvs_xdp_macs(ctx, h)) {
+	if (!h) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XDP_DROP;
+	}
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return xvs_xdp_to_tc(ctx, h, 0);
+	}
+	if (xvs_xdp_macs(ctx, h)) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
@@ -1174,12 +1217,14 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 	}
 	if (d->fwd == XVS_FWD_MASQ && xdp_nat(p, data_end, 1, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
+	h = xvs_hop_slot();
+	if (!h)
+		return XDP_ABORTED;
 	if (rc == XVS_HOP_NO_NEIGH) {
 		xvs_count(XVS_CNT_NO_NEIGH);
-		return d->fwd == XVS_FWD_MASQ ? XDP_PASS : XDP_DROP;
+		return xvs_xdp_to_tc(ctx, h, d->fwd != XVS_FWD_MASQ);
 	}
-	h = xvs_hop_slot();
-	if (!h || xvs_xdp_macs(ctx, h))
+	if (xvs_xdp_macs(ctx, h))
 		return XDP_ABORTED;
 	xvs_count(XVS_CNT_FORWARDED);
 	return xvs_xdp_out(ctx, h->ifindex);
@@ -1200,12 +1245,16 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 	if (xdp_nat(p, data_end, 0, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	rc = xvs_fib(ctx, ctx->ingress_ifindex, d->new_addr, p->daddr[0], 0);
-	if (rc != XVS_HOP_OK) {
-		xvs_count(rc == XVS_HOP_NO_NEIGH ? XVS_CNT_NO_NEIGH : XVS_CNT_NO_ROUTE);
+	h = xvs_hop_slot();
+	if (rc == XVS_HOP_FAIL || !h) {
+		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_PASS;
 	}
-	h = xvs_hop_slot();
-	if (!h || xvs_xdp_macs(ctx, h))
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return xvs_xdp_to_tc(ctx, h, 0);
+	}
+	if (xvs_xdp_macs(ctx, h))
 		return XDP_ABORTED;
 	xvs_count(XVS_CNT_REPLIED);
 	return xvs_xdp_out(ctx, h->ifindex);
@@ -1336,6 +1385,32 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 	return bpf_redirect(h->ifindex, 0);
 }
 
+/* Whether the skb carries xvs_xdp's metadata (xvs_xdp_to_tc). */
+static __always_inline int xvs_tc_from_xdp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct xvs_meta *m = (void *)(long)skb->data_meta;
+
+	return (void *)(m + 1) <= data && m->magic == XVS_META_MAGIC;
+}
+
+/* Sends it as xvs_xdp decided (already counted there, as no_neigh). */
+static __attribute__((noinline)) int xvs_tc_redirect_meta(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct xvs_meta *m = (void *)(long)skb->data_meta;
+	struct xvs_hop *h = xvs_hop_slot();
+	__u32 ifindex;
+
+	if ((void *)(m + 1) > data || !h)
+		return TC_ACT_SHOT;
+	h->nh.nh_family = XVS_AF_INET;
+	h->nh.ipv4_nh = m->nh;
+	ifindex = m->ifindex;
+	m->magic = 0; /* used up: no later hook takes it for ours */
+	return bpf_redirect_neigh(ifindex, &h->nh, sizeof(h->nh), 0);
+}
+
 SEC("classifier")
 int xvs_tc(struct __sk_buff *skb)
 {
@@ -1344,6 +1419,10 @@ int xvs_tc(struct __sk_buff *skb)
 	void *data, *data_end;
 	__u32 want;
 	int act;
+
+	/* A frame xvs_xdp already handled and left for bpf_redirect_neigh. */
+	if (xvs_tc_from_xdp(skb))
+		return xvs_tc_redirect_meta(skb);
 
 	/*
 	 * Direct packet access only covers the linear part of the skb. Make sure

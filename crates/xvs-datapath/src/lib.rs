@@ -245,8 +245,8 @@ pub struct Counters {
     pub tun_dropped: u64,
     /// Packets whose next hop the FIB found without a neighbour (ARP)
     /// entry: tc sends them with `bpf_redirect_neigh` (the kernel resolves
-    /// the neighbour); XDP hands NAT packets (rewritten) to the stack, which
-    /// forwards them and resolves it, and drops DR and TUN ones.
+    /// the neighbour); XDP rewrites them and passes them with metadata to
+    /// `xvs_tc` on the same device, which does that (see the README).
     pub no_neigh: u64,
     /// Packets for which `bpf_fib_lookup` found no usable route (no route,
     /// forwarding disabled on the ingress device, MTU, no source address):

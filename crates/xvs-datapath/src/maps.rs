@@ -469,8 +469,8 @@ pub mod counter {
     pub const LOCAL: u32 = 8;
     /// TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped.
     pub const TUN_DROP: u32 = 9;
-    /// FIB next hop without a neighbour entry: tc `bpf_redirect_neigh`,
-    /// XDP to the stack (NAT) or dropped (DR, TUN).
+    /// FIB next hop without a neighbour entry: tc `bpf_redirect_neigh`;
+    /// XDP passes it with metadata for the tc program to do that.
     pub const NO_NEIGH: u32 = 10;
     /// FIB lookup failed: dropped (NAT replies: to the stack).
     pub const NO_ROUTE: u32 = 11;

@@ -9,7 +9,7 @@
 //! | lab | attach | what is asserted |
 //! |---|---|---|
 //! | NAT wrr 2:1 | tc, XDP | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted; every reply sent straight to the client by the datapath (`replied`, none to the stack), no accept_local |
-//! | DR rr | tc, XDP; next hops from the FIB, and explicit (tc) | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
+//! | DR rr | tc, XDP, XDP+tc; next hops from the FIB, and explicit (tc) | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
 //! | persistence `-p 300`, rr over 3 | tc | six client addresses, ten new connections each: each address always on one server, two addresses per server; six templates (client → server) as `-Lc` would list them, PersistConn 2 each |
 //! | NAT rr, `-d` then `-a` under wrk | tc | zero wrk errors; the removed server's connections are kept (their packets dropped while out) and recover |
 //! | NAT rr, `-e -w 0` under wrk | tc | zero wrk errors; new connections only to the other server; established ones still served |
@@ -135,8 +135,24 @@ fn dr_rr_replies_bypass_the_director(attach: Attach, hops: Hops) {
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g");
     lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -g");
     // Warm the ARP caches (the client's entry for the VIP, the real
-    // servers' for the client) so only the lab's traffic is measured.
+    // servers' for the client, the director's for the real servers) so
+    // only the lab's traffic is measured.
+    let cold = lab.dp.counters().unwrap();
     lab.curl_close(2);
+    let warm = lab.dp.counters().unwrap();
+    let resolving = warm.no_neigh - cold.no_neigh;
+    println!("warm-up: {resolving} frames sent without a neighbour entry");
+    match (attach, hops) {
+        // The director had not resolved the real servers: the first frame
+        // to each went out through bpf_redirect_neigh (tc; for XDP+tc,
+        // passed by XDP with metadata and sent by tc).
+        (Attach::Tc | Attach::XdpTc, Hops::Fib) => assert!(
+            resolving >= 2,
+            "first frames to the two servers not resolved by the kernel: {cold:?} -> {warm:?}"
+        ),
+        // Managed neighbour entries (XDP), or no FIB at all.
+        _ => assert_eq!(resolving, 0, "{cold:?} -> {warm:?}"),
+    }
     let d = lab.topo.director();
     let rs_tx = |lab: &Lab| -> u64 {
         (0..2)
@@ -232,6 +248,14 @@ fn dr_rr_tc_splits_50_50_and_replies_bypass_the_director() {
 #[test]
 fn dr_rr_xdp_splits_50_50_and_replies_bypass_the_director() {
     dr_rr_replies_bypass_the_director(Attach::Xdp, Hops::Fib);
+}
+
+/// XDP with next hops from the FIB and no managed neighbour entries: xvs_tc
+/// on the same device sends what XDP could not (the first frames, before
+/// the real servers' MACs are known) with bpf_redirect_neigh.
+#[test]
+fn dr_rr_xdp_with_tc_resolving_neighbours_splits_50_50() {
+    dr_rr_replies_bypass_the_director(Attach::XdpTc, Hops::Fib);
 }
 
 /// The same with the next hops given explicitly (`L2` entries: the real

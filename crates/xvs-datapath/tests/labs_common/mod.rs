@@ -64,6 +64,11 @@ pub enum Attach {
     /// is off and the veth peer that receives XDP_TX frames has an
     /// XDP_PASS program.
     Xdp,
+    /// DR only: [`Attach::Xdp`] plus `xvs_tc` on the same device, which
+    /// sends the frames XDP could not (no neighbour entry: XDP passes them
+    /// with metadata) with `bpf_redirect_neigh`. No managed neighbour
+    /// entries needed.
+    XdpTc,
 }
 
 /// One lab: topology, rules, datapath. Field order is drop order: the
@@ -169,7 +174,7 @@ impl Lab {
                         dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
                         dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
                     ],
-                    Attach::Xdp => vec![
+                    Attach::Xdp | Attach::XdpTc => vec![
                         dp.attach_xdp("d0", XdpMode::Driver)
                             .expect("attach xvs_xdp (native) to d0"),
                         dp.attach_xdp("d1", XdpMode::Driver)
@@ -234,7 +239,7 @@ impl Lab {
             Attach::Tc => d
                 .enter(|| vec![dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress")])
                 .expect("entering the director"),
-            Attach::Xdp => {
+            Attach::Xdp | Attach::XdpTc => {
                 // The client's stack leaves TCP checksums to the "hardware"
                 // (CHECKSUM_PARTIAL), which XDP cannot see: the frame XDP
                 // sends on would carry a partial checksum. Offload off.
@@ -254,9 +259,13 @@ impl Lab {
                 .expect("entering the lan");
                 pass = Some(p);
                 d.enter(|| {
-                    vec![dp
+                    let mut a = vec![dp
                         .attach_xdp("d0", XdpMode::Driver)
-                        .expect("attach xvs_xdp (native) to d0")]
+                        .expect("attach xvs_xdp (native) to d0")];
+                    if attach == Attach::XdpTc {
+                        a.push(dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"));
+                    }
+                    a
                 })
                 .expect("entering the director")
             }
