@@ -436,6 +436,85 @@ fn no_neighbour_entry() {
     });
 }
 
+/// No neighbour entry for a gateway (TUN, outer destination behind
+/// 198.18.1.253, which has none) or for a client (a NAT reply to
+/// 198.18.0.3): the next hop left for bpf_redirect_neigh is the gateway
+/// (the lookup replaced the destination by it), or the client. The TUN
+/// packet is encapsulated first (outer source from the FIB, MACs as they
+/// came); the reply SNATed first.
+#[test]
+fn no_neighbour_entry_for_a_gateway_or_a_client() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        ip(&["route", "add", "198.18.21.0/24", "via", "198.18.1.253"]);
+        let input = syn_from_client(80);
+        let inner = input[14..].to_vec();
+        let mut outer = ipv4_header(FX1_ADDR, [198, 18, 21, 5], 4, 0, 0, true, 64, inner.len());
+        outer.extend_from_slice(&inner);
+        let encapsulated = eth(FX0_MAC, CLIENT_MAC, 0x0800, &outer);
+        let client3 = [198, 18, 0, 3];
+        for prog in PROGS {
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.21.5 -i",
+                    "-A -t 198.18.2.1:8080 -s rr",
+                    "-a -t 198.18.2.1:8080 -r 198.18.1.2:80 -m",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            let (verdict, mut want) = match prog {
+                Prog::Xdp => (XDP_PASS, meta(fx1, [198, 18, 1, 253])),
+                Prog::Tc => (TC_ACT_REDIRECT, vec![]),
+            };
+            want.extend_from_slice(&encapsulated);
+            assert_eq!(got.verdict, verdict, "{prog:?} TUN");
+            assert_eq!(got.packet, want, "{prog:?} TUN");
+
+            // NAT: the client 198.18.0.3 connects (the real server's MAC is
+            // known), its reply finds no neighbour entry for it.
+            let syn = eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(client3, VIP, 6, &tcp(40001, 8080, 0x02)),
+            );
+            let got = dp.test_run_on(prog, &syn, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} NAT in");
+            let synack = eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(RS, client3, 6, &tcp(80, 40001, 0x12)),
+            );
+            let got = dp.test_run_on(prog, &synack, fx1).unwrap();
+            let (verdict, mut want) = match prog {
+                Prog::Xdp => (XDP_PASS, meta(fx0, client3)),
+                Prog::Tc => (TC_ACT_REDIRECT, vec![]),
+            };
+            want.extend(eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(VIP, client3, 6, &tcp(8080, 40001, 0x12)),
+            ));
+            assert_eq!(got.verdict, verdict, "{prog:?} NAT reply");
+            assert_eq!(got.packet, want, "{prog:?} NAT reply");
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 1,
+                    no_neigh: 2,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+        }
+    });
+}
+
 /// Forwarding off on the ingress device: bpf_fib_lookup answers
 /// FWD_DISABLED. Client packets are dropped (`no_route`); a NAT reply is
 /// SNATed and handed to the stack (which, with the VIP as a local source,

@@ -383,7 +383,7 @@ fn tcp_through_tun_director(l2_for: impl FnOnce(u32) -> L2) {
         "-a -t 198.18.2.1:80 -r 198.18.1.3 -i --tun-type gue --tun-port 6080",
     ]);
     let l2 = l2_for(d1);
-    let fib = l2.default.mac == [0; 6];
+    let fib = l2.default.is_fib();
     if fib {
         t.director.sysctl(&["net.ipv4.conf.d0.forwarding=1"]);
     }
