@@ -440,23 +440,24 @@ impl Datapath {
     }
 
     /// Attaches the XDP program to `iface` (resolved in the calling thread's
-    /// network namespace). Uses a bpf_link where the kernel has it.
+    /// network namespace). Uses a bpf_link where the kernel has it. The
+    /// device also becomes a redirect target of the program's DEVMAP
+    /// ([`Datapath::add_xdp_tx_port`]).
     pub fn attach_xdp<'a>(
         &mut self,
         iface: impl Into<Iface<'a>>,
         mode: XdpMode,
     ) -> Result<Attachment> {
         let index = iface.into().index()?;
-        let link = self
-            .xdp_mut()?
+        // A redirect target first (harmless if the attach fails).
+        self.add_xdp_tx_port(Iface::Index(index))?;
+        self.xdp_mut()?
             .attach_to_if_index(index, mode)
             .map(Attachment::Xdp)
             .map_err(|source| Error::Program {
                 prog: XDP_PROG,
                 source,
-            })?;
-        self.add_xdp_tx_port(Iface::Index(index))?;
-        Ok(link)
+            })
     }
 
     /// Lets the XDP program redirect to `iface` through its DEVMAP
