@@ -12,10 +12,14 @@
  *                      service is scheduled in kernel. The entry counts the
  *                      packet and takes its TCP state transition; then DR
  *                      rewrites the MACs and NAT also rewrites the
- *                      destination address and port.
+ *                      destination address and port; TUN encapsulates.
  *   NAT reply       -> found by the reply index (real server -> client),
  *                      counted, OUTPUT transition, source rewritten to the
- *                      VIP and port, handed to the stack to be routed.
+ *                      VIP and port, sent to the client's next hop.
+ *
+ * Next hops come from user space (struct real.mac etc.) or, when it gives
+ * none, from the kernel's FIB and neighbour tables (bpf_fib_lookup), which
+ * needs forwarding enabled on the ingress device.
  *
  * Everything else (other traffic, IPv6 for now, ARP, ...) passes untouched.
  * Malformed and fragmented packets pass untouched and are counted.
@@ -831,12 +835,205 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 	return 0;
 }
 
+/* Next hops ------------------------------------------------------------------ */
+
 /*
- * LVS-TUN: the tunnel toward real server r for packet p. Returns 1 when r has
- * no tunnel source address (nothing to encapsulate with: hand the packet to
- * the stack), -1 for what the datapath cannot send (GRE, GUE without a port),
- * 0 with *t filled in. The GUE source port comes from a hash of the flow's
- * tuple, so a connection keeps one port in XDP and tc alike.
+ * Where a rewritten frame goes. A real server with an explicit next hop
+ * (struct real.mac not all zero, from user space's L2) uses it as it is;
+ * otherwise the kernel's FIB and neighbour tables are asked with
+ * bpf_fib_lookup(), as a forwarded packet that came in on the ingress
+ * device: the lookup answers FWD_DISABLED unless forwarding is enabled on
+ * that device (net.ipv4.conf.<if>.forwarding=1). NAT replies always ask the
+ * FIB (their next hop is the client's).
+ */
+enum xvs_hop_rc {
+	XVS_HOP_OK = 0,       /* dmac/smac/ifindex filled in */
+	XVS_HOP_NO_NEIGH = 1, /* route found (ifindex, nh), no valid neighbour entry */
+	XVS_HOP_FAIL = 2,     /* no usable route */
+};
+
+struct xvs_hop {
+	struct bpf_fib_lookup f; /* the lookup's parameters and results */
+	struct bpf_redir_neigh nh; /* NO_NEIGH: the next hop for bpf_redirect_neigh */
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u32 ifindex; /* egress device */
+	__be32 saddr;  /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC) */
+	__u32 pad;
+};
+
+/* Per CPU, off the stack (the scheduler's call chain leaves it short). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_hop);
+} xvs_hop_scratch SEC(".maps");
+
+/*
+ * XDP redirect targets: ifindex -> ifindex. User space adds every device the
+ * XDP program is attached to (and any it names); a target missing here is
+ * sent with bpf_redirect(ifindex) instead.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_tx_ports SEC(".maps");
+
+static __always_inline struct xvs_hop *xvs_hop_slot(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&xvs_hop_scratch, &zero);
+}
+
+static __always_inline int xvs_mac_zero(const __u8 *m)
+{
+	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
+}
+
+/*
+ * bpf_fib_lookup() for a packet from src to dst that came in on in_ifindex
+ * (ctx: the XDP or skb context). want_src: also derive the source address
+ * the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7).
+ */
+static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __be32 src,
+					     __be32 dst, int want_src)
+{
+	struct xvs_hop *h = xvs_hop_slot();
+	int rc;
+
+	if (!h)
+		return XVS_HOP_FAIL;
+	__builtin_memset(&h->f, 0, sizeof(h->f));
+	h->f.family = XVS_AF_INET;
+	h->f.ifindex = in_ifindex;
+	h->f.ipv4_src = src;
+	h->f.ipv4_dst = dst;
+	rc = bpf_fib_lookup(ctx, &h->f, sizeof(h->f), want_src ? BPF_FIB_LOOKUP_SRC : 0);
+	h->ifindex = h->f.ifindex;
+	h->saddr = h->f.ipv4_src;
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(h->dmac, h->f.dmac, ETH_ALEN);
+		__builtin_memcpy(h->smac, h->f.smac, ETH_ALEN);
+		return XVS_HOP_OK;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* ipv4_dst is now the gateway, if the route has one */
+		h->nh.nh_family = XVS_AF_INET;
+		h->nh.ipv4_nh = h->f.ipv4_dst;
+		return XVS_HOP_NO_NEIGH;
+	}
+	return XVS_HOP_FAIL;
+}
+
+/*
+ * The next hop toward real server r for a packet from src (the client; for
+ * TUN the tunnel source, 0 to have the FIB choose it). Fills the per-CPU
+ * struct xvs_hop.
+ */
+static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struct real *r,
+					__be32 src, int want_src)
+{
+	struct xvs_hop *h;
+
+	if (xvs_mac_zero(r->mac))
+		return xvs_fib(ctx, in_ifindex, src, r->addr[0], want_src);
+	h = xvs_hop_slot();
+	if (!h)
+		return XVS_HOP_FAIL;
+	__builtin_memcpy(h->dmac, r->mac, ETH_ALEN);
+	__builtin_memcpy(h->smac, r->src_mac, ETH_ALEN);
+	h->ifindex = r->ifindex ? r->ifindex : in_ifindex;
+	h->saddr = 0;
+	return XVS_HOP_OK;
+}
+
+/* XDP: out of ifindex; XDP_TX when that is where the frame came in. */
+static __always_inline int xvs_xdp_out(struct xdp_md *ctx, __u32 ifindex)
+{
+	int act;
+
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	act = bpf_redirect_map(&xvs_tx_ports, ifindex, 0);
+	if (act == XDP_REDIRECT)
+		return act;
+	return bpf_redirect(ifindex, 0);
+}
+
+/* XDP: writes the hop's MACs into the frame; -1 if it is too short. */
+static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const struct xvs_hop *h)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, h->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, h->smac, ETH_ALEN);
+	return 0;
+}
+
+/* tc: the same with bpf_skb_store_bytes. */
+static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const struct xvs_hop *h)
+{
+	__u8 mac[ETH_ALEN * 2];
+
+	__builtin_memcpy(mac, h->dmac, ETH_ALEN);
+	__builtin_memcpy(mac + ETH_ALEN, h->smac, ETH_ALEN);
+	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) ? -1 : 0;
+}
+
+/*
+ * XDP cannot resolve a neighbour. A frame whose next hop has no neighbour
+ * entry is handed on (XDP_PASS) with XDP metadata for the tc program on the
+ * same device, which sends it with bpf_redirect_neigh (the kernel resolves
+ * the MAC). Without that program the stack gets it: a DNATed packet it
+ * forwards (resolving the neighbour itself); a SNATed reply or a TUN packet,
+ * with a local source, it drops as a martian unless accept_local. A DR frame
+ * (for the VIP, which the stack would take as its own) gets a destination
+ * MAC of zero (not ours: PACKET_OTHERHOST, dropped by ip_rcv): clear_dst.
+ */
+#define XVS_META_MAGIC 0x31737678 /* "xvs1" in memory */
+
+struct xvs_meta {
+	__u32 magic;
+	__u32 ifindex; /* egress device */
+	__be32 nh;     /* next hop */
+};
+
+static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_hop *h,
+					 int clear_dst)
+{
+	void *data, *data_end;
+	struct xvs_meta *m;
+	struct ethhdr *eth;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+		return clear_dst ? XDP_DROP : XDP_PASS;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	m = (void *)(long)ctx->data_meta;
+	eth = data;
+	if ((void *)(m + 1) > data || (void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	m->magic = XVS_META_MAGIC;
+	m->ifindex = h->ifindex;
+	m->nh = h->nh.ipv4_nh;
+	if (clear_dst)
+		__builtin_memset(eth->h_dest, 0, ETH_ALEN);
+	return XDP_PASS;
+}
+
+/*
+ * LVS-TUN: the tunnel toward real server r for packet p, with outer source
+ * saddr. Returns -1 for what the datapath cannot send (GRE, GUE without a
+ * port), 0 with *t filled in. The GUE source port comes from a hash of the
+ * flow's tuple, so a connection keeps one port in XDP and tc alike.
  */
 /*
  * The tunnel being built, per CPU: kept off the stack, which the scheduler's
@@ -860,15 +1057,14 @@ static __always_inline struct xvs_tun *xvs_tun_slot(void)
 	return t;
 }
 
-static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p, struct xvs_tun *t)
+static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p, __be32 saddr,
+				      struct xvs_tun *t)
 {
 	__u32 h;
 
-	if (!t)
+	if (!t || !saddr)
 		return -1;
-	if (!(r->tun_saddr[0] | r->tun_saddr[1] | r->tun_saddr[2] | r->tun_saddr[3]))
-		return 1;
-	__builtin_memcpy(t->saddr, r->tun_saddr, sizeof(t->saddr));
+	t->saddr[0] = saddr;
 	__builtin_memcpy(t->daddr, r->addr, sizeof(t->daddr));
 	t->family = r->family;
 	t->mtu = r->tun_mtu;
@@ -888,6 +1084,29 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 }
 
 /*
+ * The tunnel source for r: its configured one, or (next hop from the FIB)
+ * the one the FIB chose; 0 = none.
+ */
+static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct real *r,
+				       __be32 *saddr)
+{
+	struct xvs_hop *h;
+	int fib = xvs_mac_zero(r->mac), rc;
+
+	*saddr = r->tun_saddr[0];
+	if (!*saddr && !fib)
+		return -1; /* explicit next hop, no tunnel source: the stack's */
+	rc = xvs_real_hop(ctx, in_ifindex, r, *saddr, fib && !*saddr);
+	if (rc != XVS_HOP_FAIL && !*saddr) {
+		h = xvs_hop_slot();
+		*saddr = h ? h->saddr : 0;
+		if (!*saddr)
+			rc = XVS_HOP_FAIL;
+	}
+	return rc;
+}
+
+/*
  * LVS-TUN: IPIP/GUE toward the real server, then on like DR. These are
  * separate (non-inlined) subprograms so their locals do not sit on the main
  * frame, which the scheduler's call chain already fills close to the
@@ -897,65 +1116,148 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 						  const struct pkt *p)
 {
 	struct xvs_tun *t = xvs_tun_slot();
-	void *data, *data_end;
-	struct ethhdr *eth;
-	__u32 ifindex;
+	struct xvs_hop *h;
+	__be32 saddr;
 	int rc;
 
 	if (!r)
 		return XDP_DROP;
-	rc = xvs_tun_of(r, p, t);
-	if (rc > 0) {
+	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, &saddr);
+	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
 	}
-	if (rc < 0 || !t || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
+	if (rc == XVS_HOP_FAIL) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return XDP_DROP;
+	}
+	if (xvs_tun_of(r, p, saddr, t) < 0 || !t || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end) {
+	h = xvs_hop_slot();
+	if (!h) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
-	__builtin_memcpy(eth->h_dest, r->mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, r->src_mac, ETH_ALEN);
-	ifindex = r->ifindex;
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return xvs_xdp_to_tc(ctx, h, 0);
+	}
+	if (xvs_xdp_macs(ctx, h)) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XDP_DROP;
+	}
 	xvs_count(XVS_CNT_FORWARDED);
-	if (!ifindex || ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect(ifindex, 0);
+	return xvs_xdp_out(ctx, h->ifindex);
 }
 
 static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const struct real *r,
 						 const struct pkt *p)
 {
 	struct xvs_tun *t = xvs_tun_slot();
-	__u8 mac[ETH_ALEN], src_mac[ETH_ALEN];
-	__u32 ifindex;
+	struct xvs_hop *h;
+	__be32 saddr;
 	int rc;
 
 	if (!r)
 		return TC_ACT_SHOT;
-	rc = xvs_tun_of(r, p, t);
-	if (rc > 0) {
+	rc = xvs_tun_hop(skb, skb->ifindex, r, &saddr);
+	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;
 	}
-	__builtin_memcpy(mac, r->mac, ETH_ALEN);
-	__builtin_memcpy(src_mac, r->src_mac, ETH_ALEN);
-	ifindex = r->ifindex;
+	if (rc == XVS_HOP_FAIL) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
 	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
-	if (rc < 0 || !t || xvs_encap_tc(skb, t) != XVS_ENCAP_OK ||
-	    bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0)) {
+	if (xvs_tun_of(r, p, saddr, t) < 0 || !t || xvs_encap_tc(skb, t) != XVS_ENCAP_OK) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return TC_ACT_SHOT;
+	}
+	h = xvs_hop_slot();
+	if (!h) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return TC_ACT_SHOT;
+	}
+	if (rc == XVS_HOP_NO_NEIGH) {
+		/* the kernel resolves the next hop and sends it */
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
+	}
+	if (xvs_tc_macs(skb, h)) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
 	}
 	xvs_count(XVS_CNT_FORWARDED);
-	return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
+	return bpf_redirect(h->ifindex, 0);
+}
+
+/*
+ * DR and NAT toward the real server (XDP): the next hop first, so nothing is
+ * rewritten for a packet that goes nowhere; then the DNAT (NAT) and MACs.
+ * Without a neighbour entry a DNATed packet is handed to the stack, which
+ * forwards it and resolves the neighbour; a DR one is dropped (to the stack
+ * it is a packet for the VIP, its own).
+ */
+static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt *p,
+						  const struct decision *d)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xvs_hop *h;
+	int rc;
+
+	if (!d->rs)
+		return XDP_ABORTED;
+	rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr[0], 0);
+	if (rc == XVS_HOP_FAIL) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return XDP_DROP;
+	}
+	if (d->fwd == XVS_FWD_MASQ && xdp_nat(p, data_end, 1, d->new_addr, d->new_port))
+		return XDP_ABORTED; /* cannot happen: checked by the parser */
+	h = xvs_hop_slot();
+	if (!h)
+		return XDP_ABORTED;
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return xvs_xdp_to_tc(ctx, h, d->fwd != XVS_FWD_MASQ);
+	}
+	if (xvs_xdp_macs(ctx, h))
+		return XDP_ABORTED;
+	xvs_count(XVS_CNT_FORWARDED);
+	return xvs_xdp_out(ctx, h->ifindex);
+}
+
+/*
+ * A NAT reply (XDP): SNAT to the VIP, then straight to the client's next hop
+ * from the FIB. Without one it goes to the stack, as the kernel's IPVS
+ * would route it (which, arriving with a local source, needs accept_local).
+ */
+static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pkt *p,
+						    const struct decision *d)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xvs_hop *h;
+	int rc;
+
+	if (xdp_nat(p, data_end, 0, d->new_addr, d->new_port))
+		return XDP_ABORTED; /* cannot happen: checked by the parser */
+	rc = xvs_fib(ctx, ctx->ingress_ifindex, d->new_addr, p->daddr[0], 0);
+	h = xvs_hop_slot();
+	if (rc == XVS_HOP_FAIL || !h) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return XDP_PASS;
+	}
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return xvs_xdp_to_tc(ctx, h, 0);
+	}
+	if (xvs_xdp_macs(ctx, h))
+		return XDP_ABORTED;
+	xvs_count(XVS_CNT_REPLIED);
+	return xvs_xdp_out(ctx, h->ifindex);
 }
 
 SEC("xdp")
@@ -965,18 +1267,13 @@ int xvs_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct decision d = {};
 	struct pkt p = {};
-	__u32 ifindex;
 	int act;
 
 	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
 		return XDP_PASS;
 	act = xvs_decide(&p, 0, &d);
-	if (act == XVS_ACT_REPLY) {
-		if (xdp_nat(&p, data_end, 0, d.new_addr, d.new_port))
-			return XDP_ABORTED; /* cannot happen: checked by the parser */
-		xvs_count(XVS_CNT_REPLIED);
-		return XDP_PASS; /* the stack routes it to the client */
-	}
+	if (act == XVS_ACT_REPLY)
+		return xvs_xdp_reply(ctx, &p, &d);
 	if (act != XVS_ACT_FORWARD)
 		return xvs_account(act) ? XDP_DROP : XDP_PASS;
 	if (!d.rs)
@@ -984,17 +1281,8 @@ int xvs_xdp(struct xdp_md *ctx)
 
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
-		if (xdp_nat(&p, data_end, 1, d.new_addr, d.new_port))
-			return XDP_ABORTED;
-		/* fall through: then on to the real server like DR */
 	case XVS_FWD_ROUTE:
-		__builtin_memcpy(p.eth->h_dest, d.rs->mac, ETH_ALEN);
-		__builtin_memcpy(p.eth->h_source, d.rs->src_mac, ETH_ALEN);
-		ifindex = d.rs->ifindex;
-		xvs_count(XVS_CNT_FORWARDED);
-		if (!ifindex || ifindex == ctx->ingress_ifindex)
-			return XDP_TX;
-		return bpf_redirect(ifindex, 0);
+		return xvs_xdp_fwd(ctx, &p, &d);
 	case XVS_FWD_TUNNEL:
 		return xvs_xdp_tun(ctx, d.rs, &p);
 	default:
@@ -1032,17 +1320,109 @@ static __always_inline int tc_nat(struct __sk_buff *skb, __u32 l4off, __u8 proto
 	return 0;
 }
 
+/*
+ * DR and NAT toward the real server (tc). Without a neighbour entry the
+ * kernel resolves it: bpf_redirect_neigh().
+ */
+static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const struct pkt *p,
+						 const struct decision *d)
+{
+	__u32 l4off = sizeof(struct ethhdr) + p->ihl_len;
+	struct xvs_hop *h;
+	int rc;
+
+	if (!d->rs)
+		return TC_ACT_SHOT;
+	rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr[0], 0);
+	if (rc == XVS_HOP_FAIL) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
+	if (d->fwd == XVS_FWD_MASQ &&
+	    tc_nat(skb, l4off, p->proto, 1, p->daddr[0], d->new_addr, p->dport, d->new_port))
+		return TC_ACT_SHOT; /* half rewritten: never let it out */
+	h = xvs_hop_slot();
+	if (!h)
+		return TC_ACT_SHOT;
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
+	}
+	if (xvs_tc_macs(skb, h))
+		return TC_ACT_SHOT;
+	xvs_count(XVS_CNT_FORWARDED);
+	/* To the egress of ifindex (the ingress device itself for one-armed DR). */
+	return bpf_redirect(h->ifindex, 0);
+}
+
+/*
+ * A NAT reply (tc): SNAT to the VIP, then to the client's next hop from the
+ * FIB (bpf_redirect, or bpf_redirect_neigh when the neighbour is not
+ * resolved yet). No route: handed to the stack.
+ */
+static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const struct pkt *p,
+						   const struct decision *d)
+{
+	__u32 l4off = sizeof(struct ethhdr) + p->ihl_len;
+	struct xvs_hop *h;
+	int rc;
+
+	if (tc_nat(skb, l4off, p->proto, 0, p->saddr[0], d->new_addr, p->sport, d->new_port))
+		return TC_ACT_SHOT; /* half rewritten: never let it out */
+	rc = xvs_fib(skb, skb->ifindex, d->new_addr, p->daddr[0], 0);
+	h = xvs_hop_slot();
+	if (rc == XVS_HOP_FAIL || !h) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return TC_ACT_OK;
+	}
+	if (rc == XVS_HOP_NO_NEIGH) {
+		xvs_count(XVS_CNT_NO_NEIGH);
+		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
+	}
+	if (xvs_tc_macs(skb, h))
+		return TC_ACT_SHOT;
+	xvs_count(XVS_CNT_REPLIED);
+	return bpf_redirect(h->ifindex, 0);
+}
+
+/* Whether the skb carries xvs_xdp's metadata (xvs_xdp_to_tc). */
+static __always_inline int xvs_tc_from_xdp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct xvs_meta *m = (void *)(long)skb->data_meta;
+
+	return (void *)(m + 1) <= data && m->magic == XVS_META_MAGIC;
+}
+
+/* Sends it as xvs_xdp decided (already counted there, as no_neigh). */
+static __attribute__((noinline)) int xvs_tc_redirect_meta(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct xvs_meta *m = (void *)(long)skb->data_meta;
+	struct xvs_hop *h = xvs_hop_slot();
+	__u32 ifindex;
+
+	if ((void *)(m + 1) > data || !h)
+		return TC_ACT_SHOT;
+	h->nh.nh_family = XVS_AF_INET;
+	h->nh.ipv4_nh = m->nh;
+	ifindex = m->ifindex;
+	m->magic = 0; /* used up: no later hook takes it for ours */
+	return bpf_redirect_neigh(ifindex, &h->nh, sizeof(h->nh), 0);
+}
+
 SEC("classifier")
 int xvs_tc(struct __sk_buff *skb)
 {
 	struct decision d = {};
 	struct pkt p = {};
 	void *data, *data_end;
-	__u8 mac[ETH_ALEN], src_mac[ETH_ALEN];
-	__u32 want, l4off, ifindex;
-	__be32 old;
-	__be16 oldp;
+	__u32 want;
 	int act;
+
+	/* A frame xvs_xdp already handled and left for bpf_redirect_neigh. */
+	if (xvs_tc_from_xdp(skb))
+		return xvs_tc_redirect_meta(skb);
 
 	/*
 	 * Direct packet access only covers the linear part of the skb. Make sure
@@ -1057,13 +1437,8 @@ int xvs_tc(struct __sk_buff *skb)
 	if (xvs_classify(&p, data, data_end, skb->len) >= 0)
 		return TC_ACT_OK;
 	act = xvs_decide(&p, skb->mark, &d);
-	l4off = sizeof(struct ethhdr) + p.ihl_len;
-	if (act == XVS_ACT_REPLY) {
-		if (tc_nat(skb, l4off, p.proto, 0, p.saddr[0], d.new_addr, p.sport, d.new_port))
-			return TC_ACT_SHOT; /* half rewritten: never let it out */
-		xvs_count(XVS_CNT_REPLIED);
-		return TC_ACT_OK;
-	}
+	if (act == XVS_ACT_REPLY)
+		return xvs_tc_reply(skb, &p, &d);
 	if (act != XVS_ACT_FORWARD)
 		return xvs_account(act) ? TC_ACT_SHOT : TC_ACT_OK;
 	if (!d.rs)
@@ -1072,21 +1447,7 @@ int xvs_tc(struct __sk_buff *skb)
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
 	case XVS_FWD_ROUTE:
-		__builtin_memcpy(mac, d.rs->mac, ETH_ALEN);
-		__builtin_memcpy(src_mac, d.rs->src_mac, ETH_ALEN);
-		ifindex = d.rs->ifindex;
-		if (d.fwd == XVS_FWD_MASQ) {
-			old = p.daddr[0];
-			oldp = p.dport;
-			if (tc_nat(skb, l4off, p.proto, 1, old, d.new_addr, oldp, d.new_port))
-				return TC_ACT_SHOT;
-		}
-		if (bpf_skb_store_bytes(skb, 0, mac, ETH_ALEN, 0) ||
-		    bpf_skb_store_bytes(skb, ETH_ALEN, src_mac, ETH_ALEN, 0))
-			return TC_ACT_SHOT;
-		xvs_count(XVS_CNT_FORWARDED);
-		/* To the egress of ifindex, or back out of the ingress device. */
-		return bpf_redirect(ifindex ? ifindex : skb->ifindex, 0);
+		return xvs_tc_fwd(skb, &p, &d);
 	case XVS_FWD_TUNNEL:
 		return xvs_tc_tun(skb, d.rs, &p);
 	default:

@@ -266,7 +266,8 @@ pub struct Counters {
     pub no_dest: u64,
     /// Packets of connections whose real server was removed: dropped.
     pub unavailable: u64,
-    /// NAT replies rewritten to the VIP and handed to the stack.
+    /// NAT replies rewritten to the VIP and sent straight to the client's
+    /// next hop (from the FIB).
     pub replied: u64,
     /// IP fragments, handed on untouched.
     pub fragment: u64,
@@ -278,6 +279,15 @@ pub struct Counters {
     /// TUN packets that could not be encapsulated (over the MTU, no room,
     /// GRE, GUE without a port): dropped.
     pub tun_dropped: u64,
+    /// Packets whose next hop the FIB found without a neighbour (ARP)
+    /// entry: tc sends them with `bpf_redirect_neigh` (the kernel resolves
+    /// the neighbour); XDP rewrites them and passes them with metadata to
+    /// `xvs_tc` on the same device, which does that (see the README).
+    pub no_neigh: u64,
+    /// Packets for which `bpf_fib_lookup` found no usable route (no route,
+    /// forwarding disabled on the ingress device, MTU, no source address):
+    /// dropped; NAT replies (rewritten) are handed to the stack instead.
+    pub no_route: u64,
 }
 
 impl Counters {
@@ -293,6 +303,8 @@ impl Counters {
             + self.conn_full
             + self.local
             + self.tun_dropped
+            + self.no_neigh
+            + self.no_route
     }
 }
 
@@ -515,13 +527,17 @@ impl Datapath {
     }
 
     /// Attaches the XDP program to `iface` (resolved in the calling thread's
-    /// network namespace). Uses a bpf_link where the kernel has it.
+    /// network namespace). Uses a bpf_link where the kernel has it. The
+    /// device also becomes a redirect target of the program's DEVMAP
+    /// ([`Datapath::add_xdp_tx_port`]).
     pub fn attach_xdp<'a>(
         &mut self,
         iface: impl Into<Iface<'a>>,
         mode: XdpMode,
     ) -> Result<Attachment> {
         let index = iface.into().index()?;
+        // A redirect target first (harmless if the attach fails).
+        self.add_xdp_tx_port(Iface::Index(index))?;
         self.xdp_mut()?
             .attach_to_if_index(index, mode)
             .map(Attachment::Xdp)
@@ -529,6 +545,30 @@ impl Datapath {
                 prog: XDP_PROG,
                 source,
             })
+    }
+
+    /// Lets the XDP program redirect to `iface` through its DEVMAP
+    /// (`xvs_tx_ports`, `bpf_redirect_map`) rather than `bpf_redirect`.
+    /// [`Datapath::attach_xdp`] adds the device it attaches to; add any
+    /// other egress device the FIB (or [`L2`]) may pick. The index is
+    /// resolved in the calling thread's network namespace.
+    pub fn add_xdp_tx_port<'a>(&mut self, iface: impl Into<Iface<'a>>) -> Result<()> {
+        let index = iface.into().index()?;
+        let map = self
+            .ebpf
+            .map_mut(name::TX_PORTS)
+            .ok_or(Error::Missing(name::TX_PORTS))?;
+        let mut ports = aya::maps::DevMapHash::try_from(map).map_err(map_err(name::TX_PORTS))?;
+        ports.insert(index, index, None, 0).map_err(|e| match e {
+            aya::maps::xdp::XdpMapError::MapError(source) => Error::Map {
+                map: name::TX_PORTS,
+                source,
+            },
+            // No chained program is passed.
+            aya::maps::xdp::XdpMapError::ChainedProgramNotSupported => {
+                Error::Unsupported("chained devmap programs")
+            }
+        })
     }
 
     /// Attaches the tc program to the clsact ingress hook of `iface` (resolved
@@ -589,6 +629,8 @@ impl Datapath {
             conn_full: sum(c::CONN_FULL)?,
             local: sum(c::LOCAL)?,
             tun_dropped: sum(c::TUN_DROP)?,
+            no_neigh: sum(c::NO_NEIGH)?,
+            no_route: sum(c::NO_ROUTE)?,
         })
     }
 
@@ -605,12 +647,45 @@ impl Datapath {
     /// program (a firewall mark, for fwmark services). XDP has no mark: it
     /// is ignored there.
     pub fn test_run_marked(&self, prog: Prog, packet: &[u8], mark: u32) -> Result<TestRunOutput> {
+        self.test_run_ctx(prog, packet, mark, 0)
+    }
+
+    /// [`Datapath::test_run`] as if `packet` had come in on interface
+    /// `ifindex` (of the calling thread's network namespace): XDP's
+    /// `ingress_ifindex`, the skb's device for tc. Without it the kernel
+    /// runs the program on the namespace's loopback device; with it the
+    /// programs' FIB lookups see that device (its forwarding setting, its
+    /// routes and neighbours).
+    pub fn test_run_on(&self, prog: Prog, packet: &[u8], ifindex: u32) -> Result<TestRunOutput> {
+        self.test_run_ctx(prog, packet, 0, ifindex)
+    }
+
+    fn test_run_ctx(
+        &self,
+        prog: Prog,
+        packet: &[u8],
+        mark: u32,
+        ifindex: u32,
+    ) -> Result<TestRunOutput> {
         // Room for programs that grow the packet (encapsulation) later.
         let mut out = vec![0u8; packet.len() + 256];
-        // struct __sk_buff up to and including mark (len, pkt_type must be 0).
-        let mut ctx = [0u8; 12];
-        ctx[8..].copy_from_slice(&mark.to_ne_bytes());
-        let ctx_in = (mark != 0 && prog == Prog::Tc).then_some(&ctx[..]);
+        // tc: struct __sk_buff up to and including ifindex (len, pkt_type
+        // must be 0; mark at 8, ifindex at 40). XDP: struct xdp_md (data 0,
+        // data_end the frame's length, ingress_ifindex at 12).
+        let mut ctx = [0u8; 44];
+        let ctx_in = match prog {
+            Prog::Tc if mark != 0 || ifindex != 0 => {
+                ctx[8..12].copy_from_slice(&mark.to_ne_bytes());
+                ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+                Some(&ctx[..44])
+            }
+            Prog::Xdp if ifindex != 0 => {
+                ctx[4..8].copy_from_slice(&(packet.len() as u32).to_ne_bytes());
+                ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+                Some(&ctx[..24])
+            }
+            _ => None,
+        };
         let opts = || TestRunOptions {
             data_in: Some(packet),
             ctx_in,

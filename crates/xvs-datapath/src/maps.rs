@@ -40,6 +40,8 @@ pub mod name {
     pub const TOTAL_STATS: &str = "xvs_total_stats";
     /// Per-CPU packet counters (`counter::*`).
     pub const COUNTERS: &str = "xvs_counters";
+    /// XDP redirect targets (DEVMAP_HASH, ifindex -> ifindex).
+    pub const TX_PORTS: &str = "xvs_tx_ports";
     /// Valid templates: `TplKey` -> template id.
     pub const TPL_INDEX: &str = "xvs_tpl_index";
     /// Templates: id -> `Tpl`.
@@ -461,7 +463,7 @@ pub mod counter {
     pub const NO_DEST: u32 = 3;
     /// Connection whose real server was removed: dropped.
     pub const UNAVAILABLE: u32 = 4;
-    /// NAT reply rewritten and passed.
+    /// NAT reply rewritten and sent to the client's next hop.
     pub const REPLIED: u32 = 5;
     /// IP fragment, handed on untouched.
     pub const FRAGMENT: u32 = 6;
@@ -471,8 +473,13 @@ pub mod counter {
     pub const LOCAL: u32 = 8;
     /// TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped.
     pub const TUN_DROP: u32 = 9;
+    /// FIB next hop without a neighbour entry: tc `bpf_redirect_neigh`;
+    /// XDP passes it with metadata for the tc program to do that.
+    pub const NO_NEIGH: u32 = 10;
+    /// FIB lookup failed: dropped (NAT replies: to the stack).
+    pub const NO_ROUTE: u32 = 11;
     /// Number of slots (`XVS_CNT_MAX`).
-    pub const MAX: u32 = 10;
+    pub const MAX: u32 = 12;
 }
 
 const _: () = assert!(size_of::<SvcKey>() == 20);

@@ -61,10 +61,15 @@ pub(crate) struct TestHooks {
     lblcr_expiration: u64,
 }
 
-/// Where frames for a real server go at layer 2 (DR and NAT).
+/// Where frames for a real server go at layer 2 (DR, NAT, and TUN's outer
+/// header). The default (all zero) means "ask the kernel": the programs
+/// look the real server up in the FIB and neighbour tables
+/// (`bpf_fib_lookup`) for every packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NextHop {
-    /// Destination MAC: the real server (or the router towards it).
+    /// Destination MAC: the real server (or the router towards it). All
+    /// zero: the next hop (both MACs and the egress device) comes from the
+    /// FIB, and the other fields are ignored.
     pub mac: [u8; 6],
     /// Source MAC: the director's egress interface.
     pub src_mac: [u8; 6],
@@ -72,16 +77,32 @@ pub struct NextHop {
     pub ifindex: u32,
 }
 
+impl NextHop {
+    /// Whether this is "ask the FIB" (no MAC given).
+    pub fn is_fib(&self) -> bool {
+        self.mac == [0; 6]
+    }
+}
+
 /// Layer-2 next hops of the real servers, by address, with a default.
+///
+/// `L2::default()` makes every next hop come from the kernel's FIB and
+/// neighbour tables, which needs forwarding enabled on the ingress devices
+/// (`net.ipv4.conf.<if>.forwarding=1`; otherwise `bpf_fib_lookup` answers
+/// FWD_DISABLED and the packets are dropped, counted as `no_route`).
+/// Entries in `by_addr` (or a non-zero `default`) override it. NAT replies
+/// always take the FIB's next hop toward the client.
 #[derive(Clone, Debug, Default)]
 pub struct L2 {
-    /// For real servers not in `by_addr`.
+    /// For real servers not in `by_addr`; all zero = from the FIB.
     pub default: NextHop,
     /// Per real-server address.
     pub by_addr: StdMap<IpAddr, NextHop>,
     /// LVS-TUN: outer source address of the tunnels (the director's address
     /// toward the real servers), for real servers not in `tun_saddr_by_addr`.
-    /// `None`: TUN packets are tracked but handed to the stack unchanged.
+    /// `None`: with the next hop from the FIB, the source the FIB picks for
+    /// the route (`BPF_FIB_LOOKUP_SRC`, kernel >= 6.7); with an explicit
+    /// next hop, TUN packets are tracked but handed to the stack unchanged.
     pub tun_saddr: Option<IpAddr>,
     /// LVS-TUN: outer source address per real-server address.
     pub tun_saddr_by_addr: StdMap<IpAddr, IpAddr>,

@@ -430,7 +430,14 @@ fn differential(sched: &str, flags: &str, seed: u64, events: usize) {
     })
 }
 
+/// In a network namespace of its own, so that the NAT replies' FIB lookups
+/// answer FWD_DISABLED (handed to the stack, as the model's `ToClient`
+/// verdict is checked) whatever the host's routes.
 fn run(spec: Spec) {
+    in_private_netns(move || run_here(spec))
+}
+
+fn run_here(spec: Spec) {
     let Spec {
         sched,
         flags,

@@ -8,19 +8,26 @@
 //!
 //! | lab | attach | what is asserted |
 //! |---|---|---|
-//! | NAT wrr 2:1 | tc | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted |
-//! | DR rr | tc, XDP | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
+//! | NAT wrr 2:1 | tc, XDP | 300 curl (`Connection: close`) split exactly 200:100; Conns and ActiveConn+InActConn agree; NAT in and out counted; every reply sent straight to the client by the datapath (`replied`, none to the stack), no accept_local |
+//! | DR rr | tc, XDP, XDP+tc; next hops from the FIB, and explicit (tc) | 100 requests split 50:50; the director never sees a reply (no `replied`, OutPkts 0, its d0 received only what the datapath forwarded) |
+//! | persistence `-p 300`, rr over 3 | tc | six client addresses, ten new connections each: each address always on one server, two addresses per server; six templates (client → server) as `-Lc` would list them, PersistConn 2 each |
 //! | NAT rr, `-d` then `-a` under wrk | tc | zero wrk errors; the removed server's connections are kept (their packets dropped while out) and recover |
 //! | NAT rr, `-e -w 0` under wrk | tc | zero wrk errors; new connections only to the other server; established ones still served |
-//! | NAT UDP rr 3 servers | tc | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
+//! | NAT UDP rr 3 servers | tc, explicit `L2` | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
 //! | NAT expiry | tc | timeouts 2 s; `expire()` frees all 50 entries, ActiveConn/InActConn back to 0 |
 //!
-//! Two things the labs need on the director besides the rules:
-//! - NAT: `accept_local=1` on `d1`. The tc program SNATs a reply to the VIP
-//!   in `d1`'s ingress and hands it to the stack; the VIP is a local address
-//!   (on `d0`), and the kernel drops a packet arriving with a local source
-//!   as a martian (`fib_validate_source`) unless `accept_local` is set.
-//!   Without it every connection times out (no SYN-ACK reaches the client).
+//! What the labs need on the director besides the rules:
+//! - Forwarding on (the topology sets `ip_forward=1`): the real servers'
+//!   next hops come from the kernel's FIB and neighbour tables
+//!   (`bpf_fib_lookup`, `L2::default()`), which answer FWD_DISABLED unless
+//!   the ingress device forwards. One DR lab and one NAT lab use explicit
+//!   `L2` entries instead.
+//! - No `accept_local`: NAT replies are SNATed and sent straight to the
+//!   client's next hop; the labs check that it is off.
+//! - XDP with next hops from the FIB: the real servers' neighbour entries
+//!   resolved beforehand (managed entries, `ip neigh replace RS dev d0
+//!   managed`): XDP cannot resolve a missing one (tc does, with
+//!   `bpf_redirect_neigh`).
 //! - XDP on veths: the client's tx checksum offload is off (XDP cannot see
 //!   CHECKSUM_PARTIAL, so a forwarded copy would carry a partial checksum),
 //!   and the bridge port `p-d` that receives `d0`'s XDP_TX frames has an
@@ -33,7 +40,7 @@ mod labs_common;
 
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, SocketAddr, UdpSocket},
+    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
     process::Command,
     sync::atomic::{AtomicBool, Ordering},
     thread,
@@ -44,14 +51,25 @@ use xvs_core::conn::tcp::TCP_STATES;
 
 use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
 
-use labs_common::{got, if_stat, show, Attach, Lab};
+use labs_common::{got, if_stat, show, Attach, Hops, Lab};
 
 /// LVS-NAT, `wrr` with weights 2:1: 300 new connections split exactly
 /// 200:100 (wrr is deterministic), and the datapath's per-server
 /// connection counters say the same.
 #[test]
 fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
-    let mut lab = Lab::nat(2, true);
+    nat_wrr_2_to_1(Attach::Tc);
+}
+
+/// The same through XDP on both director interfaces: DNATed packets and
+/// SNATed replies leave through the DEVMAP (`bpf_redirect_map`).
+#[test]
+fn nat_xdp_wrr_2_to_1_splits_300_requests_200_to_100() {
+    nat_wrr_2_to_1(Attach::Xdp);
+}
+
+fn nat_wrr_2_to_1(attach: Attach) {
+    let mut lab = Lab::nat_with(2, true, Hops::Fib, attach, None);
     lab.ipvsadm("-A -t {vip}:80 -s wrr");
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -m -w 2");
     lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -m -w 1");
@@ -65,7 +83,10 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
 
     let by = lab.curl_close(300);
     let after = lab.dp.counters().unwrap();
-    println!("LVS-NAT wrr 2:1 (tc): answers {}", show(&by));
+    println!(
+        "LVS-NAT wrr 2:1 ({attach:?}): answers {}; {before:?} -> {after:?}",
+        show(&by)
+    );
     println!("{}", lab.listing());
 
     assert_eq!(got(&by, "rs0"), 200, "answers by server: {}", show(&by));
@@ -84,14 +105,22 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
         let s = lab.stats(i);
         assert!(s.inpkts > 0 && s.outpkts > 0, "rs{i} stats {s:?}");
     }
+    // Client packets: forwarded, or (the first ones, before the director
+    // had resolved a real server's MAC) sent with bpf_redirect_neigh.
+    let sent = (after.forwarded + after.no_neigh) - (before.forwarded + before.no_neigh);
+    assert!(sent >= 300 * 3, "{before:?} -> {after:?}");
     assert!(
-        after.forwarded - before.forwarded >= 300 * 3,
-        "{before:?} -> {after:?}"
+        after.no_neigh - before.no_neigh <= 10,
+        "neighbours not kept: {before:?} -> {after:?}"
     );
+    // Every reply was SNATed and sent straight to the client by the
+    // datapath; none went to the director's stack (where, with the VIP as a
+    // local source and no accept_local, it would be dropped as a martian).
     assert!(
         after.replied - before.replied >= 300 * 2,
         "{before:?} -> {after:?}"
     );
+    assert_eq!(after.no_route, before.no_route, "{before:?} -> {after:?}");
     assert_eq!(after.malformed, before.malformed);
     assert_eq!(after.no_dest, before.no_dest);
 }
@@ -100,14 +129,30 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
 /// replies go from the real servers straight to the client: the datapath
 /// saw (and counted) only client-to-server packets, and the director's
 /// interface received nothing beyond what the datapath forwarded.
-fn dr_rr_replies_bypass_the_director(attach: Attach) {
-    let mut lab = Lab::dr(2, attach);
+fn dr_rr_replies_bypass_the_director(attach: Attach, hops: Hops) {
+    let mut lab = Lab::dr_with(2, attach, hops, None);
     lab.ipvsadm("-A -t {vip}:80 -s rr");
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g");
     lab.ipvsadm("-a -t {vip}:80 -r {rs1}:80 -g");
     // Warm the ARP caches (the client's entry for the VIP, the real
-    // servers' for the client) so only the lab's traffic is measured.
+    // servers' for the client, the director's for the real servers) so
+    // only the lab's traffic is measured.
+    let cold = lab.dp.counters().unwrap();
     lab.curl_close(2);
+    let warm = lab.dp.counters().unwrap();
+    let resolving = warm.no_neigh - cold.no_neigh;
+    println!("warm-up: {resolving} frames sent without a neighbour entry");
+    match (attach, hops) {
+        // The director had not resolved the real servers: the first frame
+        // to each went out through bpf_redirect_neigh (tc; for XDP+tc,
+        // passed by XDP with metadata and sent by tc).
+        (Attach::Tc | Attach::XdpTc, Hops::Fib) => assert!(
+            resolving >= 2,
+            "first frames to the two servers not resolved by the kernel: {cold:?} -> {warm:?}"
+        ),
+        // Managed neighbour entries (XDP), or no FIB at all.
+        _ => assert_eq!(resolving, 0, "{cold:?} -> {warm:?}"),
+    }
     let d = lab.topo.director();
     let rs_tx = |lab: &Lab| -> u64 {
         (0..2)
@@ -133,7 +178,7 @@ fn dr_rr_replies_bypass_the_director(attach: Attach) {
     let seen = after.total() - before.total();
     let forwarded = after.forwarded - before.forwarded;
     println!(
-        "LVS-DR rr ({attach:?}): answers {}; datapath saw {seen} packets, forwarded {forwarded}, \
+        "LVS-DR rr ({attach:?}, next hops {hops:?}): answers {}; datapath saw {seen} packets, forwarded {forwarded}, \
          replied {}; director d0 rx {d_rx} packets; real servers sent {rs_sent}, client received {c_rx}",
         show(&by),
         after.replied - before.replied
@@ -145,11 +190,14 @@ fn dr_rr_replies_bypass_the_director(attach: Attach) {
     assert_eq!(lab.conns(0) - conns0[0], 50, "rs0 Conns");
     assert_eq!(lab.conns(1) - conns0[1], 50, "rs1 Conns");
     // Every client packet of 100 connections (SYN, ACK, request, FIN...)
-    // was forwarded by the datapath.
+    // was forwarded by the datapath (after the warm-up, the real servers'
+    // MACs are in the director's neighbour table).
     assert!(
         forwarded >= 100 * 4,
         "forwarded {forwarded}: {before:?} -> {after:?}"
     );
+    assert_eq!(after.no_neigh, before.no_neigh, "{before:?} -> {after:?}");
+    assert_eq!(after.no_route, before.no_route, "{before:?} -> {after:?}");
     // No reply was ever seen by the datapath: nothing NATed back, no
     // outgoing packet counted for either server.
     assert_eq!(
@@ -194,12 +242,27 @@ fn dr_rr_replies_bypass_the_director(attach: Attach) {
 
 #[test]
 fn dr_rr_tc_splits_50_50_and_replies_bypass_the_director() {
-    dr_rr_replies_bypass_the_director(Attach::Tc);
+    dr_rr_replies_bypass_the_director(Attach::Tc, Hops::Fib);
 }
 
 #[test]
 fn dr_rr_xdp_splits_50_50_and_replies_bypass_the_director() {
-    dr_rr_replies_bypass_the_director(Attach::Xdp);
+    dr_rr_replies_bypass_the_director(Attach::Xdp, Hops::Fib);
+}
+
+/// XDP with next hops from the FIB and no managed neighbour entries: xvs_tc
+/// on the same device sends what XDP could not (the first frames, before
+/// the real servers' MACs are known) with bpf_redirect_neigh.
+#[test]
+fn dr_rr_xdp_with_tc_resolving_neighbours_splits_50_50() {
+    dr_rr_replies_bypass_the_director(Attach::XdpTc, Hops::Fib);
+}
+
+/// The same with the next hops given explicitly (`L2` entries: the real
+/// servers' MACs, out of the ingress device), which override the FIB.
+#[test]
+fn dr_rr_tc_with_explicit_l2_splits_50_50() {
+    dr_rr_replies_bypass_the_director(Attach::Tc, Hops::Explicit);
 }
 
 /// Starts wrk in the client with keep-alive for 5 s (16 connections, rr
@@ -336,7 +399,7 @@ impl Drop for StopOnDrop<'_> {
 /// from VIP:53 (SNAT), and each real server saw the client's own address.
 #[test]
 fn nat_udp_dns_like_service_rr_over_three_servers() {
-    let mut lab = Lab::nat(3, false);
+    let mut lab = Lab::nat_with(3, false, Hops::Explicit, Attach::Tc, None);
     lab.ipvsadm("-A -u {vip}:53 -s rr");
     for i in 0..3 {
         lab.ipvsadm(&format!("-a -u {{vip}}:53 -r {{rs{i}}}:53 -m"));
@@ -531,4 +594,109 @@ fn nat_expiry_brings_counts_back_to_zero() {
         .map(|d| lab.dp.real_stats(d.id).unwrap().unwrap_or_default().conns)
         .sum();
     assert_eq!(conns, 40 + 10, "Conns over all real servers");
+}
+
+/// Persistence, the classic `-p`: an rr service with a 300 s persistence
+/// timeout over three NAT real servers (next hops from the FIB). The client
+/// has six more addresses; each makes ten new connections (`Connection:
+/// close`), in two rounds of five interleaved with the other clients'. Every
+/// connection of one client address lands on the same real server (even
+/// though rr alone would move it on with each new connection), and the six
+/// clients spread over the three servers two by two (rr picks a server per
+/// new template). The datapath holds one template per client (`-Lc`:
+/// client:0 -> VIP:80 -> the server that answered it, timeout 300 s), and
+/// each server's PersistConn is 2.
+#[test]
+fn nat_persistence_keeps_each_client_on_one_server() {
+    let mut lab = Lab::nat(3, true);
+    lab.topo
+        .client()
+        .sysctl("net.ipv4.tcp_tw_reuse", "0")
+        .unwrap();
+    lab.ipvsadm("-A -t {vip}:80 -s rr -p 300");
+    for i in 0..3 {
+        lab.ipvsadm(&format!("-a -t {{vip}}:80 -r {{rs{i}}}:80 -m"));
+    }
+    let clients: Vec<Ipv4Addr> = (21..27).map(|h| Ipv4Addr::new(198, 18, 0, h)).collect();
+    for c in &clients {
+        lab.topo
+            .client()
+            .ip(&["addr", "add", &format!("{c}/24"), "dev", "c0"])
+            .unwrap_or_else(|e| panic!("adding {c} to the client: {e}"));
+    }
+    let mut by_client: BTreeMap<Ipv4Addr, BTreeMap<String, usize>> = BTreeMap::new();
+    for _round in 0..2 {
+        for c in &clients {
+            for (server, n) in lab.curl_close_from(*c, 5) {
+                *by_client.entry(*c).or_default().entry(server).or_default() += n;
+            }
+        }
+    }
+    for (c, by) in &by_client {
+        println!("client {c}: {}", show(by));
+    }
+    println!("{}", lab.listing());
+
+    // Each client on exactly one server, for all ten connections.
+    let mut server_of: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    for c in &clients {
+        let by = &by_client[c];
+        assert_eq!(by.len(), 1, "client {c} answered by {}", show(by));
+        let (server, n) = by.iter().next().unwrap();
+        assert_eq!(*n, 10, "client {c}: {}", show(by));
+        server_of.insert(*c, server.clone());
+    }
+    // The clients spread: two per server.
+    let mut clients_of: BTreeMap<String, usize> = BTreeMap::new();
+    for s in server_of.values() {
+        *clients_of.entry(s.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        clients_of,
+        (0..3).map(|i| (format!("rs{i}"), 2)).collect(),
+        "clients per server: {server_of:?}"
+    );
+
+    // The templates, as `ipvsadm -Lcn` lists them.
+    let vip = lab.vip();
+    let name_of = |addr: Ipv4Addr| -> String {
+        (0..3)
+            .find(|&i| lab.rs(i) == addr)
+            .map(|i| format!("rs{i}"))
+            .unwrap_or_else(|| panic!("template to {addr}, not a real server"))
+    };
+    let tpls = lab.dp.templates();
+    println!("pro timeout state source              virtual             destination");
+    let mut seen: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    for t in &tpls {
+        let client = Ipv4Addr::from(t.key.caddr[0].to_ne_bytes());
+        let vaddr = Ipv4Addr::from(t.key.vaddr[0].to_ne_bytes());
+        let daddr = Ipv4Addr::from(t.daddr[0].to_ne_bytes());
+        println!(
+            "TCP {:>7} NONE  {client}:0{:>8} {vaddr}:{}  {daddr}:{}",
+            t.timeout,
+            "",
+            u16::from_be(t.key.vport),
+            u16::from_be(t.dport)
+        );
+        assert_eq!(vaddr, vip, "template {t:?}");
+        assert_eq!(u16::from_be(t.key.vport), 80, "template {t:?}");
+        assert_eq!(t.timeout, 300, "template {t:?}");
+        assert_eq!(t.flags, 0, "template invalidated: {t:?}");
+        seen.insert(client, name_of(daddr));
+    }
+    assert_eq!(tpls.len(), 6, "one template per client: {tpls:?}");
+    assert_eq!(
+        seen, server_of,
+        "templates (client -> server) vs who answered"
+    );
+    assert_eq!(lab.dp.valid_template_count(), 6);
+    for i in 0..3 {
+        let c = lab.dp.real_counts(lab.dest(i)).unwrap().unwrap_or_default();
+        assert_eq!(c.persist, 2, "rs{i} PersistConn: {c:?}");
+        assert_eq!(lab.conns(i), 20, "rs{i} Conns");
+    }
+    let c = lab.dp.counters().unwrap();
+    assert_eq!(c.no_route, 0, "{c:?}");
+    assert_eq!(c.no_dest, 0, "{c:?}");
 }

@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use labs_common::{load_pinned, Attach, Lab};
+use labs_common::{load_pinned, Attach, Hops, Lab};
 use xvs_core::{model::DestId, table::IpvsTable};
 use xvs_datapath::{Hook, Prog};
 use xvs_testhost::{load::parse_wrk, netns::unique_id, WrkOptions, WrkResult};
@@ -122,9 +122,9 @@ fn snapshot(lab: &Lab) -> Vec<(u32, u32, u64, u64)> {
 fn restart_under_load(nat: bool, attach: Attach) {
     let dir = PinDir::new();
     let mut lab = if nat {
-        Lab::nat_with(2, true, Some(&dir.0))
+        Lab::nat_with(2, true, Hops::Fib, Attach::Tc, Some(&dir.0))
     } else {
-        Lab::dr_with(2, attach, Some(&dir.0))
+        Lab::dr_with(2, attach, Hops::Fib, Some(&dir.0))
     };
     lab.table = rules(&lab, nat, false);
     lab.sync();

@@ -344,6 +344,31 @@ fn bulk() -> String {
 
 #[test]
 fn tcp_through_xvs_tc_director_over_ipip_and_gue_to_xvs_decap() {
+    tcp_through_tun_director(|d1| L2 {
+        default: NextHop {
+            mac: R0_MAC,
+            src_mac: D1_MAC,
+            ifindex: d1,
+        },
+        tun_saddr: Some(v4(TUN_SRC)),
+        tun_mtu: TUN_MTU,
+        ..L2::default()
+    });
+}
+
+/// The same with an empty `L2`: the real servers' MAC and the egress device
+/// (d1) from the director's FIB and neighbour tables, the tunnel source from
+/// the FIB too (BPF_FIB_LOOKUP_SRC: d1's 198.18.1.1). Only d0 forwards
+/// (`net.ipv4.conf.d0.forwarding=1`, which bpf_fib_lookup needs on the
+/// ingress device; `ip_forward` stays 0 and the director still has no
+/// route to the VIP). The real server's MAC is not resolved at first: tc
+/// sends those packets with bpf_redirect_neigh.
+#[test]
+fn tcp_through_xvs_tc_director_with_next_hops_and_tunnel_source_from_the_fib() {
+    tcp_through_tun_director(|_| L2::default());
+}
+
+fn tcp_through_tun_director(l2_for: impl FnOnce(u32) -> L2) {
     require_root();
     let t = topology();
     let mut dp = common::load();
@@ -357,16 +382,11 @@ fn tcp_through_xvs_tc_director_over_ipip_and_gue_to_xvs_decap() {
         "-a -t 198.18.2.1:80 -r 198.18.1.2 -i",
         "-a -t 198.18.2.1:80 -r 198.18.1.3 -i --tun-type gue --tun-port 6080",
     ]);
-    let l2 = L2 {
-        default: NextHop {
-            mac: R0_MAC,
-            src_mac: D1_MAC,
-            ifindex: d1,
-        },
-        tun_saddr: Some(v4(TUN_SRC)),
-        tun_mtu: TUN_MTU,
-        ..L2::default()
-    };
+    let l2 = l2_for(d1);
+    let fib = l2.default.is_fib();
+    if fib {
+        t.director.sysctl(&["net.ipv4.conf.d0.forwarding=1"]);
+    }
     dp.sync(&rules, &Sysctls::default(), &l2).unwrap();
 
     let mut decap = Decap::load().unwrap_or_else(|e| panic!("loading decap: {e:?}"));
@@ -388,10 +408,19 @@ fn tcp_through_xvs_tc_director_over_ipip_and_gue_to_xvs_decap() {
 
     let after = dp.counters().unwrap();
     let dafter = decap.counters().unwrap();
+    println!("director {before:?} -> {after:?}; decap {dbefore:?} -> {dafter:?}");
+    // Sent with the next hop known, or (FIB, first packets) with
+    // bpf_redirect_neigh while the director resolved r0's MAC.
+    let sent = (after.forwarded + after.no_neigh) - (before.forwarded + before.no_neigh);
+    assert!(sent >= 16, "sent: {before:?} -> {after:?}");
+    if !fib {
+        assert_eq!(after.no_neigh, 0, "{after:?}");
+    }
     assert!(
-        after.forwarded >= before.forwarded + 16,
+        after.forwarded >= before.forwarded + 8,
         "forwarded: {before:?} -> {after:?}"
     );
+    assert_eq!(after.no_route, 0, "{after:?}");
     assert_eq!(after.tun_dropped, 0, "{after:?}");
     assert_eq!(after.local, 0, "{after:?}");
     assert!(

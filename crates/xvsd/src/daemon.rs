@@ -246,6 +246,8 @@ impl Daemon {
                 ("conn_full".into(), c.conn_full),
                 ("local".into(), c.local),
                 ("tun_dropped".into(), c.tun_dropped),
+                ("no_neigh".into(), c.no_neigh),
+                ("no_route".into(), c.no_route),
             ],
             Err(_) => Vec::new(),
         };

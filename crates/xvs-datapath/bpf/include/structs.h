@@ -110,11 +110,11 @@ struct real {
 	__u8 tun_type;  /* 0 ipip, 1 gue, 2 gre (for the TUN work) */
 	__u8 tun_flags; /* 0 nocsum, 1 csum, 2 remcsum */
 	__be16 tun_port;
-	__u8 mac[6];     /* L2 next hop: destination MAC */
+	__u8 mac[6];     /* L2 next hop: destination MAC; all 0 = ask the FIB (bpf_fib_lookup) */
 	__u8 src_mac[6]; /* source MAC of the egress interface */
-	__u32 ifindex;   /* egress interface, 0 = out of the ingress one */
+	__u32 ifindex;   /* egress interface, 0 = out of the ingress one (explicit next hop only) */
 	__u32 pad;
-	__be32 tun_saddr[4]; /* TUN: outer source address (the director); all 0 = no tunnel source, pass to the stack */
+	__be32 tun_saddr[4]; /* TUN: outer source address (the director); all 0 = from the FIB (BPF_FIB_LOOKUP_SRC) when mac is 0, else none: pass to the stack */
 	__u16 tun_mtu;       /* TUN: MTU toward the real server, host order; 0 = no check */
 	__u16 pad2;
 };
@@ -291,12 +291,14 @@ enum xvs_counter {
 	XVS_CNT_MALFORMED = 2,   /* truncated or invalid headers: handed on untouched */
 	XVS_CNT_NO_DEST = 3,     /* new connection, no real server: dropped */
 	XVS_CNT_UNAVAILABLE = 4, /* connection's real server removed: dropped */
-	XVS_CNT_REPLIED = 5,     /* NAT reply, source rewritten to the VIP, passed */
+	XVS_CNT_REPLIED = 5,     /* NAT reply, source rewritten to the VIP, sent to the client's next hop */
 	XVS_CNT_FRAGMENT = 6,    /* IP fragment: handed on untouched */
 	XVS_CNT_CONN_FULL = 7,   /* connection table full: dropped */
 	XVS_CNT_LOCAL = 8,       /* tracked, but local (or TUN without a tunnel source): handed to the stack */
 	XVS_CNT_TUN_DROP = 9,    /* TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped */
-	XVS_CNT_MAX = 10,
+	XVS_CNT_NO_NEIGH = 10,   /* FIB next hop without a neighbour entry: tc bpf_redirect_neigh; XDP passes it, with metadata, to tc */
+	XVS_CNT_NO_ROUTE = 11,   /* FIB lookup failed (no route, forwarding off, MTU, no source): dropped; NAT replies to the stack */
+	XVS_CNT_MAX = 12,
 };
 
 #endif /* XVS_STRUCTS_H */

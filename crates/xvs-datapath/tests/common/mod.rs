@@ -217,3 +217,21 @@ pub fn serve_one(
         .map_err(|e| format!("server write: {e}"))?;
     Ok(peer)
 }
+
+/// Runs `f` on a thread of its own in a new, empty network namespace
+/// (`unshare(CLONE_NEWNET)` on that thread only; the namespace goes with
+/// it). `BPF_PROG_TEST_RUN` runs in the caller's namespace, and the
+/// programs' FIB lookups with it: in a new namespace forwarding is off, so
+/// a NAT reply's lookup answers FWD_DISABLED whatever the host's routes and
+/// sysctls, and commands spawned from `f` (`ip`) act on that namespace.
+pub fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET) for a private network namespace");
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}

@@ -45,6 +45,17 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Where the real servers' next hops come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hops {
+    /// `L2::default()`: the programs ask the kernel's FIB and neighbour
+    /// tables (`bpf_fib_lookup`); the director has forwarding on (the
+    /// topology sets `ip_forward=1`).
+    Fib,
+    /// Explicit `L2` entries (MACs and egress device) for every real server.
+    Explicit,
+}
+
 /// Where the datapath is attached on the director.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attach {
@@ -54,6 +65,11 @@ pub enum Attach {
     /// is off and the veth peer that receives XDP_TX frames has an
     /// XDP_PASS program.
     Xdp,
+    /// DR only: [`Attach::Xdp`] plus `xvs_tc` on the same device, which
+    /// sends the frames XDP could not (no neighbour entry: XDP passes them
+    /// with metadata) with `bpf_redirect_neigh`. No managed neighbour
+    /// entries needed.
+    XdpTc,
 }
 
 /// One lab: topology, rules, datapath. Field order is drop order: the
@@ -107,58 +123,111 @@ impl Lab {
     /// the real servers' bridge) is the real servers' default gateway.
     /// `xvs_tc` on `d0` ingress DNATs client packets and redirects them out
     /// of `d1`; on `d1` ingress it SNATs the replies back to the VIP and
-    /// hands them to the stack, which routes them to the client.
+    /// sends them straight out of `d0` to the client (next hop from the
+    /// FIB), so the director needs no `accept_local`. Next hops from the FIB.
     pub fn nat(servers: usize, web: bool) -> Lab {
-        Self::nat_with(servers, web, None)
+        Self::nat_with(servers, web, Hops::Fib, Attach::Tc, None)
     }
 
-    /// [`Lab::nat`], with the datapath's maps and (tcx) links pinned in
-    /// `pin` when given: the attachments outlive `dp`.
-    pub fn nat_with(servers: usize, web: bool, pin: Option<&Path>) -> Lab {
+    /// [`Lab::nat`] with the real servers' next hops from `hops`, attached
+    /// with `attach`. XDP: native `xvs_xdp` on `d0` and `d1` (each in the
+    /// other's DEVMAP: the DNATed packets are redirected from d0 to d1, the
+    /// SNATed replies from d1 to d0); the veth peers those frames enter
+    /// (`p-d` on the bridge, the client's `c0`) get an XDP_PASS program,
+    /// and the client's and the real servers' tx checksum offload is off.
+    /// With `pin`, the datapath's maps and links are pinned there (tc only):
+    /// the attachments outlive `dp`.
+    pub fn nat_with(
+        servers: usize,
+        web: bool,
+        hops: Hops,
+        attach: Attach,
+        pin: Option<&Path>,
+    ) -> Lab {
         require_root();
         let guard = serial();
         let topo = build(Mode::Nat, servers);
         let web = if web { start_web(&topo) } else { vec![] };
         let mut dp = load_pinned(pin);
         let d = topo.director();
-        // The replies leave the stack with the VIP as source after the SNAT
-        // in d1's ingress; the VIP is local (on d0), and a packet arriving
-        // with a local source address is a martian unless accept_local.
-        d.sysctl("net.ipv4.conf.d1.accept_local", "1")
-            .expect("accept_local on d1");
+        // The replies are not handed to the director's stack any more, so
+        // the VIP as their source is no martian: accept_local stays off.
+        assert_eq!(
+            d.get_sysctl("net.ipv4.conf.d1.accept_local")
+                .expect("reading accept_local on d1")
+                .trim(),
+            "0",
+            "accept_local on d1"
+        );
+        let mut pass = None;
+        if attach == Attach::Xdp {
+            cmd::require_tool("ethtool", "ethtool").unwrap_or_else(|e| panic!("{e}"));
+            topo.client()
+                .exec(&["ethtool", "-K", "c0", "tx", "off"])
+                .expect("ethtool -K c0 tx off in the client");
+            for s in topo.servers() {
+                s.exec(&["ethtool", "-K", "r0", "tx", "off"])
+                    .expect("ethtool -K r0 tx off in a real server");
+            }
+            let mut p = load();
+            let lan = topo.lan().expect("NAT lab has a lan namespace");
+            lan.enter(|| {
+                p.attach_xdp("p-d", XdpMode::Driver)
+                    .expect("attach XDP_PASS to p-d")
+            })
+            .expect("entering the lan");
+            topo.client()
+                .enter(|| {
+                    p.attach_xdp("c0", XdpMode::Driver)
+                        .expect("attach XDP_PASS to c0")
+                })
+                .expect("entering the client");
+            pass = Some(p);
+        }
         let (attachments, d1) = d
             .enter(|| {
                 let d1 = xvs_datapath::ifindex("d1").expect("d1 in the director");
                 if pin.is_some() {
+                    assert_eq!(attach, Attach::Tc, "pinned NAT labs attach with tc");
                     for i in ["d0", "d1"] {
                         dp.attach_pinned_tc(i)
                             .unwrap_or_else(|e| panic!("pinned xvs_tc on {i}: {e}"));
                     }
                     return (vec![], d1);
                 }
-                let a = vec![
-                    dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
-                    dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
-                ];
+                let a = match attach {
+                    Attach::Tc => vec![
+                        dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"),
+                        dp.attach_tc("d1").expect("attach xvs_tc to d1 ingress"),
+                    ],
+                    Attach::Xdp | Attach::XdpTc => vec![
+                        dp.attach_xdp("d0", XdpMode::Driver)
+                            .expect("attach xvs_xdp (native) to d0"),
+                        dp.attach_xdp("d1", XdpMode::Driver)
+                            .expect("attach xvs_xdp (native) to d1"),
+                    ],
+                };
                 (a, d1)
             })
             .expect("entering the director");
-        let src_mac = mac_of(&topo, Role::Director, "d1");
         let mut l2 = L2::default();
-        for i in 0..servers {
-            l2.by_addr.insert(
-                IpAddr::V4(topo.plan().server_addr(i)),
-                NextHop {
-                    mac: mac_of(&topo, Role::Server(i), "r0"),
-                    src_mac,
-                    ifindex: d1,
-                },
-            );
+        if hops == Hops::Explicit {
+            let src_mac = mac_of(&topo, Role::Director, "d1");
+            for i in 0..servers {
+                l2.by_addr.insert(
+                    IpAddr::V4(topo.plan().server_addr(i)),
+                    NextHop {
+                        mac: mac_of(&topo, Role::Server(i), "r0"),
+                        src_mac,
+                        ifindex: d1,
+                    },
+                );
+            }
         }
         Lab {
             dp,
             attachments,
-            pass: None,
+            pass,
             table: IpvsTable::new(),
             sysctls: Sysctls::default(),
             l2,
@@ -173,13 +242,20 @@ impl Lab {
     /// (arp_ignore=1, arp_announce=2). The datapath rewrites the MACs and
     /// sends the frame back out of `d0` to the chosen real server, which
     /// answers the client directly.
+    ///
+    /// With [`Hops::Fib`] the real servers' MACs come from the director's
+    /// neighbour table. tc resolves a missing entry itself
+    /// (`bpf_redirect_neigh`); XDP cannot, so for XDP the director keeps
+    /// the real servers' entries resolved with managed neighbour entries
+    /// (`ip neigh replace RS dev d0 managed`), as a daemon would.
     pub fn dr(servers: usize, attach: Attach) -> Lab {
-        Self::dr_with(servers, attach, None)
+        Self::dr_with(servers, attach, Hops::Fib, None)
     }
 
-    /// [`Lab::dr`], with the datapath's maps and links pinned in `pin` when
-    /// given: the attachments outlive `dp`.
-    pub fn dr_with(servers: usize, attach: Attach, pin: Option<&Path>) -> Lab {
+    /// [`Lab::dr`] with the real servers' next hops from `hops`, and the
+    /// datapath's maps and links pinned in `pin` when given (the
+    /// attachments outlive `dp`).
+    pub fn dr_with(servers: usize, attach: Attach, hops: Hops, pin: Option<&Path>) -> Lab {
         require_root();
         let guard = serial();
         let topo = build(Mode::Dr, servers);
@@ -197,7 +273,7 @@ impl Lab {
             Attach::Tc => d
                 .enter(|| vec![dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress")])
                 .expect("entering the director"),
-            Attach::Xdp => {
+            Attach::Xdp | Attach::XdpTc => {
                 // The client's stack leaves TCP checksums to the "hardware"
                 // (CHECKSUM_PARTIAL), which XDP cannot see: the frame XDP
                 // sends on would carry a partial checksum. Offload off.
@@ -222,24 +298,56 @@ impl Lab {
                             .expect("pinned xvs_xdp (native) on d0");
                         return vec![];
                     }
-                    vec![dp
+                    let mut a = vec![dp
                         .attach_xdp("d0", XdpMode::Driver)
-                        .expect("attach xvs_xdp (native) to d0")]
+                        .expect("attach xvs_xdp (native) to d0")];
+                    if attach == Attach::XdpTc {
+                        a.push(dp.attach_tc("d0").expect("attach xvs_tc to d0 ingress"));
+                    }
+                    a
                 })
                 .expect("entering the director")
             }
         };
-        let src_mac = mac_of(&topo, Role::Director, "d0");
         let mut l2 = L2::default();
-        for i in 0..servers {
-            l2.by_addr.insert(
-                IpAddr::V4(topo.plan().server_addr(i)),
-                NextHop {
-                    mac: mac_of(&topo, Role::Server(i), "r0"),
-                    src_mac,
-                    ifindex: 0, // back out of d0
-                },
-            );
+        match hops {
+            Hops::Explicit => {
+                let src_mac = mac_of(&topo, Role::Director, "d0");
+                for i in 0..servers {
+                    l2.by_addr.insert(
+                        IpAddr::V4(topo.plan().server_addr(i)),
+                        NextHop {
+                            mac: mac_of(&topo, Role::Server(i), "r0"),
+                            src_mac,
+                            ifindex: 0, // back out of d0
+                        },
+                    );
+                }
+            }
+            Hops::Fib if attach == Attach::Xdp => {
+                for i in 0..servers {
+                    let rs = topo.plan().server_addr(i).to_string();
+                    d.ip(&["neigh", "replace", &rs, "dev", "d0", "managed"])
+                        .expect("managed neighbour entry for a real server");
+                }
+                for i in 0..servers {
+                    let rs = topo.plan().server_addr(i).to_string();
+                    cmd::wait_until(
+                        &format!("the director to resolve {rs}"),
+                        std::time::Duration::from_secs(5),
+                        || {
+                            let out = d.ip(&["neigh", "show", &rs, "dev", "d0"])?;
+                            if out.contains("lladdr") {
+                                Ok(())
+                            } else {
+                                Err(xvs_testhost::Error::Invalid(out))
+                            }
+                        },
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            Hops::Fib => {}
         }
         Lab {
             dp,
@@ -345,6 +453,45 @@ impl Lab {
         )
         .expect("list");
         format!("{plain}{stats}")
+    }
+
+    /// Like [`Lab::curl_close`], from source address `src` (an address of
+    /// the client's, `curl --interface`).
+    pub fn curl_close_from(&self, src: Ipv4Addr, n: usize) -> BTreeMap<String, usize> {
+        let url = format!("http://{}:{PORT}/?[1-{n}]", self.vip());
+        let src = src.to_string();
+        let out = self
+            .topo
+            .client()
+            .exec(&[
+                "curl",
+                "-sS",
+                "--fail",
+                "--fail-early",
+                "--noproxy",
+                "*",
+                "--interface",
+                &src,
+                "--connect-timeout",
+                "5",
+                "--max-time",
+                "10",
+                "-H",
+                "Connection: close",
+                &url,
+            ])
+            .unwrap_or_else(|e| panic!("curl {url} from {src} in the client: {e}"));
+        let mut by = BTreeMap::new();
+        for l in out.lines() {
+            *by.entry(l.to_string()).or_default() += 1;
+        }
+        assert_eq!(
+            by.values().sum::<usize>(),
+            n,
+            "curl from {src} got {} answers for {n} requests: {out:?}",
+            by.values().sum::<usize>()
+        );
+        by
     }
 
     pub fn url(&self) -> String {

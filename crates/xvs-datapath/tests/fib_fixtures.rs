@@ -1,0 +1,636 @@
+//! Next hops from the kernel's FIB and neighbour tables, byte for byte, with
+//! BPF_PROG_TEST_RUN (XDP and tc). An empty `L2` makes the programs ask
+//! `bpf_fib_lookup()`; explicit `L2` entries still override it.
+//!
+//! Each test runs on a thread in a network namespace of its own
+//! (`common::in_private_netns`), where it builds a small director: a veth
+//! pair whose ends stand for the client side (`fx0`) and the server side
+//! (`fx1`), forwarding on, permanent neighbour entries (so the expected MACs
+//! are known), a route through a gateway. Packets are run "as if received"
+//! on one of those devices (`Datapath::test_run_on`: XDP's ingress_ifindex,
+//! the skb's device), which is what the FIB lookup starts from.
+//!
+//! ```text
+//!  fx0 02:78:76:66:00:01  198.18.0.1/24, VIP 198.18.2.1/32
+//!      neighbours: client 198.18.0.2, same-segment DR real server 198.18.0.10
+//!  fx1 02:78:76:66:00:02  198.18.1.1/24
+//!      neighbours: real server 198.18.1.2, gateway 198.18.1.254
+//!      198.18.1.3: no neighbour entry; 198.18.20.0/24 via 198.18.1.254
+//! ```
+//!
+//! Needs root; fails (never skips) without it.
+
+mod common;
+mod tun_common;
+
+use std::{net::IpAddr, process::Command};
+
+use common::in_private_netns;
+use tun_common::{eth, ipv4, ipv4_header, tcp, udp, Mac};
+use xvs_core::persist::Sysctls;
+use xvs_datapath::{verdict::*, Counters, Datapath, NextHop, Prog, L2};
+
+const FX0_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x00, 0x01];
+const FX1_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x00, 0x02];
+const CLIENT_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x01, 0x01];
+const RS_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x01, 0x02];
+const RS_NEAR_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x01, 0x0a];
+const GW_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x01, 0xfe];
+const OVERRIDE_MAC: Mac = [0x02, 0x78, 0x76, 0x66, 0x0f, 0x0f];
+
+const CLIENT: [u8; 4] = [198, 18, 0, 2];
+const VIP: [u8; 4] = [198, 18, 2, 1];
+const RS: [u8; 4] = [198, 18, 1, 2];
+const RS_NEAR: [u8; 4] = [198, 18, 0, 10];
+const RS_UNRESOLVED: [u8; 4] = [198, 18, 1, 3];
+const RS_FAR: [u8; 4] = [198, 18, 20, 5];
+const FX1_ADDR: [u8; 4] = [198, 18, 1, 1];
+
+const PROGS: [Prog; 2] = [Prog::Xdp, Prog::Tc];
+
+fn mac(m: Mac) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Runs a command in the calling thread's network namespace (a child
+/// inherits it) and fails the test if it fails.
+fn run(prog: &str, args: &[&str]) {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(args: &[&str]) {
+    run("ip", args);
+}
+
+fn sysctl(setting: &str) {
+    run("sysctl", &["-qw", setting]);
+}
+
+fn a(v: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(v).to_string()
+}
+
+/// The director of the module comment, in the current (private) namespace.
+/// Returns the ifindexes of fx0 and fx1.
+fn director() -> (u32, u32) {
+    ip(&[
+        "link",
+        "add",
+        "fx0",
+        "address",
+        &mac(FX0_MAC),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "fx1",
+        "address",
+        &mac(FX1_MAC),
+    ]);
+    ip(&["addr", "add", "198.18.0.1/24", "dev", "fx0"]);
+    ip(&["addr", "add", "198.18.2.1/32", "dev", "fx0"]);
+    ip(&["addr", "add", "198.18.1.1/24", "dev", "fx1"]);
+    ip(&["link", "set", "fx0", "up"]);
+    ip(&["link", "set", "fx1", "up"]);
+    for (addr, m, dev) in [
+        (CLIENT, CLIENT_MAC, "fx0"),
+        (RS_NEAR, RS_NEAR_MAC, "fx0"),
+        (RS, RS_MAC, "fx1"),
+        ([198, 18, 1, 254], GW_MAC, "fx1"),
+    ] {
+        ip(&[
+            "neigh",
+            "replace",
+            &a(addr),
+            "lladdr",
+            &mac(m),
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ]);
+    }
+    ip(&["route", "add", "198.18.20.0/24", "via", "198.18.1.254"]);
+    // bpf_fib_lookup answers FWD_DISABLED unless the ingress device forwards.
+    sysctl("net.ipv4.conf.all.forwarding=1");
+    sysctl("net.ipv4.conf.fx0.forwarding=1");
+    sysctl("net.ipv4.conf.fx1.forwarding=1");
+    let idx = |n| xvs_datapath::ifindex(n).unwrap_or_else(|e| panic!("{n}: {e}"));
+    (idx("fx0"), idx("fx1"))
+}
+
+fn datapath(rules: &[&str], l2: &L2) -> Datapath {
+    let mut dp = common::load();
+    dp.sync(&common::table(rules), &Sysctls::default(), l2)
+        .unwrap();
+    dp
+}
+
+fn syn_from_client(dport: u16) -> Vec<u8> {
+    eth(
+        FX0_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(CLIENT, VIP, 6, &tcp(40000, dport, 0x02)),
+    )
+}
+
+fn redirect(prog: Prog) -> u32 {
+    match prog {
+        Prog::Xdp => XDP_REDIRECT,
+        Prog::Tc => TC_ACT_REDIRECT,
+    }
+}
+
+/// DR with an empty L2: the real server's MAC and the egress device (fx1,
+/// not the ingress fx0: a redirect) come from the FIB; the IP packet is
+/// untouched. An explicit `L2` entry for the address still wins.
+#[test]
+fn dr_next_hop_from_the_fib_and_explicit_l2_overrides_it() {
+    common::require_root();
+    in_private_netns(|| {
+        let (_fx0, fx1) = director();
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+        ];
+        let input = syn_from_client(80);
+        let ip_part = input[14..].to_vec();
+        for prog in PROGS {
+            let fx0 = xvs_datapath::ifindex("fx0").unwrap();
+            let dp = datapath(&rules, &L2::default());
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?}");
+            assert_eq!(
+                got.packet,
+                eth(RS_MAC, FX1_MAC, 0x0800, &ip_part),
+                "{prog:?}"
+            );
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 1,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+
+            // Override: this MAC and "out of the ingress device".
+            let mut l2 = L2::default();
+            l2.by_addr.insert(
+                IpAddr::V4(RS.into()),
+                NextHop {
+                    mac: OVERRIDE_MAC,
+                    src_mac: FX0_MAC,
+                    ifindex: 0,
+                },
+            );
+            let dp = datapath(&rules, &l2);
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            let same_dev = match prog {
+                Prog::Xdp => XDP_TX,
+                Prog::Tc => TC_ACT_REDIRECT,
+            };
+            assert_eq!(got.verdict, same_dev, "{prog:?} override");
+            assert_eq!(
+                got.packet,
+                eth(OVERRIDE_MAC, FX0_MAC, 0x0800, &ip_part),
+                "{prog:?} override"
+            );
+        }
+        // The XDP program redirects through its DEVMAP once fx1 is in it.
+        let mut dp = datapath(&rules, &L2::default());
+        dp.add_xdp_tx_port(fx1).unwrap();
+        let fx0 = xvs_datapath::ifindex("fx0").unwrap();
+        let got = dp.test_run_on(Prog::Xdp, &input, fx0).unwrap();
+        assert_eq!(got.verdict, XDP_REDIRECT);
+        assert_eq!(got.packet, eth(RS_MAC, FX1_MAC, 0x0800, &ip_part));
+    });
+}
+
+/// DR to a real server on the ingress device's own segment: XDP_TX in XDP,
+/// a redirect to the same device in tc, with the MACs from the FIB.
+#[test]
+fn dr_back_out_of_the_ingress_device() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.0.10 -g",
+        ];
+        let input = syn_from_client(80);
+        for prog in PROGS {
+            let dp = datapath(&rules, &L2::default());
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            let want = match prog {
+                Prog::Xdp => XDP_TX,
+                Prog::Tc => TC_ACT_REDIRECT,
+            };
+            assert_eq!(got.verdict, want, "{prog:?}");
+            assert_eq!(
+                got.packet,
+                eth(RS_NEAR_MAC, FX0_MAC, 0x0800, &input[14..]),
+                "{prog:?}"
+            );
+        }
+    });
+}
+
+/// NAT with an empty L2, both directions: the client's packet is DNATed and
+/// sent to the real server's MAC out of fx1; the real server's reply (in on
+/// fx1) is SNATed to the VIP and sent straight to the client's MAC out of
+/// fx0, not handed to the stack (no accept_local needed).
+#[test]
+fn nat_both_directions_from_the_fib() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2:8080 -m",
+            "-A -u 198.18.2.1:53 -s rr",
+            "-a -u 198.18.2.1:53 -r 198.18.1.2:5353 -m",
+        ];
+        for prog in PROGS {
+            let dp = datapath(&rules, &L2::default());
+            // TCP
+            let got = dp.test_run_on(prog, &syn_from_client(80), fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} SYN");
+            assert_eq!(
+                got.packet,
+                eth(
+                    RS_MAC,
+                    FX1_MAC,
+                    0x0800,
+                    &ipv4(CLIENT, RS, 6, &tcp(40000, 8080, 0x02))
+                ),
+                "{prog:?} SYN"
+            );
+            let synack = eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12)),
+            );
+            let got = dp.test_run_on(prog, &synack, fx1).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} SYN-ACK");
+            assert_eq!(
+                got.packet,
+                eth(
+                    CLIENT_MAC,
+                    FX0_MAC,
+                    0x0800,
+                    &ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12))
+                ),
+                "{prog:?} SYN-ACK"
+            );
+            // UDP
+            let q = eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, VIP, 17, &udp(5000, 53, b"query!")),
+            );
+            let got = dp.test_run_on(prog, &q, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} query");
+            assert_eq!(
+                got.packet,
+                eth(
+                    RS_MAC,
+                    FX1_MAC,
+                    0x0800,
+                    &ipv4(CLIENT, RS, 17, &udp(5000, 5353, b"query!"))
+                ),
+                "{prog:?} query"
+            );
+            let ans = eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(RS, CLIENT, 17, &udp(5353, 5000, b"answer")),
+            );
+            let got = dp.test_run_on(prog, &ans, fx1).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} answer");
+            assert_eq!(
+                got.packet,
+                eth(
+                    CLIENT_MAC,
+                    FX0_MAC,
+                    0x0800,
+                    &ipv4(VIP, CLIENT, 17, &udp(53, 5000, b"answer"))
+                ),
+                "{prog:?} answer"
+            );
+            assert!(common::checksums_ok(&got.packet), "{prog:?}");
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 2,
+                    replied: 2,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+        }
+    });
+}
+
+/// XDP metadata left for the tc program: magic, egress ifindex, next hop.
+fn meta(ifindex: u32, nh: [u8; 4]) -> Vec<u8> {
+    let mut m = 0x3173_7678u32.to_ne_bytes().to_vec();
+    m.extend_from_slice(&ifindex.to_ne_bytes());
+    m.extend_from_slice(&nh);
+    m
+}
+
+/// A real server the FIB routes but whose neighbour (ARP) entry is missing:
+/// tc hands the packet to bpf_redirect_neigh (a redirect: the kernel
+/// resolves the MAC and sends it). XDP cannot: it passes the frame with
+/// metadata (egress device, next hop) for xvs_tc on the same device, which
+/// then does the same (the test run's output starts at the metadata). A NAT
+/// frame is DNATed (without xvs_tc the stack forwards it and resolves the
+/// neighbour); a DR frame gets a zero destination MAC (without xvs_tc the
+/// stack drops it as not for this host, rather than take a packet for its
+/// VIP as its own). Counted as `no_neigh`, never as forwarded.
+#[test]
+fn no_neighbour_entry() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        let input = syn_from_client(80);
+        for prog in PROGS {
+            // DR
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.3 -g",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            match prog {
+                Prog::Xdp => {
+                    assert_eq!(got.verdict, XDP_PASS, "DR");
+                    let mut want = meta(fx1, RS_UNRESOLVED);
+                    want.extend(eth([0; 6], CLIENT_MAC, 0x0800, &input[14..]));
+                    assert_eq!(got.packet, want, "DR: metadata, no destination MAC");
+                }
+                Prog::Tc => {
+                    assert_eq!(got.verdict, TC_ACT_REDIRECT, "DR");
+                    assert_eq!(got.packet, input, "DR: left to the kernel");
+                }
+            }
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    no_neigh: 1,
+                    ..Counters::default()
+                },
+                "{prog:?} DR"
+            );
+            // NAT
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.3:8080 -m",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            let (verdict, mut want) = match prog {
+                Prog::Xdp => (XDP_PASS, meta(fx1, RS_UNRESOLVED)),
+                Prog::Tc => (TC_ACT_REDIRECT, vec![]),
+            };
+            want.extend(eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, RS_UNRESOLVED, 6, &tcp(40000, 8080, 0x02)),
+            ));
+            assert_eq!(got.verdict, verdict, "{prog:?} NAT");
+            assert_eq!(
+                got.packet, want,
+                "{prog:?} NAT: DNATed, MACs left to the kernel"
+            );
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    no_neigh: 1,
+                    ..Counters::default()
+                },
+                "{prog:?} NAT"
+            );
+        }
+    });
+}
+
+/// No neighbour entry for a gateway (TUN, outer destination behind
+/// 198.18.1.253, which has none) or for a client (a NAT reply to
+/// 198.18.0.3): the next hop left for bpf_redirect_neigh is the gateway
+/// (the lookup replaced the destination by it), or the client. The TUN
+/// packet is encapsulated first (outer source from the FIB, MACs as they
+/// came); the reply SNATed first.
+#[test]
+fn no_neighbour_entry_for_a_gateway_or_a_client() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        ip(&["route", "add", "198.18.21.0/24", "via", "198.18.1.253"]);
+        let input = syn_from_client(80);
+        let inner = input[14..].to_vec();
+        let mut outer = ipv4_header(FX1_ADDR, [198, 18, 21, 5], 4, 0, 0, true, 64, inner.len());
+        outer.extend_from_slice(&inner);
+        let encapsulated = eth(FX0_MAC, CLIENT_MAC, 0x0800, &outer);
+        let client3 = [198, 18, 0, 3];
+        for prog in PROGS {
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.21.5 -i",
+                    "-A -t 198.18.2.1:8080 -s rr",
+                    "-a -t 198.18.2.1:8080 -r 198.18.1.2:80 -m",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            let (verdict, mut want) = match prog {
+                Prog::Xdp => (XDP_PASS, meta(fx1, [198, 18, 1, 253])),
+                Prog::Tc => (TC_ACT_REDIRECT, vec![]),
+            };
+            want.extend_from_slice(&encapsulated);
+            assert_eq!(got.verdict, verdict, "{prog:?} TUN");
+            assert_eq!(got.packet, want, "{prog:?} TUN");
+
+            // NAT: the client 198.18.0.3 connects (the real server's MAC is
+            // known), its reply finds no neighbour entry for it.
+            let syn = eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(client3, VIP, 6, &tcp(40001, 8080, 0x02)),
+            );
+            let got = dp.test_run_on(prog, &syn, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} NAT in");
+            let synack = eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(RS, client3, 6, &tcp(80, 40001, 0x12)),
+            );
+            let got = dp.test_run_on(prog, &synack, fx1).unwrap();
+            let (verdict, mut want) = match prog {
+                Prog::Xdp => (XDP_PASS, meta(fx0, client3)),
+                Prog::Tc => (TC_ACT_REDIRECT, vec![]),
+            };
+            want.extend(eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(VIP, client3, 6, &tcp(8080, 40001, 0x12)),
+            ));
+            assert_eq!(got.verdict, verdict, "{prog:?} NAT reply");
+            assert_eq!(got.packet, want, "{prog:?} NAT reply");
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 1,
+                    no_neigh: 2,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+        }
+    });
+}
+
+/// Forwarding off on the ingress device: bpf_fib_lookup answers
+/// FWD_DISABLED. Client packets are dropped (`no_route`); a NAT reply is
+/// SNATed and handed to the stack (which, with the VIP as a local source,
+/// would need accept_local: the old way).
+#[test]
+fn forwarding_off_on_the_ingress_device() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        sysctl("net.ipv4.conf.fx0.forwarding=0");
+        sysctl("net.ipv4.conf.fx1.forwarding=0");
+        for prog in PROGS {
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &syn_from_client(80), fx0).unwrap();
+            let drop = match prog {
+                Prog::Xdp => XDP_DROP,
+                Prog::Tc => TC_ACT_SHOT,
+            };
+            assert_eq!(got.verdict, drop, "{prog:?} DR");
+
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.2:8080 -m",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &syn_from_client(80), fx0).unwrap();
+            assert_eq!(got.verdict, drop, "{prog:?} NAT in");
+            // The SYN was tracked before its next hop failed: the reply is
+            // still the connection's.
+            let synack = eth(
+                FX1_MAC,
+                RS_MAC,
+                0x0800,
+                &ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12)),
+            );
+            let got = dp.test_run_on(prog, &synack, fx1).unwrap();
+            let pass = match prog {
+                Prog::Xdp => XDP_PASS,
+                Prog::Tc => TC_ACT_OK,
+            };
+            assert_eq!(got.verdict, pass, "{prog:?} NAT reply");
+            assert_eq!(
+                got.packet,
+                eth(
+                    FX1_MAC,
+                    RS_MAC,
+                    0x0800,
+                    &ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12))
+                ),
+                "{prog:?} NAT reply: SNATed, MACs untouched"
+            );
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    no_route: 2,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+        }
+    });
+}
+
+/// LVS-TUN with an empty L2 and no tunnel source: the outer source is the
+/// one the FIB picks for the route (fx1's address, BPF_FIB_LOOKUP_SRC), the
+/// next hop is the gateway of 198.18.20.0/24. A configured tunnel source is
+/// kept with the FIB's next hop.
+#[test]
+fn tun_source_and_next_hop_from_the_fib() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
+        ];
+        let input = syn_from_client(80);
+        let inner = input[14..].to_vec();
+        let outer = |src: [u8; 4]| {
+            let mut p = ipv4_header(src, RS_FAR, 4, 0, 0, true, 64, inner.len());
+            p.extend_from_slice(&inner);
+            eth(GW_MAC, FX1_MAC, 0x0800, &p)
+        };
+        for prog in PROGS {
+            let dp = datapath(&rules, &L2::default());
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?}");
+            assert_eq!(got.packet, outer(FX1_ADDR), "{prog:?}");
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 1,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+            let l2 = L2 {
+                tun_saddr: Some(IpAddr::V4([198, 18, 1, 77].into())),
+                ..L2::default()
+            };
+            let dp = datapath(&rules, &l2);
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} configured source");
+            assert_eq!(
+                got.packet,
+                outer([198, 18, 1, 77]),
+                "{prog:?} configured source"
+            );
+        }
+    });
+}
