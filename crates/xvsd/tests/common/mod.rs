@@ -89,11 +89,17 @@ pub struct Xvsd {
     pub dir: PathBuf,
     pub socket: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl Xvsd {
     /// Starts xvsd and waits until its socket answers.
     pub fn start(test: &str) -> Xvsd {
+        Xvsd::start_with(test, &[])
+    }
+
+    /// [`Xvsd::start`] with more xvsd arguments.
+    pub fn start_with(test: &str, extra: &[&str]) -> Xvsd {
         require_root();
         let adm = xvsadm_bin();
         assert!(adm.exists());
@@ -112,6 +118,7 @@ impl Xvsd {
             socket: dir.join("xvsd.sock"),
             dir: dir.clone(),
             child: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         guard.spawn(test);
         guard
@@ -132,6 +139,7 @@ impl Xvsd {
             .arg(&self.socket)
             .arg("--state-dir")
             .arg(self.dir.join("state"))
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -197,6 +205,11 @@ impl Xvsd {
         self.spawn(test);
     }
 
+    /// xvsd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("xvsd is running").id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("xvsd.log")).unwrap_or_default()
     }
@@ -244,6 +257,16 @@ impl Xvsd {
 impl Drop for Xvsd {
     fn drop(&mut self) {
         self.stop();
+        // A stopped xvsd leaves its datapath pinned for the next one: remove it.
+        let _ = Command::new(env!("CARGO_BIN_EXE_xvsd"))
+            .args(["--cleanup", "--name", &self.netns, "--netns", &self.netns])
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
