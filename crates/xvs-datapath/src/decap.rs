@@ -17,7 +17,6 @@ use std::{
     ffi::CString,
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
 };
 
@@ -49,9 +48,6 @@ pub const ADDRS_MAP: &str = "xvs_decap_addrs";
 pub const CONFIG_MAP: &str = "xvs_decap_config";
 /// Per-CPU counters map.
 pub const COUNTERS_MAP: &str = "xvs_decap_counters";
-
-/// `BPF_FS_MAGIC` from `<linux/magic.h>`.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Errors of the decap API.
 #[derive(Debug, thiserror::Error)]
@@ -554,39 +550,14 @@ pub fn unpin(dir: &Path) -> Result<()> {
 /// Makes sure `dir` is a bpffs mount point: mounts one (mode 0700) if it is
 /// not. Returns whether it mounted.
 pub fn ensure_bpffs(dir: &Path) -> Result<bool> {
-    let fs_err = |what| {
-        move |source| DecapError::Fs {
-            what,
+    crate::pin::ensure_bpffs_at(dir).map_err(|e| match e {
+        crate::Error::Fs { what, path, source } => DecapError::Fs { what, path, source },
+        other => DecapError::Fs {
+            what: "mounting bpffs on",
             path: dir.to_path_buf(),
-            source,
-        }
-    };
-    let c = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-        .map_err(fs_err("bad path"))?;
-    // SAFETY: an all-zero statfs is a valid value to be overwritten.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is NUL-terminated, st is a valid out pointer.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    if r == 0 && st.f_type as i64 == BPF_FS_MAGIC {
-        return Ok(false);
-    }
-    std::fs::create_dir_all(dir).map_err(fs_err("creating"))?;
-    let (src, fstype, opts) = (c"bpf", c"bpf", c"mode=0700");
-    // SAFETY: all pointers are valid NUL-terminated strings.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            c.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            opts.as_ptr().cast(),
-        )
-    };
-    if r != 0 {
-        return Err(fs_err("mounting bpffs on")(io::Error::last_os_error()));
-    }
-    Ok(true)
+            source: io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Where `xvs-decap` pins the attachment for `iface` in the calling thread's

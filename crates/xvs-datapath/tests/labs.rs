@@ -41,15 +41,12 @@ mod labs_common;
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
-    process::Command,
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
 use xvs_core::conn::tcp::TCP_STATES;
-
-use xvs_testhost::{load::parse_wrk, WrkOptions, WrkResult};
 
 use labs_common::{got, if_stat, show, Attach, Hops, Lab};
 
@@ -265,27 +262,6 @@ fn dr_rr_tc_with_explicit_l2_splits_50_50() {
     dr_rr_replies_bypass_the_director(Attach::Tc, Hops::Explicit);
 }
 
-/// Starts wrk in the client with keep-alive for 5 s (16 connections, rr
-/// over two servers, so 8 on each), with a 5 s per-request timeout. It
-/// runs on its own thread (knowing the client namespace by name), so the
-/// test can change the rules meanwhile.
-fn wrk_keepalive<'s>(
-    s: &'s thread::Scope<'s, '_>,
-    lab: &Lab,
-) -> thread::ScopedJoinHandle<'s, WrkResult> {
-    let mut o = WrkOptions::new(&lab.url());
-    o.connections = 16;
-    o.duration = Duration::from_secs(5);
-    o.timeout = Duration::from_secs(5);
-    let ns = lab.topo.client().name().to_string();
-    s.spawn(move || {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns]).args(o.argv());
-        let out = xvs_testhost::cmd::run(&mut c).unwrap_or_else(|e| panic!("wrk: {e}"));
-        parse_wrk(&out).unwrap_or_else(|e| panic!("wrk: {e}"))
-    })
-}
-
 fn nat_rr_two_servers() -> Lab {
     let mut lab = Lab::nat(2, true);
     lab.ipvsadm("-A -t {vip}:80 -s rr");
@@ -304,7 +280,7 @@ fn nat_real_server_removed_and_readded_under_load() {
     let mut lab = nat_rr_two_servers();
     let id = lab.dest(0);
     let (res, dropped, rs0_during) = thread::scope(|s| {
-        let wrk = wrk_keepalive(s, &lab);
+        let wrk = lab.wrk_keepalive(s, Duration::from_secs(5));
         thread::sleep(Duration::from_millis(1500));
         let c0 = lab.dp.counters().unwrap();
         lab.ipvsadm("-d -t {vip}:80 -r {rs0}:80");
@@ -345,7 +321,7 @@ fn nat_real_server_removed_and_readded_under_load() {
 fn nat_real_server_drained_with_weight_0_under_load() {
     let mut lab = nat_rr_two_servers();
     let (res, during, rs0_conns, rs0_inpkts) = thread::scope(|s| {
-        let wrk = wrk_keepalive(s, &lab);
+        let wrk = lab.wrk_keepalive(s, Duration::from_secs(5));
         thread::sleep(Duration::from_millis(1500));
         lab.ipvsadm("-e -t {vip}:80 -r {rs0}:80 -m -w 0");
         let (conns0, inpkts0) = (lab.conns(0), lab.stats(0).inpkts);

@@ -16,7 +16,6 @@ mod labs_common;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     thread,
     time::Duration,
 };
@@ -24,7 +23,7 @@ use std::{
 use labs_common::{load_pinned, Attach, Hops, Lab};
 use xvs_core::{model::DestId, table::IpvsTable};
 use xvs_datapath::{Hook, Prog};
-use xvs_testhost::{load::parse_wrk, netns::unique_id, WrkOptions, WrkResult};
+use xvs_testhost::netns::unique_id;
 
 /// Detaches and removes what is pinned in the directory when dropped (the
 /// test's clean stop does it first; this is for a failing test).
@@ -67,25 +66,6 @@ fn rules(lab: &Lab, nat: bool, shift: bool) -> IpvsTable {
         t.apply(&cmd).unwrap_or_else(|e| panic!("{l}: {e}"));
     }
     t
-}
-
-/// wrk keep-alive from the client on its own thread: 16 connections for
-/// 15 s, long enough for the restart to happen in the middle of it.
-fn wrk_keepalive<'s>(
-    s: &'s thread::Scope<'s, '_>,
-    lab: &Lab,
-) -> thread::ScopedJoinHandle<'s, WrkResult> {
-    let mut o = WrkOptions::new(&lab.url());
-    o.connections = 16;
-    o.duration = Duration::from_secs(15);
-    o.timeout = Duration::from_secs(5);
-    let ns = lab.topo.client().name().to_string();
-    s.spawn(move || {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns]).args(o.argv());
-        let out = xvs_testhost::cmd::run(&mut c).unwrap_or_else(|e| panic!("wrk: {e}"));
-        parse_wrk(&out).unwrap_or_else(|e| panic!("wrk: {e}"))
-    })
 }
 
 /// Established TCP connections from the client to VIP:80, as its kernel
@@ -137,7 +117,7 @@ fn restart_under_load(nat: bool, attach: Attach) {
     assert_eq!(hooks.len(), if nat { 2 } else { 1 }, "{hooks:?}");
 
     let (res, before, live_before, after, live_after, replaced, c0, c1) = thread::scope(|s| {
-        let wrk = wrk_keepalive(s, &lab);
+        let wrk = lab.wrk_keepalive(s, Duration::from_secs(15));
         thread::sleep(Duration::from_secs(2));
         let (before, live_before) = (snapshot(&lab), live_conns(&lab));
         let c0 = lab.dp.counters().unwrap();

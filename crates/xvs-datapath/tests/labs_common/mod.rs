@@ -494,6 +494,27 @@ impl Lab {
         by
     }
 
+    /// wrk with keep-alive from the client for `duration` (16 connections,
+    /// 5 s per-request timeout), on a thread of `s` (knowing the client
+    /// namespace by name), so the test can change the rules meanwhile.
+    pub fn wrk_keepalive<'s>(
+        &self,
+        s: &'s std::thread::Scope<'s, '_>,
+        duration: std::time::Duration,
+    ) -> std::thread::ScopedJoinHandle<'s, xvs_testhost::WrkResult> {
+        let mut o = xvs_testhost::WrkOptions::new(&self.url());
+        o.connections = 16;
+        o.duration = duration;
+        o.timeout = std::time::Duration::from_secs(5);
+        let ns = self.topo.client().name().to_string();
+        s.spawn(move || {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", &ns]).args(o.argv());
+            let out = cmd::run(&mut c).unwrap_or_else(|e| panic!("wrk: {e}"));
+            xvs_testhost::load::parse_wrk(&out).unwrap_or_else(|e| panic!("wrk: {e}"))
+        })
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}:{PORT}/", self.vip())
     }
