@@ -5,6 +5,7 @@
 
 pub mod peers;
 pub mod report;
+pub mod xvs;
 
 use std::{
     collections::BTreeMap,
@@ -103,6 +104,9 @@ pub struct Sample {
     /// (/proc/PID/stat utime+stime of its process group), ms; 0 for the
     /// kernel paths.
     pub director_cpu_ms: f64,
+    /// Packets the director received during the run (rx of d0 and d1):
+    /// both directions, client and real-server side.
+    pub director_packets: u64,
 }
 
 impl Sample {
@@ -114,6 +118,15 @@ impl Sample {
     }
     pub fn director_ms_per_1k(&self) -> f64 {
         per_1k(self.director_cpu_ms, self.requests)
+    }
+    /// Busy CPU time of the box per million packets through the director,
+    /// seconds.
+    pub fn box_s_per_mpkt(&self) -> f64 {
+        if self.director_packets == 0 {
+            f64::NAN
+        } else {
+            self.box_cpu_ms / 1000.0 / (self.director_packets as f64 / 1e6)
+        }
     }
 }
 
@@ -235,6 +248,22 @@ fn verify(t: &Topology, r: &mut Running) -> Result<()> {
     }
 }
 
+/// rx_packets of the director's d0 and d1.
+fn director_packets(t: &Topology) -> u64 {
+    t.director()
+        .exec(&[
+            "cat",
+            "/sys/class/net/d0/statistics/rx_packets",
+            "/sys/class/net/d1/statistics/rx_packets",
+        ])
+        .map(|o| {
+            o.split_whitespace()
+                .filter_map(|x| x.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> Result<Sample> {
     let mut o = WrkOptions::new(&r.url);
     o.threads = cfg.threads;
@@ -247,11 +276,13 @@ fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> 
         .map(|g| group_jiffies(t.director(), Some(g)))
         .unwrap_or(0);
     let l0 = lab_jiffies(t);
+    let p0 = director_packets(t);
     let w0 = children_cpu_ms();
     let (b0, _) = box_jiffies()?;
     let res = wrk(t.client(), &o);
     let (b1, _) = box_jiffies()?;
     let w1 = children_cpu_ms();
+    let p1 = director_packets(t);
     let l1 = lab_jiffies(t);
     let d1 = pgid
         .map(|g| group_jiffies(t.director(), Some(g)))
@@ -273,6 +304,7 @@ fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> 
         box_cpu_ms: (b1 - b0) as f64 * ms,
         lab_cpu_ms: l1.saturating_sub(l0) as f64 * ms + (w1 - w0),
         director_cpu_ms: d1.saturating_sub(d0) as f64 * ms,
+        director_packets: p1.saturating_sub(p0),
     })
 }
 
@@ -290,6 +322,7 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         .prefix("xvs-bench")
         .build()?;
     let _web = t.start_web_servers(80)?;
+    xvs::prepare_lab(&t)?;
     eprintln!(
         "xvs-bench: lab {} (NAT, {} real servers, VIP {})",
         t.id(),

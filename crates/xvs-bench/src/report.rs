@@ -153,7 +153,7 @@ pub fn summarise(samples: &[Sample], c: Contender, w: Workload) -> Option<Summar
     })
 }
 
-pub const TSV_HEADER: &str = "round\tcontender\tworkload\trequests\trps\tp50_us\tp90_us\tp99_us\terrors\tnon_2xx\tbox_cpu_ms\tlab_cpu_ms\tdirector_cpu_ms";
+pub const TSV_HEADER: &str = "round\tcontender\tworkload\trequests\trps\tp50_us\tp90_us\tp99_us\terrors\tnon_2xx\tbox_cpu_ms\tlab_cpu_ms\tdirector_cpu_ms\tdirector_packets";
 
 /// One line per sample, with a header.
 pub fn to_tsv(samples: &[Sample]) -> String {
@@ -162,7 +162,7 @@ pub fn to_tsv(samples: &[Sample]) -> String {
     for x in samples {
         let _ = writeln!(
             s,
-            "{}\t{}\t{}\t{}\t{:.2}\t{:.1}\t{:.1}\t{:.1}\t{}\t{}\t{:.1}\t{:.1}\t{:.1}",
+            "{}\t{}\t{}\t{}\t{:.2}\t{:.1}\t{:.1}\t{:.1}\t{}\t{}\t{:.1}\t{:.1}\t{:.1}\t{}",
             x.round,
             x.contender.name(),
             x.workload.name(),
@@ -175,7 +175,8 @@ pub fn to_tsv(samples: &[Sample]) -> String {
             x.non_2xx,
             x.box_cpu_ms,
             x.lab_cpu_ms,
-            x.director_cpu_ms
+            x.director_cpu_ms,
+            x.director_packets
         );
     }
     s
@@ -191,8 +192,8 @@ pub fn parse_tsv(text: &str) -> Result<Vec<Sample>, String> {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            if f.len() != 13 {
-                return Err(format!("expected 13 fields: {l:?}"));
+            if f.len() != 14 {
+                return Err(format!("expected 14 fields: {l:?}"));
             }
             let num = |i: usize| {
                 f[i].parse::<f64>()
@@ -220,6 +221,7 @@ pub fn parse_tsv(text: &str) -> Result<Vec<Sample>, String> {
                 box_cpu_ms: num(10)?,
                 lab_cpu_ms: num(11)?,
                 director_cpu_ms: num(12)?,
+                director_packets: int(13)?,
             })
         })
         .collect()
@@ -434,6 +436,7 @@ mod tests {
             box_cpu_ms: 6000.0,
             lab_cpu_ms: 5000.0,
             director_cpu_ms: 1000.0,
+            director_packets: 100_000,
         }
     }
 
