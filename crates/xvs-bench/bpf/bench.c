@@ -41,6 +41,23 @@ struct {
 	__type(value, __u64);
 } xvsb_gen_seq SEC(".maps");
 
+/*
+ * The frame to send, copied over every frame before its port is set: in
+ * live-frames mode a page keeps what the forwarder wrote into it (a NAT
+ * rewrite, new MACs) when it comes round again.
+ */
+#define GEN_LEN 60
+struct gen_tpl {
+	__u8 b[GEN_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_tpl);
+} xvsb_gen_tpl SEC(".maps");
+
 struct fwd_cfg {
 	__u8 dmac[6];
 	__u8 smac[6];
@@ -79,14 +96,20 @@ int xvsb_gen(struct xdp_md *ctx)
 	__u32 zero = 0;
 	struct gen_cfg *cfg = bpf_map_lookup_elem(&xvsb_gen_cfg, &zero);
 	__u64 *seq = bpf_map_lookup_elem(&xvsb_gen_seq, &zero);
-	if (!cfg || !seq || cfg->nflows == 0)
+	struct gen_tpl *tpl = bpf_map_lookup_elem(&xvsb_gen_tpl, &zero);
+	if (!cfg || !seq || !tpl || cfg->nflows == 0)
 		return XDP_TX;
+	if (data + GEN_LEN > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, tpl->b, GEN_LEN);
 	__u32 off = cfg->l4_off & 0xff;
-	__u32 coff = cfg->csum_off & 0xf;
+	__u32 coff = cfg->csum_off & 0x1f;
 	__u8 *l4 = data + off;
 	if ((void *)(l4 + 20) > end)
 		return XDP_ABORTED;
-	__u64 n = __sync_fetch_and_add(seq, 1);
+	/* One CPU runs the generator (BPF_PROG_RUN): no atomics needed. */
+	__u64 n = *seq;
+	*seq = n + 1;
 	__u16 port = cfg->base_port + (__u32)(n % cfg->nflows);
 	__u16 new = __builtin_bswap16(port);
 	__u16 old = *(__u16 *)l4;

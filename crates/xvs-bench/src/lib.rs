@@ -4,6 +4,7 @@
 //! rotates, and reports medians and spreads.
 
 pub mod peers;
+pub mod pktgen;
 pub mod report;
 pub mod xvs;
 
@@ -29,6 +30,52 @@ pub struct Config {
     pub servers: usize,
     pub warmup: bool,
     pub quick: bool,
+    /// Which parts to run.
+    pub parts: Parts,
+    /// Packet rate: forwarders, protocols, flows, length of one run.
+    pub rate: pktgen::RateConfig,
+}
+
+/// The parts of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// wrk: HTTP keep-alive and close, every contender.
+    pub wrk: bool,
+    /// Packet rate with the live-frames generator.
+    pub rate: bool,
+    /// Connection table at 10k, 1M, 10M entries.
+    pub conns: bool,
+    /// Control plane: 10,000 services x 10 real servers.
+    pub ctl: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        wrk: true,
+        rate: true,
+        conns: true,
+        ctl: true,
+    };
+
+    /// `wrk,rate,conns,ctl` (any subset).
+    pub fn parse(s: &str) -> Option<Parts> {
+        let mut p = Parts {
+            wrk: false,
+            rate: false,
+            conns: false,
+            ctl: false,
+        };
+        for w in s.split(',') {
+            match w.trim() {
+                "wrk" => p.wrk = true,
+                "rate" => p.rate = true,
+                "conns" => p.conns = true,
+                "ctl" => p.ctl = true,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
 }
 
 impl Config {
@@ -43,16 +90,31 @@ impl Config {
             servers: 3,
             warmup: true,
             quick: false,
+            parts: Parts::ALL,
+            rate: pktgen::RateConfig {
+                forwarders: pktgen::ALL_FORWARDERS.to_vec(),
+                l4s: vec![pktgen::L4::Tcp, pktgen::L4::Udp],
+                flows: 10_000,
+                duration: Duration::from_secs(3),
+                repeats: 3,
+            },
         }
     }
 
     /// The smoke run: 3 s per measurement, 2 rounds (about 1 minute).
     pub fn quick() -> Config {
+        let full = Config::full();
         Config {
             duration: Duration::from_secs(3),
             repeats: 2,
             quick: true,
-            ..Config::full()
+            rate: pktgen::RateConfig {
+                duration: Duration::from_secs(1),
+                repeats: 2,
+                l4s: vec![pktgen::L4::Tcp],
+                ..full.rate.clone()
+            },
+            ..full
         }
     }
 }
@@ -155,6 +217,10 @@ pub struct RunResult {
     pub started: String,
     pub elapsed: Duration,
     pub machine: report::Machine,
+    /// Packet-rate samples (empty if not run).
+    pub rates: Vec<pktgen::RateSample>,
+    /// Why the packet-rate part failed, if it did.
+    pub rate_error: Option<String>,
 }
 
 fn clk_tck() -> f64 {
@@ -374,7 +440,8 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
 
     let mut samples = Vec::new();
     let n = running.len().max(1);
-    for round in 0..cfg.repeats {
+    let wrk_repeats = if cfg.parts.wrk { cfg.repeats } else { 0 };
+    for round in 0..wrk_repeats {
         // Rotate the order every round so no contender always runs first
         // (or right after the same neighbour).
         for k in 0..running.len() {
@@ -408,7 +475,19 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         }
     }
     drop(running);
+    let (mut rates, mut rate_error) = (Vec::new(), None);
+    if cfg.parts.rate {
+        match pktgen::run(&t, &cfg.rate) {
+            Ok(r) => rates = r,
+            Err(e) => {
+                eprintln!("xvs-bench: packet rate FAILED: {e}");
+                rate_error = Some(e.to_string());
+            }
+        }
+    }
     Ok(RunResult {
+        rates,
+        rate_error,
         config: cfg.clone(),
         samples,
         outcomes,

@@ -44,6 +44,23 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "--connections" => cfg.connections = num(val()?)?.max(1) as u32,
             "--threads" => cfg.threads = num(val()?)?.max(1) as u32,
             "--servers" => cfg.servers = num(val()?)? as usize,
+            "--parts" => {
+                let v = val()?;
+                cfg.parts = xvs_bench::Parts::parse(&v)
+                    .ok_or_else(|| format!("--parts: want a subset of wrk,rate,conns,ctl: {v}"))?;
+            }
+            "--rate-duration" => cfg.rate.duration = Duration::from_secs(num(val()?)?.max(1)),
+            "--rate-repeats" => cfg.rate.repeats = num(val()?)?.max(1) as u32,
+            "--flows" => cfg.rate.flows = num(val()?)?.max(1) as u32,
+            "--forwarders" => {
+                cfg.rate.forwarders = val()?
+                    .split(',')
+                    .map(|n| {
+                        xvs_bench::pktgen::Forwarder::parse(n.trim())
+                            .ok_or_else(|| format!("unknown forwarder {n:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--only" => {
                 cfg.contenders = val()?
                     .split(',')

@@ -483,6 +483,8 @@ mod tests {
             started: "today".into(),
             elapsed: std::time::Duration::from_secs(60),
             machine: Machine::default(),
+            rates: vec![],
+            rate_error: None,
         };
         let md = markdown(&r);
         assert!(

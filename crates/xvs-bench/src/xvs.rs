@@ -42,7 +42,7 @@ use xvs_datapath::{
 use xvs_testhost::{Error, Result, Role, Topology};
 
 /// The three forwarding methods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     Dr,
     Nat,
