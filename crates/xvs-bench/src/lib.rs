@@ -3,6 +3,9 @@
 //! then loads each in turn from the client with wrk, in rounds whose order
 //! rotates, and reports medians and spreads.
 
+pub mod bpfsys;
+pub mod conntable;
+pub mod ctlplane;
 pub mod peers;
 pub mod pktgen;
 pub mod report;
@@ -34,6 +37,13 @@ pub struct Config {
     pub parts: Parts,
     /// Packet rate: forwarders, protocols, flows, length of one run.
     pub rate: pktgen::RateConfig,
+    /// Connection table sizes, timing runs per size, random flows per run.
+    pub conn_sizes: Vec<u64>,
+    pub conn_runs: usize,
+    pub conn_random_flows: usize,
+    /// Control plane: (services, reals per service) and runs.
+    pub ctl_size: (u32, u32),
+    pub ctl_runs: usize,
 }
 
 /// The parts of a run.
@@ -98,6 +108,11 @@ impl Config {
                 duration: Duration::from_secs(3),
                 repeats: 3,
             },
+            conn_sizes: vec![10_000, 1_000_000, 10_000_000],
+            conn_runs: 5,
+            conn_random_flows: 100_000,
+            ctl_size: (10_000, 10),
+            ctl_runs: 3,
         }
     }
 
@@ -114,6 +129,9 @@ impl Config {
                 l4s: vec![pktgen::L4::Tcp],
                 ..full.rate.clone()
             },
+            conn_runs: 3,
+            conn_random_flows: 20_000,
+            ctl_runs: 1,
             ..full
         }
     }
@@ -221,6 +239,11 @@ pub struct RunResult {
     pub rates: Vec<pktgen::RateSample>,
     /// Why the packet-rate part failed, if it did.
     pub rate_error: Option<String>,
+    /// Connection table at scale (None if not run).
+    pub conns: Option<conntable::ConnResult>,
+    /// Control plane timings (empty if not run): the asked size, and if
+    /// the datapath refused it, the largest standard size it takes.
+    pub ctl: Vec<ctlplane::CtlPoint>,
 }
 
 fn clk_tck() -> f64 {
@@ -485,7 +508,29 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
             }
         }
     }
+    drop(_web);
+    drop(t);
+    let conns = cfg
+        .parts
+        .conns
+        .then(|| conntable::run(&cfg.conn_sizes, cfg.conn_runs, cfg.conn_random_flows));
+    let mut ctl = Vec::new();
+    if cfg.parts.ctl {
+        let (s, r) = cfg.ctl_size;
+        let p = ctlplane::run(s, r, cfg.ctl_runs);
+        eprintln!("xvs-bench: control plane {s} x {r}: {p:?}");
+        let refused = p.sync_error.is_some();
+        ctl.push(p);
+        if refused {
+            // What the datapath's maps take today (4096 services).
+            let p = ctlplane::run(4_000, r, cfg.ctl_runs);
+            eprintln!("xvs-bench: control plane 4000 x {r}: {p:?}");
+            ctl.push(p);
+        }
+    }
     Ok(RunResult {
+        conns,
+        ctl,
         rates,
         rate_error,
         config: cfg.clone(),

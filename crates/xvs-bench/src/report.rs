@@ -485,6 +485,8 @@ mod tests {
             machine: Machine::default(),
             rates: vec![],
             rate_error: None,
+            conns: None,
+            ctl: vec![],
         };
         let md = markdown(&r);
         assert!(
