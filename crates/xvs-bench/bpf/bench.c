@@ -14,6 +14,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/ip.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
@@ -62,6 +63,7 @@ struct fwd_cfg {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex; /* 0: XDP_TX */
+	__be32 vip;    /* tc: only IPv4 to this address (0: every frame) */
 };
 
 struct {
@@ -153,6 +155,15 @@ int xvsb_fwd_tc(struct __sk_buff *skb)
 	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
 	if (!cfg)
 		return TC_ACT_OK;
+	if (cfg->vip) {
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) ||
+		    ip->daddr != cfg->vip)
+			return TC_ACT_OK;
+	}
 	if (fwd_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, cfg))
 		return TC_ACT_OK;
 	return bpf_redirect(cfg->ifindex, 0);

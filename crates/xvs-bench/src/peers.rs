@@ -19,16 +19,21 @@ pub enum Contender {
     NginxStream,
     /// nftables DNAT with `numgen inc mod N` on the director (kernel NAT).
     NftDnat,
+    /// A no-op tc forwarder on the director: IPv4 to the VIP gets rs0's
+    /// MAC and leaves through d1 (DR to one server, no state): the ceiling
+    /// of a forwarder on xvs's path.
+    NoopFwd,
     XvsDr,
     XvsNat,
     XvsTun,
 }
 
-pub const ALL: [Contender; 7] = [
+pub const ALL: [Contender; 8] = [
     Contender::Direct,
     Contender::Haproxy,
     Contender::NginxStream,
     Contender::NftDnat,
+    Contender::NoopFwd,
     Contender::XvsDr,
     Contender::XvsNat,
     Contender::XvsTun,
@@ -47,6 +52,7 @@ impl Contender {
             Contender::Haproxy => "haproxy",
             Contender::NginxStream => "nginx-stream",
             Contender::NftDnat => "nft-dnat",
+            Contender::NoopFwd => "noop-fwd",
             Contender::XvsDr => "xvs-dr",
             Contender::XvsNat => "xvs-nat",
             Contender::XvsTun => "xvs-tun",
@@ -81,7 +87,7 @@ impl Contender {
 
     /// Whether the client's requests are spread over all real servers.
     pub fn balances(self) -> bool {
-        self != Contender::Direct
+        !matches!(self, Contender::Direct | Contender::NoopFwd)
     }
 
     pub fn describe(self) -> &'static str {
@@ -90,6 +96,7 @@ impl Contender {
             Contender::Haproxy => "HAProxy 'mode tcp', 'balance roundrobin', nbthread 1, on the director",
             Contender::NginxStream => "nginx 'stream' proxy_pass to an upstream of the real servers (round robin), 1 worker, on the director",
             Contender::NftDnat => "nftables 'dnat to numgen inc mod N map {...}' in prerouting on the director (conntrack NAT, no user space)",
+            Contender::NoopFwd => "no-op tc forwarder on d0 (bench.c): IPv4 to the VIP gets rs0's MAC and is redirected out of d1; no parsing beyond that, no state, one real server",
             Contender::XvsDr => "xvs DR: xvs_tc on d0 rewrites the MACs and redirects to the real server, which holds the VIP on lo",
             Contender::XvsNat => "xvs NAT: xvs_tc on d0 (DNAT, redirect out of d1) and d1 (SNAT of the replies)",
             Contender::XvsTun => "xvs TUN: xvs_tc on d0 encapsulates in IPIP; the xvs decap program on each real server's r0 strips it",
@@ -109,6 +116,8 @@ pub struct Running {
     ruleset: Option<std::path::PathBuf>,
     /// xvs: the loaded datapath, attached by `activate`.
     pub xvs: Option<Xvs>,
+    /// noop-fwd: the bench programs while active.
+    noop: Option<std::cell::RefCell<Option<crate::pktgen::BenchProgs>>>,
     _dir: Option<TempDir>,
 }
 
@@ -124,6 +133,22 @@ impl Running {
         if let Some(x) = &self.xvs {
             x.activate(t)?;
         }
+        if let Some(n) = &self.noop {
+            let mut p = crate::pktgen::BenchProgs::load()?;
+            let plan = t.plan();
+            let d1 = t
+                .director()
+                .enter(|| xvs_datapath::ifindex("d1"))?
+                .map_err(|e| Error::Invalid(format!("d1: {e}")))?;
+            p.set_fwd(
+                plan.iface(xvs_testhost::Role::Server(0), "r0").unwrap().mac,
+                plan.iface(xvs_testhost::Role::Director, "d1").unwrap().mac,
+                d1,
+                Some(t.vip()),
+            )?;
+            t.director().enter(|| p.attach_fwd_tc("d0"))??;
+            *n.borrow_mut() = Some(p);
+        }
         Ok(())
     }
 
@@ -135,6 +160,9 @@ impl Running {
         }
         if let Some(x) = &self.xvs {
             x.deactivate(t)?;
+        }
+        if let Some(n) = &self.noop {
+            n.borrow_mut().take();
         }
         Ok(())
     }
@@ -314,6 +342,19 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
                 process: None,
                 log: None,
                 xvs: Some(x),
+                noop: None,
+                _dir: None,
+            });
+        }
+        Contender::NoopFwd => {
+            return Ok(Running {
+                ruleset: None,
+                contender: c,
+                url: format!("http://{vip}:{WEB_PORT}/"),
+                process: None,
+                log: None,
+                xvs: None,
+                noop: Some(std::cell::RefCell::new(None)),
                 _dir: None,
             });
         }
@@ -322,6 +363,7 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
     Ok(Running {
         ruleset,
         xvs: None,
+        noop: None,
         contender: c,
         url,
         process,

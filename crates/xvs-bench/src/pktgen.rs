@@ -255,8 +255,9 @@ struct FwdCfg {
     dmac: [u8; 6],
     smac: [u8; 6],
     ifindex: u32,
+    vip: [u8; 4],
 }
-// SAFETY: plain data, no padding (6 + 6 + 4).
+// SAFETY: plain data, no padding (6 + 6 + 4 + 4).
 unsafe impl aya::Pod for FwdCfg {}
 
 /// The loaded bench object: dropping it detaches its programs.
@@ -321,7 +322,15 @@ impl BenchProgs {
         Ok(())
     }
 
-    pub fn set_fwd(&mut self, dmac: [u8; 6], smac: [u8; 6], ifindex: u32) -> Result<()> {
+    /// Configures the no-op forwarders: new MACs, egress `ifindex` and,
+    /// for tc, the only destination it forwards (None: every frame).
+    pub fn set_fwd(
+        &mut self,
+        dmac: [u8; 6],
+        smac: [u8; 6],
+        ifindex: u32,
+        vip: Option<Ipv4Addr>,
+    ) -> Result<()> {
         let mut a: Array<&mut MapData, FwdCfg> =
             Array::try_from(self.ebpf.map_mut("xvsb_fwd_cfg").unwrap())
                 .map_err(|e| err("map", e))?;
@@ -331,6 +340,7 @@ impl BenchProgs {
                 dmac,
                 smac,
                 ifindex,
+                vip: vip.map(|v| v.octets()).unwrap_or_default(),
             },
             0,
         )
@@ -457,6 +467,7 @@ fn run_one(
         mac(t, Role::Server(0), "r0"),
         mac(t, Role::Director, "d1"),
         d1,
+        None,
     )?;
     lan.enter(|| progs.attach_xdp("xvsb_sink", "p-d"))??;
     let mut xvs_att = None;
