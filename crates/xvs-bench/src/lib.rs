@@ -8,6 +8,7 @@ pub mod conntable;
 pub mod ctlplane;
 pub mod peers;
 pub mod pktgen;
+pub mod plots;
 pub mod report;
 pub mod xvs;
 
