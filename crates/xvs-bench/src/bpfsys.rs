@@ -11,6 +11,7 @@ const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_ENABLE_STATS: libc::c_long = 32;
 
 fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> io::Result<i64> {
     // SAFETY: attr is a zero-padded union bpf_attr of 128 bytes, larger
@@ -167,4 +168,34 @@ pub fn memlock(fd: RawFd) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("memlock:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Turns on the kernel's run-time accounting of BPF programs
+/// (`BPF_ENABLE_STATS`, `BPF_STATS_RUN_TIME`) for as long as the returned fd
+/// is open.
+pub fn enable_run_time_stats() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut a = [0u64; 16];
+    let fd = bpf(BPF_ENABLE_STATS, &mut a)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// (`run_time_ns`, `run_cnt`) of a program fd, from fdinfo.
+pub fn run_stats(fd: RawFd) -> Option<(u64, u64)> {
+    let s = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    let get = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((get("run_time_ns:")?, get("run_cnt:")?))
+}
+
+/// The newest program named `name` this process holds an fd of.
+pub fn newest_prog(name: &str) -> Option<Obj> {
+    objects(false)
+        .into_iter()
+        .filter(|o| o.name == name)
+        .max_by_key(|o| o.id)
 }

@@ -132,6 +132,13 @@ fn main() -> ExitCode {
             eprintln!("xvs-bench: {e}");
             ok = false;
         }
+        if !result.rates.is_empty() {
+            let rp = p.with_extension("rate.tsv");
+            if let Err(e) = write(&rp, &xvs_bench::pktgen::to_tsv(&result.rates)) {
+                eprintln!("xvs-bench: {e}");
+                ok = false;
+            }
+        }
     }
     if let Some(p) = &rep {
         if let Err(e) = write(p, &md) {

@@ -91,6 +91,16 @@ impl Forwarder {
         ALL_FORWARDERS.into_iter().find(|f| f.name() == s)
     }
 
+    /// Name of the program on d0 that does the forwarding.
+    pub fn prog_name(self) -> &'static str {
+        match self {
+            Forwarder::NoopXdp => "xvsb_fwd_xdp",
+            Forwarder::NoopTc => "xvsb_fwd_tc",
+            Forwarder::XvsXdp(_) => xvs_datapath::XDP_PROG,
+            Forwarder::XvsTc(_) => xvs_datapath::TC_PROG,
+        }
+    }
+
     pub fn is_xdp(self) -> bool {
         matches!(self, Forwarder::NoopXdp | Forwarder::XvsXdp(_))
     }
@@ -142,6 +152,9 @@ pub struct RateSample {
     /// Frames that reached the sink addressed to a real server.
     pub received: u64,
     pub seconds: f64,
+    /// Mean ns per packet inside the director's program under test (the
+    /// kernel's BPF run-time accounting); NaN if unavailable.
+    pub prog_ns: f64,
 }
 
 impl RateSample {
@@ -532,6 +545,9 @@ fn run_one(
         // Then established traffic: a short run to settle, then the
         // measured one, in chunks until the duration has passed.
         progs.send(&est, c0, 100_000, cfg.flows, l4, true)?;
+        let prog = crate::bpfsys::newest_prog(f.prog_name());
+        let _stats = crate::bpfsys::enable_run_time_stats().ok();
+        let s0 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
         let (_, r0) = progs.sink()?;
         let chunk = 250_000u32;
         let start = Instant::now();
@@ -542,6 +558,11 @@ fn run_one(
         }
         let secs = start.elapsed().as_secs_f64();
         let (_, r1) = progs.sink()?;
+        let s1 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
+        let prog_ns = match (s0, s1) {
+            (Some((t0, c0)), Some((t1, c1))) if c1 > c0 => (t1 - t0) as f64 / (c1 - c0) as f64,
+            _ => f64::NAN,
+        };
         Ok(RateSample {
             round,
             forwarder: f,
@@ -550,6 +571,7 @@ fn run_one(
             sent,
             received: r1 - r0,
             seconds: secs,
+            prog_ns,
         })
     })?;
     let conns = dp.conn_count();
@@ -576,6 +598,27 @@ fn run_one(
     result
 }
 
+/// The samples as TSV, with a header.
+pub fn to_tsv(v: &[RateSample]) -> String {
+    let mut s =
+        String::from("round\tforwarder\tproto\tflows\tsent\treceived\tseconds\tpps\tprog_ns\n");
+    for x in v {
+        s.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.0}\t{:.1}\n",
+            x.round,
+            x.forwarder.name(),
+            x.l4.name(),
+            x.flows,
+            x.sent,
+            x.received,
+            x.seconds,
+            x.pps(),
+            x.prog_ns
+        ));
+    }
+    s
+}
+
 /// Runs every forwarder × L4 `repeats` times, alternating.
 pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
     let mut dp = Datapath::load_with(LoadOptions { max_conns: 1 << 20 })
@@ -592,14 +635,16 @@ pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
             let (f, l4) = cases[(k + round as usize) % n];
             let s = run_one(t, &mut dp, f, l4, cfg, round)?;
             eprintln!(
-                "xvs-bench: rate round {}/{} {:<12} {} {:>10.0} pps at the sink ({} sent, {} received)",
+                "xvs-bench: rate round {}/{} {:<12} {} {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
                 round + 1,
                 cfg.repeats,
                 f.name(),
                 l4.name(),
                 s.pps(),
                 s.sent,
-                s.received
+                s.received,
+                s.prog_ns,
+                f.prog_name()
             );
             out.push(s);
         }

@@ -539,6 +539,20 @@ pub fn targets(r: &RunResult) -> Vec<Target> {
                 continue;
             };
             let ratio = x.median / c.median;
+            let ns = |f: Forwarder| {
+                Stat::of(
+                    r.rates
+                        .iter()
+                        .filter(|s| s.forwarder == f && s.l4 == l4)
+                        .map(|s| s.prog_ns)
+                        .collect(),
+                )
+                .map(|s| s.median)
+            };
+            let prog = match (ns(f), ns(f.ceiling())) {
+                (Some(a), Some(b)) => format!("; in the program alone {a:.0} vs {b:.0} ns/packet"),
+                _ => String::new(),
+            };
             v.push(Target {
                 group: "rate",
                 name: format!(
@@ -553,7 +567,7 @@ pub fn targets(r: &RunResult) -> Vec<Target> {
                     }
                 ),
                 measured: format!(
-                    "{ratio:.2}× ({} vs {})",
+                    "{ratio:.2}× ({} vs {}){prog}",
                     fmt_pps(x.median),
                     fmt_pps(c.median)
                 ),
@@ -629,14 +643,14 @@ fn rate_table(o: &mut String, r: &RunResult) {
     let rc = &r.config.rate;
     let _ = writeln!(
         o,
-        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow) with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook.\n",
+        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow) with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook. ns/packet in the d0 program: the kernel's BPF run-time accounting (BPF_ENABLE_STATS) of the forwarding program alone, during the measured run.\n",
         rc.flows,
         rc.duration.as_secs(),
         rc.repeats
     );
     let _ = writeln!(
         o,
-        "| forwarder | proto | rate (median) | spread | vs ceiling (same hook) | sent | received |\n|---|---|---:|---:|---:|---:|---:|"
+        "| forwarder | proto | rate (median) | spread | vs ceiling (same hook) | ns/packet in the d0 program | sent | received |\n|---|---|---:|---:|---:|---:|---:|---:|"
     );
     let mut seen: Vec<(Forwarder, L4)> = Vec::new();
     for s in &r.rates {
@@ -655,9 +669,18 @@ fn rate_table(o: &mut String, r: &RunResult) {
             .iter()
             .filter(|s| s.forwarder == f && s.l4 == l4)
             .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received));
+        let ns = Stat::of(
+            r.rates
+                .iter()
+                .filter(|s| s.forwarder == f && s.l4 == l4)
+                .map(|s| s.prog_ns)
+                .collect(),
+        )
+        .map(|s| format!("{:.0} ({})", s.median, f.prog_name()))
+        .unwrap_or("–".into());
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {:.1}% | {} | {sent} | {recv} |",
+            "| {} | {} | {} | {:.1}% | {} | {ns} | {sent} | {recv} |",
             f.name(),
             l4.name(),
             fmt_pps(st.median),
@@ -811,6 +834,7 @@ mod tests {
             sent: 100,
             received: pps as u64,
             seconds: 1.0,
+            prog_ns: 50.0,
         };
         let r = RunResult {
             config: crate::Config::quick(),
