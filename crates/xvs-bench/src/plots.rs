@@ -28,8 +28,10 @@ fn stat_cols(s: Option<Stat>, scale: f64) -> String {
 fn gnuplot(dir: &Path, name: &str, script: &str) -> Result<(), String> {
     let gp = dir.join(format!("{name}.gp"));
     fs::write(&gp, script).map_err(|e| format!("writing {}: {e}", gp.display()))?;
+    // gnuplot runs in `dir`, so the script's data and output names are
+    // plain file names.
     let out = Command::new("gnuplot")
-        .arg(&gp)
+        .arg(format!("{name}.gp"))
         .current_dir(dir)
         .output()
         .map_err(|e| format!("running gnuplot (apt-get install gnuplot-nox): {e}"))?;
