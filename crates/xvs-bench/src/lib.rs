@@ -45,6 +45,9 @@ pub struct Config {
     /// Control plane: (services, reals per service) and runs.
     pub ctl_size: (u32, u32),
     pub ctl_runs: usize,
+    /// The measurement options as given on the command line (for the
+    /// report's header; output paths left out).
+    pub args: String,
 }
 
 /// The parts of a run.
@@ -114,6 +117,7 @@ impl Config {
             conn_random_flows: 100_000,
             ctl_size: (10_000, 10),
             ctl_runs: 3,
+            args: String::new(),
         }
     }
 

@@ -86,6 +86,16 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let mut shown = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if ["--tsv", "--report", "--update-doc", "--plots"].contains(&a.as_str()) {
+            it.next();
+        } else {
+            shown.push(a.clone());
+        }
+    }
+    cfg.args = shown.join(" ");
     Ok((cfg, (tsv, rep, doc, plots)))
 }
 
