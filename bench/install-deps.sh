@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the benchmark needs on Debian 12, if it is missing:
-# haproxy, nginx with its stream module, wrk, nftables, curl, iproute2.
+# haproxy, nginx with its stream module, wrk, nftables, curl, iproute2,
+# gnuplot (the figures), and clang + libbpf-dev (the BPF programs of
+# xvs-datapath and of the benchmark's packet generator).
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -12,6 +14,9 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
+command -v clang >/dev/null 2>&1 || need+=(clang llvm)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -22,5 +27,5 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   # policy-rc.d may refuse to start the packaged services: that is fine,
   # the benchmark runs its own instances in namespaces.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

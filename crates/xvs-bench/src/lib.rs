@@ -3,8 +3,14 @@
 //! then loads each in turn from the client with wrk, in rounds whose order
 //! rotates, and reports medians and spreads.
 
+pub mod bpfsys;
+pub mod conntable;
+pub mod ctlplane;
 pub mod peers;
+pub mod pktgen;
+pub mod plots;
 pub mod report;
+pub mod xvs;
 
 use std::{
     collections::BTreeMap,
@@ -28,6 +34,62 @@ pub struct Config {
     pub servers: usize,
     pub warmup: bool,
     pub quick: bool,
+    /// Which parts to run.
+    pub parts: Parts,
+    /// Packet rate: forwarders, protocols, flows, length of one run.
+    pub rate: pktgen::RateConfig,
+    /// Connection table sizes, timing runs per size, random flows per run.
+    pub conn_sizes: Vec<u64>,
+    pub conn_runs: usize,
+    pub conn_random_flows: usize,
+    /// Control plane: (services, reals per service) and runs.
+    pub ctl_size: (u32, u32),
+    pub ctl_runs: usize,
+    /// The measurement options as given on the command line (for the
+    /// report's header; output paths left out).
+    pub args: String,
+}
+
+/// The parts of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// wrk: HTTP keep-alive and close, every contender.
+    pub wrk: bool,
+    /// Packet rate with the live-frames generator.
+    pub rate: bool,
+    /// Connection table at 10k, 1M, 10M entries.
+    pub conns: bool,
+    /// Control plane: 10,000 services x 10 real servers.
+    pub ctl: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        wrk: true,
+        rate: true,
+        conns: true,
+        ctl: true,
+    };
+
+    /// `wrk,rate,conns,ctl` (any subset).
+    pub fn parse(s: &str) -> Option<Parts> {
+        let mut p = Parts {
+            wrk: false,
+            rate: false,
+            conns: false,
+            ctl: false,
+        };
+        for w in s.split(',') {
+            match w.trim() {
+                "wrk" => p.wrk = true,
+                "rate" => p.rate = true,
+                "conns" => p.conns = true,
+                "ctl" => p.ctl = true,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
 }
 
 impl Config {
@@ -42,16 +104,40 @@ impl Config {
             servers: 3,
             warmup: true,
             quick: false,
+            parts: Parts::ALL,
+            rate: pktgen::RateConfig {
+                forwarders: pktgen::ALL_FORWARDERS.to_vec(),
+                l4s: vec![pktgen::L4::Tcp, pktgen::L4::Udp],
+                flows: 10_000,
+                duration: Duration::from_secs(3),
+                repeats: 3,
+            },
+            conn_sizes: vec![10_000, 1_000_000, 10_000_000],
+            conn_runs: 5,
+            conn_random_flows: 100_000,
+            ctl_size: (10_000, 10),
+            ctl_runs: 3,
+            args: String::new(),
         }
     }
 
     /// The smoke run: 3 s per measurement, 2 rounds (about 1 minute).
     pub fn quick() -> Config {
+        let full = Config::full();
         Config {
             duration: Duration::from_secs(3),
             repeats: 2,
             quick: true,
-            ..Config::full()
+            rate: pktgen::RateConfig {
+                duration: Duration::from_secs(1),
+                repeats: 2,
+                l4s: vec![pktgen::L4::Tcp],
+                ..full.rate.clone()
+            },
+            conn_runs: 3,
+            conn_random_flows: 20_000,
+            ctl_runs: 1,
+            ..full
         }
     }
 }
@@ -103,6 +189,9 @@ pub struct Sample {
     /// (/proc/PID/stat utime+stime of its process group), ms; 0 for the
     /// kernel paths.
     pub director_cpu_ms: f64,
+    /// Packets the director received during the run (rx of d0 and d1):
+    /// both directions, client and real-server side.
+    pub director_packets: u64,
 }
 
 impl Sample {
@@ -114,6 +203,15 @@ impl Sample {
     }
     pub fn director_ms_per_1k(&self) -> f64 {
         per_1k(self.director_cpu_ms, self.requests)
+    }
+    /// Busy CPU time of the box per million packets through the director,
+    /// seconds.
+    pub fn box_s_per_mpkt(&self) -> f64 {
+        if self.director_packets == 0 {
+            f64::NAN
+        } else {
+            self.box_cpu_ms / 1000.0 / (self.director_packets as f64 / 1e6)
+        }
     }
 }
 
@@ -142,6 +240,15 @@ pub struct RunResult {
     pub started: String,
     pub elapsed: Duration,
     pub machine: report::Machine,
+    /// Packet-rate samples (empty if not run).
+    pub rates: Vec<pktgen::RateSample>,
+    /// Why the packet-rate part failed, if it did.
+    pub rate_error: Option<String>,
+    /// Connection table at scale (None if not run).
+    pub conns: Option<conntable::ConnResult>,
+    /// Control plane timings (empty if not run): the asked size, and if
+    /// the datapath refused it, the largest standard size it takes.
+    pub ctl: Vec<ctlplane::CtlPoint>,
 }
 
 fn clk_tck() -> f64 {
@@ -235,6 +342,22 @@ fn verify(t: &Topology, r: &mut Running) -> Result<()> {
     }
 }
 
+/// rx_packets of the director's d0 and d1.
+fn director_packets(t: &Topology) -> u64 {
+    t.director()
+        .exec(&[
+            "cat",
+            "/sys/class/net/d0/statistics/rx_packets",
+            "/sys/class/net/d1/statistics/rx_packets",
+        ])
+        .map(|o| {
+            o.split_whitespace()
+                .filter_map(|x| x.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> Result<Sample> {
     let mut o = WrkOptions::new(&r.url);
     o.threads = cfg.threads;
@@ -247,11 +370,13 @@ fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> 
         .map(|g| group_jiffies(t.director(), Some(g)))
         .unwrap_or(0);
     let l0 = lab_jiffies(t);
+    let p0 = director_packets(t);
     let w0 = children_cpu_ms();
     let (b0, _) = box_jiffies()?;
     let res = wrk(t.client(), &o);
     let (b1, _) = box_jiffies()?;
     let w1 = children_cpu_ms();
+    let p1 = director_packets(t);
     let l1 = lab_jiffies(t);
     let d1 = pgid
         .map(|g| group_jiffies(t.director(), Some(g)))
@@ -273,6 +398,7 @@ fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> 
         box_cpu_ms: (b1 - b0) as f64 * ms,
         lab_cpu_ms: l1.saturating_sub(l0) as f64 * ms + (w1 - w0),
         director_cpu_ms: d1.saturating_sub(d0) as f64 * ms,
+        director_packets: p1.saturating_sub(p0),
     })
 }
 
@@ -290,6 +416,7 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         .prefix("xvs-bench")
         .build()?;
     let _web = t.start_web_servers(80)?;
+    xvs::prepare_lab(&t)?;
     eprintln!(
         "xvs-bench: lab {} (NAT, {} real servers, VIP {})",
         t.id(),
@@ -341,7 +468,8 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
 
     let mut samples = Vec::new();
     let n = running.len().max(1);
-    for round in 0..cfg.repeats {
+    let wrk_repeats = if cfg.parts.wrk { cfg.repeats } else { 0 };
+    for round in 0..wrk_repeats {
         // Rotate the order every round so no contender always runs first
         // (or right after the same neighbour).
         for k in 0..running.len() {
@@ -375,7 +503,41 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         }
     }
     drop(running);
+    let (mut rates, mut rate_error) = (Vec::new(), None);
+    if cfg.parts.rate {
+        match pktgen::run(&t, &cfg.rate) {
+            Ok(r) => rates = r,
+            Err(e) => {
+                eprintln!("xvs-bench: packet rate FAILED: {e}");
+                rate_error = Some(e.to_string());
+            }
+        }
+    }
+    drop(_web);
+    drop(t);
+    let conns = cfg
+        .parts
+        .conns
+        .then(|| conntable::run(&cfg.conn_sizes, cfg.conn_runs, cfg.conn_random_flows));
+    let mut ctl = Vec::new();
+    if cfg.parts.ctl {
+        let (s, r) = cfg.ctl_size;
+        let p = ctlplane::run(s, r, cfg.ctl_runs);
+        eprintln!("xvs-bench: control plane {s} x {r}: {p:?}");
+        let refused = p.sync_error.is_some();
+        ctl.push(p);
+        if refused {
+            // What the datapath's maps take today (4096 services).
+            let p = ctlplane::run(4_000, r, cfg.ctl_runs);
+            eprintln!("xvs-bench: control plane 4000 x {r}: {p:?}");
+            ctl.push(p);
+        }
+    }
     Ok(RunResult {
+        conns,
+        ctl,
+        rates,
+        rate_error,
         config: cfg.clone(),
         samples,
         outcomes,

@@ -6,16 +6,25 @@ use xvs_bench::{peers::Contender, report, Config};
 
 const USAGE: &str = "usage: xvs-bench [--quick] [--duration SECS] [--repeats N] [--connections N]
                  [--threads N] [--servers N] [--only NAME,NAME...] [--no-warmup]
-                 [--tsv FILE] [--report FILE] [--update-doc FILE]
+                 [--parts wrk,rate,conns,ctl] [--rate-duration SECS] [--rate-repeats N]
+                 [--flows N] [--forwarders NAME,...]
+                 [--tsv FILE] [--report FILE] [--update-doc FILE] [--plots DIR]
 
 Builds a NAT lab in network namespaces (client, director, real servers
 running nginx) and measures, side by side, with rounds in rotating order:
-direct, haproxy, nginx-stream, nft-dnat (xvs-dr, xvs-nat, xvs-tun: not yet
-available). Default: 10 s per measurement, 3 rounds (about 5 minutes);
---quick: 3 s, 2 rounds (about 1 minute). Needs root.";
+direct, haproxy, nginx-stream, nft-dnat, noop-fwd, xvs-dr, xvs-nat, xvs-tun
+(wrk); then the packet rate of the no-op XDP/tc forwarders and xvs with a
+live-frames generator; the connection table at 10k/1M/10M entries; and the
+control plane at 10,000 services x 10 real servers. Default: 10 s per wrk
+measurement, 3 rounds; --quick: 3 s, 2 rounds. Needs root.";
 
 /// Where to write the samples, the report, and which doc to update.
-type Outputs = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+type Outputs = (
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+);
 
 fn parse_args() -> Result<(Config, Outputs), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,7 +33,7 @@ fn parse_args() -> Result<(Config, Outputs), String> {
     } else {
         Config::full()
     };
-    let (mut tsv, mut rep, mut doc) = (None, None, None);
+    let (mut tsv, mut rep, mut doc, mut plots) = (None, None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -44,6 +53,23 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "--connections" => cfg.connections = num(val()?)?.max(1) as u32,
             "--threads" => cfg.threads = num(val()?)?.max(1) as u32,
             "--servers" => cfg.servers = num(val()?)? as usize,
+            "--parts" => {
+                let v = val()?;
+                cfg.parts = xvs_bench::Parts::parse(&v)
+                    .ok_or_else(|| format!("--parts: want a subset of wrk,rate,conns,ctl: {v}"))?;
+            }
+            "--rate-duration" => cfg.rate.duration = Duration::from_secs(num(val()?)?.max(1)),
+            "--rate-repeats" => cfg.rate.repeats = num(val()?)?.max(1) as u32,
+            "--flows" => cfg.rate.flows = num(val()?)?.max(1) as u32,
+            "--forwarders" => {
+                cfg.rate.forwarders = val()?
+                    .split(',')
+                    .map(|n| {
+                        xvs_bench::pktgen::Forwarder::parse(n.trim())
+                            .ok_or_else(|| format!("unknown forwarder {n:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--only" => {
                 cfg.contenders = val()?
                     .split(',')
@@ -53,17 +79,28 @@ fn parse_args() -> Result<(Config, Outputs), String> {
                     .collect::<Result<_, _>>()?;
             }
             "--tsv" => tsv = Some(PathBuf::from(val()?)),
+            "--plots" => plots = Some(PathBuf::from(val()?)),
             "--report" => rep = Some(PathBuf::from(val()?)),
             "--update-doc" => doc = Some(PathBuf::from(val()?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok((cfg, (tsv, rep, doc)))
+    let mut shown = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if ["--tsv", "--report", "--update-doc", "--plots"].contains(&a.as_str()) {
+            it.next();
+        } else {
+            shown.push(a.clone());
+        }
+    }
+    cfg.args = shown.join(" ");
+    Ok((cfg, (tsv, rep, doc, plots)))
 }
 
 fn main() -> ExitCode {
-    let (cfg, (tsv, rep, doc)) = match parse_args() {
+    let (cfg, (tsv, rep, doc, plots)) = match parse_args() {
         Ok(x) => x,
         Err(e) => {
             if !e.is_empty() {
@@ -80,7 +117,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let md = report::markdown(&result);
+    let mut figs = Vec::new();
+    let mut prefix = String::new();
+    if let Some(dir) = &plots {
+        match xvs_bench::plots::draw(&result, dir) {
+            Ok(f) => {
+                figs = f;
+                prefix = format!("{}/", dir.display());
+            }
+            Err(e) => eprintln!("xvs-bench: no figures: {e}"),
+        }
+    }
+    let md = report::markdown(&result, &figs, &prefix);
     println!("{md}");
     let write = |p: &PathBuf, text: &str| {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -93,6 +141,13 @@ fn main() -> ExitCode {
         if let Err(e) = write(p, &report::to_tsv(&result.samples)) {
             eprintln!("xvs-bench: {e}");
             ok = false;
+        }
+        if !result.rates.is_empty() {
+            let rp = p.with_extension("rate.tsv");
+            if let Err(e) = write(&rp, &xvs_bench::pktgen::to_tsv(&result.rates)) {
+                eprintln!("xvs-bench: {e}");
+                ok = false;
+            }
         }
     }
     if let Some(p) = &rep {

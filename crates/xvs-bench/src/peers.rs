@@ -6,6 +6,8 @@ use std::{fs, net::Ipv4Addr, path::Path};
 use tempfile::TempDir;
 use xvs_testhost::{cmd, ChildGuard, Error, Result, Topology};
 
+use crate::xvs::{Method, Xvs};
+
 /// Everything the benchmark can compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Contender {
@@ -17,16 +19,21 @@ pub enum Contender {
     NginxStream,
     /// nftables DNAT with `numgen inc mod N` on the director (kernel NAT).
     NftDnat,
+    /// A no-op tc forwarder on the director: IPv4 to the VIP gets rs0's
+    /// MAC and leaves through d1 (DR to one server, no state): the ceiling
+    /// of a forwarder on xvs's path.
+    NoopFwd,
     XvsDr,
     XvsNat,
     XvsTun,
 }
 
-pub const ALL: [Contender; 7] = [
+pub const ALL: [Contender; 8] = [
     Contender::Direct,
     Contender::Haproxy,
     Contender::NginxStream,
     Contender::NftDnat,
+    Contender::NoopFwd,
     Contender::XvsDr,
     Contender::XvsNat,
     Contender::XvsTun,
@@ -45,6 +52,7 @@ impl Contender {
             Contender::Haproxy => "haproxy",
             Contender::NginxStream => "nginx-stream",
             Contender::NftDnat => "nft-dnat",
+            Contender::NoopFwd => "noop-fwd",
             Contender::XvsDr => "xvs-dr",
             Contender::XvsNat => "xvs-nat",
             Contender::XvsTun => "xvs-tun",
@@ -55,19 +63,31 @@ impl Contender {
         ALL.into_iter().find(|c| c.name() == s)
     }
 
-    /// Why it cannot be measured yet, if so. Never fake numbers for these.
+    /// Why it cannot be measured, if so. Never fake numbers for these.
+    /// Every contender is available today.
     pub fn unavailable(self) -> Option<&'static str> {
+        None
+    }
+
+    /// The xvs forwarding method, for the xvs contenders.
+    pub fn xvs_method(self) -> Option<Method> {
         match self {
-            Contender::XvsDr | Contender::XvsNat | Contender::XvsTun => Some(
-                "not yet available: the xvs datapath (scheduling, conntrack, NAT/TUN) and xvsd are being finished",
-            ),
+            Contender::XvsDr => Some(Method::Dr),
+            Contender::XvsNat => Some(Method::Nat),
+            Contender::XvsTun => Some(Method::Tun),
             _ => None,
         }
     }
 
+    /// Whether the director's work for it is all in the kernel (no process
+    /// of its own on the director).
+    pub fn in_kernel(self) -> bool {
+        !matches!(self, Contender::Haproxy | Contender::NginxStream)
+    }
+
     /// Whether the client's requests are spread over all real servers.
     pub fn balances(self) -> bool {
-        self != Contender::Direct
+        !matches!(self, Contender::Direct | Contender::NoopFwd)
     }
 
     pub fn describe(self) -> &'static str {
@@ -76,9 +96,10 @@ impl Contender {
             Contender::Haproxy => "HAProxy 'mode tcp', 'balance roundrobin', nbthread 1, on the director",
             Contender::NginxStream => "nginx 'stream' proxy_pass to an upstream of the real servers (round robin), 1 worker, on the director",
             Contender::NftDnat => "nftables 'dnat to numgen inc mod N map {...}' in prerouting on the director (conntrack NAT, no user space)",
-            Contender::XvsDr => "xvs, direct routing",
-            Contender::XvsNat => "xvs, NAT",
-            Contender::XvsTun => "xvs, IP-in-IP tunnel",
+            Contender::NoopFwd => "no-op tc forwarder on d0 (bench.c): IPv4 to the VIP gets rs0's MAC and is redirected out of d1; no parsing beyond that, no state, one real server",
+            Contender::XvsDr => "xvs DR: xvs_tc on d0 rewrites the MACs and redirects to the real server, which holds the VIP on lo",
+            Contender::XvsNat => "xvs NAT: xvs_tc on d0 (DNAT, redirect out of d1) and d1 (SNAT of the replies)",
+            Contender::XvsTun => "xvs TUN: xvs_tc on d0 encapsulates in IPIP; the xvs decap program on each real server's r0 strips it",
         }
     }
 }
@@ -93,6 +114,10 @@ pub struct Running {
     pub log: Option<std::path::PathBuf>,
     /// nftables ruleset loaded by `activate`.
     ruleset: Option<std::path::PathBuf>,
+    /// xvs: the loaded datapath, attached by `activate`.
+    pub xvs: Option<Xvs>,
+    /// noop-fwd: the bench programs while active.
+    noop: Option<std::cell::RefCell<Option<crate::pktgen::BenchProgs>>>,
     _dir: Option<TempDir>,
 }
 
@@ -105,6 +130,25 @@ impl Running {
             t.director()
                 .exec(&["nft", "-f", &rules.to_string_lossy()])?;
         }
+        if let Some(x) = &self.xvs {
+            x.activate(t)?;
+        }
+        if let Some(n) = &self.noop {
+            let mut p = crate::pktgen::BenchProgs::load()?;
+            let plan = t.plan();
+            let d1 = t
+                .director()
+                .enter(|| xvs_datapath::ifindex("d1"))?
+                .map_err(|e| Error::Invalid(format!("d1: {e}")))?;
+            p.set_fwd(
+                plan.iface(xvs_testhost::Role::Server(0), "r0").unwrap().mac,
+                plan.iface(xvs_testhost::Role::Director, "d1").unwrap().mac,
+                d1,
+                Some(t.vip()),
+            )?;
+            t.director().enter(|| p.attach_fwd_tc("d0"))??;
+            *n.borrow_mut() = Some(p);
+        }
         Ok(())
     }
 
@@ -113,6 +157,12 @@ impl Running {
         if self.ruleset.is_some() {
             t.director()
                 .exec(&["nft", "delete", "table", "ip", "xvsbench"])?;
+        }
+        if let Some(x) = &self.xvs {
+            x.deactivate(t)?;
+        }
+        if let Some(n) = &self.noop {
+            n.borrow_mut().take();
         }
         Ok(())
     }
@@ -282,17 +332,38 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
             write(&rules, &nft_dnat_ruleset(vip, WEB_PORT, &servers))?;
             (format!("http://{vip}:{WEB_PORT}/"), None, None, Some(dir))
         }
-        other => {
-            return Err(Error::Invalid(format!(
-                "{}: {}",
-                other.name(),
-                other.unavailable().unwrap_or("not startable")
-            )))
+        Contender::XvsDr | Contender::XvsNat | Contender::XvsTun => {
+            let m = c.xvs_method().unwrap();
+            let x = Xvs::start(t, m, WEB_PORT)?;
+            return Ok(Running {
+                ruleset: None,
+                contender: c,
+                url: format!("http://{vip}:{WEB_PORT}/"),
+                process: None,
+                log: None,
+                xvs: Some(x),
+                noop: None,
+                _dir: None,
+            });
+        }
+        Contender::NoopFwd => {
+            return Ok(Running {
+                ruleset: None,
+                contender: c,
+                url: format!("http://{vip}:{WEB_PORT}/"),
+                process: None,
+                log: None,
+                xvs: None,
+                noop: Some(std::cell::RefCell::new(None)),
+                _dir: None,
+            });
         }
     };
     let ruleset = (c == Contender::NftDnat).then(|| dir.as_ref().unwrap().path().join("dnat.nft"));
     Ok(Running {
         ruleset,
+        xvs: None,
+        noop: None,
         contender: c,
         url,
         process,
@@ -335,11 +406,12 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip_and_xvs_is_marked_unavailable() {
+    fn names_round_trip_and_every_contender_is_available() {
         for c in ALL {
             assert_eq!(Contender::parse(c.name()), Some(c));
+            assert!(c.unavailable().is_none());
         }
-        assert!(Contender::XvsDr.unavailable().is_some());
-        assert!(Contender::Haproxy.unavailable().is_none());
+        assert_eq!(Contender::XvsTun.xvs_method(), Some(Method::Tun));
+        assert!(Contender::XvsDr.in_kernel() && !Contender::Haproxy.in_kernel());
     }
 }

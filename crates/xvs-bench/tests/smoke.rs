@@ -1,5 +1,7 @@
 //! Smoke test of the benchmark runner: its quick mode against one peer
-//! (HAProxy) for a couple of seconds must produce a parsable result. Not a
+//! (HAProxy) and one xvs contender (DR, through xvs-datapath) for a couple
+//! of seconds, plus one packet-rate run of the no-op XDP forwarder and xvs
+//! DR in XDP, must produce a parsable result with samples of each. Not a
 //! timing assertion. Needs root; installs the benchmark's packages if they
 //! are missing (bench/install-deps.sh).
 
@@ -8,7 +10,7 @@ use std::{path::Path, process::Command};
 use xvs_bench::{peers::Contender, report, Workload};
 
 #[test]
-fn quick_run_against_haproxy_produces_a_parsable_result() {
+fn quick_run_against_haproxy_and_xvs_dr_produces_a_parsable_result() {
     xvs_testhost::require_root().expect("the benchmark smoke test needs root");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if ["wrk", "haproxy", "nginx", "curl"]
@@ -28,7 +30,17 @@ fn quick_run_against_haproxy_produces_a_parsable_result() {
         .args([
             "--quick",
             "--only",
-            "haproxy",
+            "haproxy,xvs-dr",
+            "--parts",
+            "wrk,rate",
+            "--forwarders",
+            "noop-xdp,xvs-dr-xdp",
+            "--rate-duration",
+            "1",
+            "--rate-repeats",
+            "1",
+            "--flows",
+            "1000",
             "--duration",
             "2",
             "--repeats",
@@ -48,14 +60,36 @@ fn quick_run_against_haproxy_produces_a_parsable_result() {
         String::from_utf8_lossy(&out.stderr)
     );
     let samples = report::parse_tsv(&std::fs::read_to_string(&tsv).unwrap()).unwrap();
-    for w in [Workload::KeepAlive, Workload::Close] {
-        let s = samples
-            .iter()
-            .find(|s| s.contender == Contender::Haproxy && s.workload == w)
-            .unwrap_or_else(|| panic!("no haproxy {} sample in {samples:?}", w.name()));
-        assert!(s.requests > 0 && s.rps > 0.0, "{s:?}");
-        assert!(s.p50_us.is_finite() && s.p99_us >= s.p50_us, "{s:?}");
+    for c in [Contender::Haproxy, Contender::XvsDr] {
+        for w in [Workload::KeepAlive, Workload::Close] {
+            let s = samples
+                .iter()
+                .find(|s| s.contender == c && s.workload == w)
+                .unwrap_or_else(|| panic!("no {} {} sample in {samples:?}", c.name(), w.name()));
+            assert!(s.requests > 0 && s.rps > 0.0, "{s:?}");
+            assert!(s.p50_us.is_finite() && s.p99_us >= s.p50_us, "{s:?}");
+            assert_eq!(s.errors, 0, "{s:?}");
+        }
     }
     let md = std::fs::read_to_string(&md).unwrap();
-    assert!(md.contains("| haproxy |"), "{md}");
+    assert!(
+        md.contains("| haproxy |") && md.contains("| xvs-dr |"),
+        "{md}"
+    );
+    // The packet-rate rows: frames reached the sink through both.
+    for f in ["noop-xdp", "xvs-dr-xdp"] {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {f} | tcp |")))
+            .unwrap_or_else(|| panic!("no packet-rate row for {f}: {md}"));
+        let received: u64 = row
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{row}: {e}"));
+        assert!(received > 0, "{row}");
+    }
 }

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The packet-rate benchmark's own programs (not part of the datapath):
+ *
+ *  - xvsb_gen: run with BPF_PROG_RUN and BPF_F_TEST_XDP_LIVE_FRAMES on the
+ *    client's veth; gives every frame the next source port of a set of
+ *    flows (fixing the TCP/UDP checksum) and returns XDP_TX, so the frame
+ *    leaves the client's veth and enters the director.
+ *  - xvsb_fwd_xdp / xvsb_fwd_tc: the ceiling, a no-op forwarder: rewrites
+ *    the two MAC addresses and redirects (or XDP_TX) without looking at IP.
+ *  - xvsb_sink: counts frames (and those addressed to a real server's MAC)
+ *    and drops them, on the wire in front of the real servers.
+ *  - xvsb_pass: XDP_PASS, for a veth that must accept redirected frames.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+char _license[] SEC("license") = "GPL";
+
+struct gen_cfg {
+	__u32 nflows;    /* flows: source ports base .. base + nflows - 1 */
+	__u32 base_port; /* host order */
+	__u32 l4_off;    /* offset of the TCP/UDP header in the frame */
+	__u32 csum_off;  /* offset of the L4 checksum within that header */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_cfg);
+} xvsb_gen_cfg SEC(".maps");
+
+/* [0]: frames generated so far (the flow index is this modulo nflows). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xvsb_gen_seq SEC(".maps");
+
+/*
+ * The frame to send, copied over every frame before its port is set: in
+ * live-frames mode a page keeps what the forwarder wrote into it (a NAT
+ * rewrite, new MACs) when it comes round again.
+ */
+#define GEN_LEN 60
+struct gen_tpl {
+	__u8 b[GEN_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_tpl);
+} xvsb_gen_tpl SEC(".maps");
+
+struct fwd_cfg {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex; /* 0: XDP_TX */
+	__be32 vip;    /* tc: only IPv4 to this address (0: every frame) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fwd_cfg);
+} xvsb_fwd_cfg SEC(".maps");
+
+/* [0] frames, [1] bytes, [2] frames to a real server's MAC (02:78:76:73:1x). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} xvsb_sink_count SEC(".maps");
+
+static __always_inline __u16 csum_replace16(__u16 check, __u16 old, __u16 new)
+{
+	/* RFC 1624: HC' = ~(~HC + ~m + m') */
+	__u32 sum = (__u16)~check + (__u16)~old + new;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+SEC("xdp")
+int xvsb_gen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct gen_cfg *cfg = bpf_map_lookup_elem(&xvsb_gen_cfg, &zero);
+	__u64 *seq = bpf_map_lookup_elem(&xvsb_gen_seq, &zero);
+	struct gen_tpl *tpl = bpf_map_lookup_elem(&xvsb_gen_tpl, &zero);
+	if (!cfg || !seq || !tpl || cfg->nflows == 0)
+		return XDP_TX;
+	if (data + GEN_LEN > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, tpl->b, GEN_LEN);
+	__u32 off = cfg->l4_off & 0xff;
+	__u32 coff = cfg->csum_off & 0x1f;
+	__u8 *l4 = data + off;
+	if ((void *)(l4 + 20) > end)
+		return XDP_ABORTED;
+	/* One CPU runs the generator (BPF_PROG_RUN): no atomics needed. */
+	__u64 n = *seq;
+	*seq = n + 1;
+	__u16 port = cfg->base_port + (__u32)(n % cfg->nflows);
+	__u16 new = __builtin_bswap16(port);
+	__u16 old = *(__u16 *)l4;
+	*(__u16 *)l4 = new;
+	__u16 *check = (__u16 *)(l4 + coff);
+	if ((void *)(check + 1) > end)
+		return XDP_ABORTED;
+	if (*check != 0)
+		*check = csum_replace16(*check, old, new);
+	return XDP_TX;
+}
+
+static __always_inline int fwd_rewrite(void *data, void *end, struct fwd_cfg *cfg)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, cfg->dmac, 6);
+	__builtin_memcpy(eth->h_source, cfg->smac, 6);
+	return 0;
+}
+
+SEC("xdp")
+int xvsb_fwd_xdp(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
+	if (!cfg)
+		return XDP_PASS;
+	if (fwd_rewrite((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg))
+		return XDP_PASS;
+	if (cfg->ifindex)
+		return bpf_redirect(cfg->ifindex, 0);
+	return XDP_TX;
+}
+
+SEC("classifier")
+int xvsb_fwd_tc(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
+	if (!cfg)
+		return TC_ACT_OK;
+	if (cfg->vip) {
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) ||
+		    ip->daddr != cfg->vip)
+			return TC_ACT_OK;
+	}
+	if (fwd_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, cfg))
+		return TC_ACT_OK;
+	return bpf_redirect(cfg->ifindex, 0);
+}
+
+SEC("xdp")
+int xvsb_sink(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&xvsb_sink_count, &k);
+	if (v)
+		*v += 1;
+	k = 1;
+	v = bpf_map_lookup_elem(&xvsb_sink_count, &k);
+	if (v)
+		*v += (__u64)(end - data);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) <= end && eth->h_dest[0] == 0x02 && eth->h_dest[1] == 0x78 &&
+	    eth->h_dest[2] == 0x76 && eth->h_dest[3] == 0x73 && (eth->h_dest[4] & 0xf0) == 0x10) {
+		k = 2;
+		v = bpf_map_lookup_elem(&xvsb_sink_count, &k);
+		if (v)
+			*v += 1;
+	}
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int xvsb_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}

@@ -1,0 +1,725 @@
+//! Packet rate: a generator of our own (XDP live frames through
+//! `BPF_PROG_RUN`), the no-op forwarder that sets the ceiling, and a sink
+//! that counts what reaches the real servers' side.
+//!
+//! ```text
+//!  client ns            director ns                          lan ns
+//!  c0 <-- xvsb_gen      d0: xvs_xdp | xvsb_fwd_xdp           p-d: xvsb_sink (count, drop)
+//!  (BPF_PROG_RUN,           or xvsb_pass + xvs_tc | xvsb_fwd_tc
+//!   live frames,        d1 ------------------------------------> p-d
+//!   XDP_TX out of c0)
+//! ```
+//!
+//! `xvsb_gen` runs with `BPF_F_TEST_XDP_LIVE_FRAMES` and the client's c0 as
+//! the ingress device: each frame gets the next source port of N flows and
+//! is sent out of c0 (XDP_TX), so it arrives at the director's d0 like a
+//! frame from the client. A veth only takes XDP frames when its peer-side
+//! receiver has an XDP program: on d0 that is the program under test (XDP
+//! cases) or `xvsb_pass` (tc cases, whose frames then become skbs and meet
+//! the tc hook); on p-d, the director's bridge port, the sink. The sink
+//! counts frames addressed to a real server's MAC and drops them, so the
+//! real servers' stacks stay out of it.
+//!
+//! Established flows: one SYN per flow first (xvs schedules and tracks the
+//! connection), then ACK segments; for UDP the first datagram of a flow
+//! creates its entry, so the warm-up sends one per flow too.
+//!
+//! Everything runs on the CPU that issues `BPF_PROG_RUN`: the generator,
+//! then (softirq, when the batch is flushed) d0's NAPI with the program
+//! under test, then p-d's NAPI with the sink. The rate measured is the
+//! sink's count over the wall time: generator and sink cost are in it for
+//! every contender alike.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use aya::{
+    maps::{Array, MapData, PerCpuArray},
+    programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    Ebpf, TestRun, TestRunAttrs, TestRunOptions,
+};
+use xvs_core::persist::Sysctls;
+use xvs_datapath::{Datapath, LoadOptions};
+use xvs_testhost::{Error, Result, Role, Topology};
+
+use crate::xvs::{self, Method};
+
+/// The benchmark's BPF object (`bpf/bench.c`).
+pub static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench.bpf.o"));
+
+/// Port of the services the generator sends to.
+pub const PORT: u16 = 80;
+/// First source port of the generated flows.
+pub const BASE_PORT: u16 = 10000;
+
+fn err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("packet rate: {what}: {e}"))
+}
+
+/// What forwards the frames on the director.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Forwarder {
+    /// `xvsb_fwd_xdp` on d0: MAC rewrite + redirect to d1. The ceiling.
+    NoopXdp,
+    /// `xvsb_pass` (XDP) + `xvsb_fwd_tc` on d0 ingress.
+    NoopTc,
+    /// `xvs_xdp` on d0 (native XDP), the given method.
+    XvsXdp(Method),
+    /// `xvsb_pass` (XDP) + `xvs_tc` on d0 ingress.
+    XvsTc(Method),
+}
+
+impl Forwarder {
+    pub fn name(self) -> String {
+        let m = |m: Method| match m {
+            Method::Dr => "dr",
+            Method::Nat => "nat",
+            Method::Tun => "tun",
+        };
+        match self {
+            Forwarder::NoopXdp => "noop-xdp".into(),
+            Forwarder::NoopTc => "noop-tc".into(),
+            Forwarder::XvsXdp(x) => format!("xvs-{}-xdp", m(x)),
+            Forwarder::XvsTc(x) => format!("xvs-{}-tc", m(x)),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Forwarder> {
+        ALL_FORWARDERS.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Name of the program on d0 that does the forwarding.
+    pub fn prog_name(self) -> &'static str {
+        match self {
+            Forwarder::NoopXdp => "xvsb_fwd_xdp",
+            Forwarder::NoopTc => "xvsb_fwd_tc",
+            Forwarder::XvsXdp(_) => xvs_datapath::XDP_PROG,
+            Forwarder::XvsTc(_) => xvs_datapath::TC_PROG,
+        }
+    }
+
+    pub fn is_xdp(self) -> bool {
+        matches!(self, Forwarder::NoopXdp | Forwarder::XvsXdp(_))
+    }
+
+    /// The no-op forwarder on the same hook.
+    pub fn ceiling(self) -> Forwarder {
+        if self.is_xdp() {
+            Forwarder::NoopXdp
+        } else {
+            Forwarder::NoopTc
+        }
+    }
+}
+
+pub const ALL_FORWARDERS: [Forwarder; 6] = [
+    Forwarder::NoopXdp,
+    Forwarder::XvsXdp(Method::Dr),
+    Forwarder::XvsXdp(Method::Nat),
+    Forwarder::XvsXdp(Method::Tun),
+    Forwarder::NoopTc,
+    Forwarder::XvsTc(Method::Dr),
+];
+
+/// TCP or UDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum L4 {
+    Tcp,
+    Udp,
+}
+
+impl L4 {
+    pub fn name(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+        }
+    }
+}
+
+/// One measurement of the packet rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateSample {
+    pub round: u32,
+    pub forwarder: Forwarder,
+    pub l4: L4,
+    pub flows: u32,
+    /// Frames the generator sent.
+    pub sent: u64,
+    /// Frames that reached the sink addressed to a real server.
+    pub received: u64,
+    pub seconds: f64,
+    /// Mean ns per packet inside the director's program under test (the
+    /// kernel's BPF run-time accounting); NaN if unavailable.
+    pub prog_ns: f64,
+}
+
+impl RateSample {
+    /// Received frames per second.
+    pub fn pps(&self) -> f64 {
+        self.received as f64 / self.seconds
+    }
+}
+
+// ---- frames ----------------------------------------------------------------
+
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    let mut c = data.chunks_exact(2);
+    for w in &mut c {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [b] = c.remainder() {
+        acc += u32::from(*b) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// An Ethernet + IPv4 + TCP (flags) or UDP (8 bytes of payload) frame,
+/// checksums filled in, padded to 60 bytes (64 on a wire with the FCS).
+#[allow(clippy::too_many_arguments)]
+pub fn frame(
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    l4: L4,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+) -> Vec<u8> {
+    let mut seg = Vec::new();
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&dport.to_be_bytes());
+    let (proto, csum_at) = match l4 {
+        L4::Tcp => {
+            seg.extend_from_slice(&1u32.to_be_bytes());
+            seg.extend_from_slice(&(if tcp_flags & 0x10 != 0 { 1u32 } else { 0 }).to_be_bytes());
+            seg.extend_from_slice(&[0x50, tcp_flags]);
+            seg.extend_from_slice(&64240u16.to_be_bytes());
+            seg.extend_from_slice(&[0, 0, 0, 0]);
+            (6u8, 16)
+        }
+        L4::Udp => {
+            seg.extend_from_slice(&16u16.to_be_bytes());
+            seg.extend_from_slice(&[0, 0]);
+            seg.extend_from_slice(b"xvsbench");
+            (17u8, 6)
+        }
+    };
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    let c = fold(sum16(&seg, sum16(&pseudo, 0)));
+    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    let total = 20 + seg.len();
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(total as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = fold(sum16(&ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dmac);
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&seg);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+// ---- the bench programs -----------------------------------------------------
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct GenCfg {
+    nflows: u32,
+    base_port: u32,
+    l4_off: u32,
+    csum_off: u32,
+}
+// SAFETY: plain data, no padding.
+unsafe impl aya::Pod for GenCfg {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct GenTpl {
+    b: [u8; 60],
+}
+// SAFETY: plain bytes.
+unsafe impl aya::Pod for GenTpl {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct FwdCfg {
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    ifindex: u32,
+    vip: [u8; 4],
+}
+// SAFETY: plain data, no padding (6 + 6 + 4 + 4).
+unsafe impl aya::Pod for FwdCfg {}
+
+/// The loaded bench object: dropping it detaches its programs.
+pub struct BenchProgs {
+    ebpf: Ebpf,
+}
+
+impl BenchProgs {
+    pub fn load() -> Result<BenchProgs> {
+        let mut ebpf = Ebpf::load(BENCH_OBJECT).map_err(|e| err("loading bench.bpf.o", e))?;
+        for p in ["xvsb_gen", "xvsb_fwd_xdp", "xvsb_sink", "xvsb_pass"] {
+            let x: &mut Xdp = ebpf
+                .program_mut(p)
+                .ok_or_else(|| err(p, "missing"))?
+                .try_into()
+                .map_err(|e| err(p, e))?;
+            x.load().map_err(|e| err(p, format!("{e:?}")))?;
+        }
+        let t: &mut SchedClassifier = ebpf
+            .program_mut("xvsb_fwd_tc")
+            .ok_or_else(|| err("xvsb_fwd_tc", "missing"))?
+            .try_into()
+            .map_err(|e| err("xvsb_fwd_tc", e))?;
+        t.load().map_err(|e| err("xvsb_fwd_tc", format!("{e:?}")))?;
+        Ok(BenchProgs { ebpf })
+    }
+
+    fn xdp(&self, name: &str) -> Result<&Xdp> {
+        self.ebpf
+            .program(name)
+            .ok_or_else(|| err(name, "missing"))?
+            .try_into()
+            .map_err(|e| err(name, e))
+    }
+
+    /// Attaches XDP program `name` (native) to `iface` of the calling
+    /// thread's namespace.
+    pub fn attach_xdp(&mut self, name: &str, iface: &str) -> Result<()> {
+        let idx = xvs_datapath::ifindex(iface).map_err(|e| err(iface, e))?;
+        let x: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| err(name, "missing"))?
+            .try_into()
+            .map_err(|e| err(name, e))?;
+        x.attach_to_if_index(idx, XdpMode::Driver)
+            .map_err(|e| err(&format!("attaching {name} to {iface}"), e))?;
+        Ok(())
+    }
+
+    /// Attaches `xvsb_fwd_tc` to `iface`'s ingress.
+    pub fn attach_fwd_tc(&mut self, iface: &str) -> Result<()> {
+        let _ = tc::qdisc_add_clsact(iface);
+        let t: &mut SchedClassifier = self
+            .ebpf
+            .program_mut("xvsb_fwd_tc")
+            .ok_or_else(|| err("xvsb_fwd_tc", "missing"))?
+            .try_into()
+            .map_err(|e| err("xvsb_fwd_tc", e))?;
+        t.attach(iface, TcAttachType::Ingress)
+            .map_err(|e| err(&format!("attaching xvsb_fwd_tc to {iface}"), e))?;
+        Ok(())
+    }
+
+    /// Configures the no-op forwarders: new MACs, egress `ifindex` and,
+    /// for tc, the only destination it forwards (None: every frame).
+    pub fn set_fwd(
+        &mut self,
+        dmac: [u8; 6],
+        smac: [u8; 6],
+        ifindex: u32,
+        vip: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let mut a: Array<&mut MapData, FwdCfg> =
+            Array::try_from(self.ebpf.map_mut("xvsb_fwd_cfg").unwrap())
+                .map_err(|e| err("map", e))?;
+        a.set(
+            0,
+            FwdCfg {
+                dmac,
+                smac,
+                ifindex,
+                vip: vip.map(|v| v.octets()).unwrap_or_default(),
+            },
+            0,
+        )
+        .map_err(|e| err("xvsb_fwd_cfg", e))
+    }
+
+    fn set_gen(&mut self, nflows: u32, l4: L4, frame: &[u8]) -> Result<()> {
+        let mut tpl = GenTpl { b: [0; 60] };
+        let n = frame.len().min(60);
+        tpl.b[..n].copy_from_slice(&frame[..n]);
+        let mut t: Array<&mut MapData, GenTpl> =
+            Array::try_from(self.ebpf.map_mut("xvsb_gen_tpl").unwrap())
+                .map_err(|e| err("map", e))?;
+        t.set(0, tpl, 0).map_err(|e| err("xvsb_gen_tpl", e))?;
+        let mut a: Array<&mut MapData, GenCfg> =
+            Array::try_from(self.ebpf.map_mut("xvsb_gen_cfg").unwrap())
+                .map_err(|e| err("map", e))?;
+        a.set(
+            0,
+            GenCfg {
+                nflows,
+                base_port: BASE_PORT.into(),
+                l4_off: 34,
+                csum_off: if l4 == L4::Tcp { 16 } else { 6 },
+            },
+            0,
+        )
+        .map_err(|e| err("xvsb_gen_cfg", e))?;
+        let mut s: Array<&mut MapData, u64> =
+            Array::try_from(self.ebpf.map_mut("xvsb_gen_seq").unwrap())
+                .map_err(|e| err("map", e))?;
+        s.set(0, 0, 0).map_err(|e| err("xvsb_gen_seq", e))
+    }
+
+    /// Frames generated since the last reset.
+    pub fn seq(&self) -> Result<u64> {
+        let s: Array<&MapData, u64> =
+            Array::try_from(self.ebpf.map("xvsb_gen_seq").unwrap()).map_err(|e| err("map", e))?;
+        s.get(&0, 0).map_err(|e| err("xvsb_gen_seq", e))
+    }
+
+    /// (frames, frames to a real server) seen by the sink so far.
+    pub fn sink(&self) -> Result<(u64, u64)> {
+        let a: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map("xvsb_sink_count").unwrap())
+                .map_err(|e| err("map", e))?;
+        let sum = |i: u32| -> Result<u64> {
+            Ok(a.get(&i, 0)
+                .map_err(|e| err("xvsb_sink_count", e))?
+                .iter()
+                .sum())
+        };
+        Ok((sum(0)?, sum(2)?))
+    }
+
+    /// Sends `count` copies of `frame` out of interface `ifindex` (of the
+    /// calling thread's namespace) with live frames, the flow index
+    /// cycling over `nflows` source ports from [`BASE_PORT`].
+    fn send(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+        count: u32,
+        nflows: u32,
+        l4: L4,
+        reset: bool,
+    ) -> Result<()> {
+        if reset {
+            self.set_gen(nflows, l4, frame)?;
+        }
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let r = self
+            .xdp("xvsb_gen")?
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat: count,
+                attrs: TestRunAttrs::new().xdp_live_frames(64),
+                ..TestRunOptions::default()
+            })
+            .map_err(|e| err("BPF_PROG_RUN live frames", format!("{e:?}")))?;
+        let _ = r;
+        Ok(())
+    }
+}
+
+// ---- the measurement ---------------------------------------------------------
+
+/// Parameters of the packet-rate run.
+#[derive(Clone, Debug)]
+pub struct RateConfig {
+    pub forwarders: Vec<Forwarder>,
+    pub l4s: Vec<L4>,
+    pub flows: u32,
+    pub duration: Duration,
+    pub repeats: u32,
+}
+
+fn mac(t: &Topology, role: Role, ifname: &str) -> [u8; 6] {
+    t.plan().iface(role, ifname).expect("lab interface").mac
+}
+
+/// Runs one forwarder: sets it up on the director, warms the flows, sends
+/// for `duration`, counts at the sink, tears it down.
+fn run_one(
+    t: &Topology,
+    dp: &mut Datapath,
+    f: Forwarder,
+    l4: L4,
+    cfg: &RateConfig,
+    round: u32,
+) -> Result<RateSample> {
+    let d = t.director();
+    let lan = t.lan().ok_or_else(|| err("lab", "no lan namespace"))?;
+    let mut progs = BenchProgs::load()?;
+    let d1 = d
+        .enter(|| xvs_datapath::ifindex("d1"))?
+        .map_err(|e| err("d1", e))?;
+    progs.set_fwd(
+        mac(t, Role::Server(0), "r0"),
+        mac(t, Role::Director, "d1"),
+        d1,
+        None,
+    )?;
+    lan.enter(|| progs.attach_xdp("xvsb_sink", "p-d"))??;
+    let mut xvs_att = None;
+    if let Forwarder::XvsXdp(m) | Forwarder::XvsTc(m) = f {
+        let servers: Vec<IpAddr> = t
+            .plan()
+            .server_addrs()
+            .into_iter()
+            .map(IpAddr::V4)
+            .collect();
+        let vip = IpAddr::V4(t.vip());
+        let mut lines = xvs::rules(vip, PORT, &servers, m);
+        lines.extend(
+            xvs::rules(vip, PORT, &servers, m)
+                .into_iter()
+                .map(|l| l.replace(" -t ", " -u ")),
+        );
+        let table = xvs::table(&lines)?;
+        let l2 = xvs::l2(t, m)?;
+        dp.sync(&table, &Sysctls::default(), &l2)
+            .map_err(|e| err("sync", e))?;
+    }
+    d.enter(|| -> Result<()> {
+        match f {
+            Forwarder::NoopXdp => progs.attach_xdp("xvsb_fwd_xdp", "d0"),
+            Forwarder::NoopTc => {
+                progs.attach_xdp("xvsb_pass", "d0")?;
+                progs.attach_fwd_tc("d0")
+            }
+            Forwarder::XvsXdp(_) => {
+                xvs_att = Some(
+                    dp.attach_xdp("d0", XdpMode::Driver)
+                        .map_err(|e| err("attach xvs_xdp", e))?,
+                );
+                Ok(())
+            }
+            Forwarder::XvsTc(_) => {
+                progs.attach_xdp("xvsb_pass", "d0")?;
+                xvs_att = Some(dp.attach_tc("d0").map_err(|e| err("attach xvs_tc", e))?);
+                Ok(())
+            }
+        }
+    })??;
+    let c0 = t
+        .client()
+        .enter(|| xvs_datapath::ifindex("c0"))?
+        .map_err(|e| err("c0", e))?;
+    let (dmac, smac) = (mac(t, Role::Director, "d0"), mac(t, Role::Client, "c0"));
+    let src = t.plan().client_addr();
+    let vip = t.vip();
+    let first = frame(dmac, smac, src, vip, l4, BASE_PORT, PORT, 0x02);
+    let est = frame(dmac, smac, src, vip, l4, BASE_PORT, PORT, 0x10);
+    let result = t.client().enter(|| -> Result<RateSample> {
+        // Warm-up: one SYN (UDP: one datagram) per flow, twice over in
+        // case some were dropped on the way.
+        for _ in 0..2 {
+            progs.send(&first, c0, cfg.flows, cfg.flows, l4, true)?;
+        }
+        if std::env::var_os("XVSB_DEBUG").is_some() {
+            eprintln!("warm-up: sink {:?}, seq {:?}", progs.sink(), progs.seq());
+        }
+        // Then established traffic: a short run to settle, then the
+        // measured one, in chunks until the duration has passed.
+        progs.send(&est, c0, 100_000, cfg.flows, l4, true)?;
+        let prog = crate::bpfsys::newest_prog(f.prog_name());
+        let _stats = crate::bpfsys::enable_run_time_stats().ok();
+        let s0 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
+        let (_, r0) = progs.sink()?;
+        let chunk = 250_000u32;
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < cfg.duration {
+            progs.send(&est, c0, chunk, cfg.flows, l4, false)?;
+            sent += u64::from(chunk);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let (_, r1) = progs.sink()?;
+        let s1 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
+        let prog_ns = match (s0, s1) {
+            (Some((t0, c0)), Some((t1, c1))) if c1 > c0 => (t1 - t0) as f64 / (c1 - c0) as f64,
+            _ => f64::NAN,
+        };
+        Ok(RateSample {
+            round,
+            forwarder: f,
+            l4,
+            flows: cfg.flows,
+            sent,
+            received: r1 - r0,
+            seconds: secs,
+            prog_ns,
+        })
+    })?;
+    let conns = dp.conn_count();
+    if let Some(a) = xvs_att {
+        let _ = d.enter(|| dp.detach(a));
+    }
+    drop(progs);
+    if matches!(f, Forwarder::XvsXdp(_) | Forwarder::XvsTc(_)) {
+        dp.flush_conns().map_err(|e| err("flush", e))?;
+        let s = result.as_ref().ok();
+        if let Some(s) = s {
+            // The warm-up must have made every flow a tracked connection.
+            if (conns as u32) < cfg.flows {
+                return Err(err(
+                    &f.name(),
+                    format!(
+                        "only {conns} of {} flows tracked after the warm-up ({s:?})",
+                        cfg.flows
+                    ),
+                ));
+            }
+        }
+    }
+    result
+}
+
+/// The samples as TSV, with a header.
+pub fn to_tsv(v: &[RateSample]) -> String {
+    let mut s =
+        String::from("round\tforwarder\tproto\tflows\tsent\treceived\tseconds\tpps\tprog_ns\n");
+    for x in v {
+        s.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.0}\t{:.1}\n",
+            x.round,
+            x.forwarder.name(),
+            x.l4.name(),
+            x.flows,
+            x.sent,
+            x.received,
+            x.seconds,
+            x.pps(),
+            x.prog_ns
+        ));
+    }
+    s
+}
+
+/// Runs every forwarder × L4 `repeats` times, alternating.
+pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
+    let mut dp = Datapath::load_with(LoadOptions { max_conns: 1 << 20 })
+        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
+    let mut out = Vec::new();
+    let cases: Vec<(Forwarder, L4)> = cfg
+        .forwarders
+        .iter()
+        .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l)))
+        .collect();
+    let n = cases.len().max(1);
+    for round in 0..cfg.repeats {
+        for k in 0..cases.len() {
+            let (f, l4) = cases[(k + round as usize) % n];
+            let s = run_one(t, &mut dp, f, l4, cfg, round)?;
+            eprintln!(
+                "xvs-bench: rate round {}/{} {:<12} {} {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
+                round + 1,
+                cfg.repeats,
+                f.name(),
+                l4.name(),
+                s.pps(),
+                s.sent,
+                s.received,
+                s.prog_ns,
+                f.prog_name()
+            );
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_valid_checksums_and_names_round_trip() {
+        let f = frame(
+            [2; 6],
+            [4; 6],
+            Ipv4Addr::new(198, 18, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 100),
+            L4::Tcp,
+            10000,
+            80,
+            0x02,
+        );
+        assert_eq!(f.len(), 60);
+        assert_eq!(fold(sum16(&f[14..34], 0)), 0);
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 6, 0, 20]);
+        assert_eq!(fold(sum16(&f[34..54], sum16(&pseudo, 0))), 0);
+        for x in ALL_FORWARDERS {
+            assert_eq!(Forwarder::parse(&x.name()), Some(x));
+        }
+        assert_eq!(Forwarder::XvsTc(Method::Dr).ceiling(), Forwarder::NoopTc);
+    }
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    /// The generator gives consecutive frames consecutive source ports and
+    /// keeps the TCP checksum valid. Needs root (loads BPF programs).
+    #[test]
+    fn generator_cycles_source_ports_with_valid_checksums() {
+        xvs_testhost::require_root().expect("needs root");
+        let mut p = BenchProgs::load().unwrap();
+        let src = Ipv4Addr::new(198, 18, 0, 2);
+        let dst = Ipv4Addr::new(198, 18, 0, 100);
+        let f = frame([2; 6], [4; 6], src, dst, L4::Tcp, BASE_PORT, 80, 0x10);
+        p.set_gen(3, L4::Tcp, &f).unwrap();
+        let mut ports = Vec::new();
+        for _ in 0..4 {
+            let mut out = vec![0u8; 256];
+            let r = p
+                .xdp("xvsb_gen")
+                .unwrap()
+                .test_run(TestRunOptions {
+                    data_in: Some(&f),
+                    data_out: Some(&mut out),
+                    ..TestRunOptions::default()
+                })
+                .unwrap();
+            out.truncate(r.data_size_out as usize);
+            ports.push(u16::from_be_bytes([out[34], out[35]]));
+            let want = frame(
+                [2; 6],
+                [4; 6],
+                src,
+                dst,
+                L4::Tcp,
+                ports[ports.len() - 1],
+                80,
+                0x10,
+            );
+            assert_eq!(out, want);
+        }
+        assert_eq!(ports, [BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT]);
+    }
+}
