@@ -83,7 +83,7 @@ fn run_inner(sizes: &[u64], runs: usize, random_flows: usize, res: &mut ConnResu
     let max = *sizes.iter().max().unwrap_or(&0);
     let max_conns = xvs_datapath::DEFAULT_MAX_CONNS.max(max as u32 + 16);
     res.max_conns = max_conns;
-    let mut dp = Datapath::load_with(LoadOptions { max_conns })
+    let mut dp = Datapath::load_with(LoadOptions::with_max_conns(max_conns))
         .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
     let servers: Vec<IpAddr> = (10..13)
         .map(|h| IpAddr::V4(Ipv4Addr::new(198, 18, 1, h)))

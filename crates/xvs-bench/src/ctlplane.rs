@@ -98,7 +98,7 @@ pub fn run(services: u32, reals: u32, runs: usize) -> CtlPoint {
         if p.sync_error.is_some() {
             continue;
         }
-        let mut dp = match Datapath::load_with(LoadOptions { max_conns: 1 << 16 }) {
+        let mut dp = match Datapath::load_with(LoadOptions::with_max_conns(1 << 16)) {
             Ok(d) => d,
             Err(e) => {
                 p.sync_error = Some(format!("loading the datapath: {e}"));

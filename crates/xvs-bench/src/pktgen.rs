@@ -621,7 +621,7 @@ pub fn to_tsv(v: &[RateSample]) -> String {
 
 /// Runs every forwarder × L4 `repeats` times, alternating.
 pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
-    let mut dp = Datapath::load_with(LoadOptions { max_conns: 1 << 20 })
+    let mut dp = Datapath::load_with(LoadOptions::with_max_conns(1 << 20))
         .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
     let mut out = Vec::new();
     let cases: Vec<(Forwarder, L4)> = cfg

@@ -167,7 +167,7 @@ impl Xvs {
             .collect();
         let table = table(&rules(IpAddr::V4(t.vip()), port, &servers, method))?;
         let l2 = l2(t, method)?;
-        let mut dp = Datapath::load_with(LoadOptions { max_conns: 1 << 20 })
+        let mut dp = Datapath::load_with(LoadOptions::with_max_conns(1 << 20))
             .map_err(|e| dp_err("loading the datapath", format!("{e:?}")))?;
         dp.sync(&table, &Sysctls::default(), &l2)
             .map_err(|e| dp_err("sync", e))?;
