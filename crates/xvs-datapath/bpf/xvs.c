@@ -73,12 +73,15 @@ struct decision {
 	__u8 pad;
 };
 
-/* The clock: bpf_ktime_get_ns(), or the test hook's fixed time. */
+/* The clock: bpf_ktime_get_coarse_ns(), or the test hook's fixed time. */
+/* Timers are in seconds: the coarse clock (CLOCK_MONOTONIC_COARSE, one
+ * tick of resolution, same epoch as CLOCK_MONOTONIC) is plenty, and much
+ * cheaper than reading the clocksource on every packet. */
 static __always_inline __u64 xvs_now(struct xvs_config *cfg)
 {
 	if (cfg && cfg->now_ns)
 		return cfg->now_ns;
-	return bpf_ktime_get_ns();
+	return bpf_ktime_get_coarse_ns();
 }
 
 /* Counters ---------------------------------------------------------------- */
@@ -96,11 +99,14 @@ static __always_inline void xvs_stats_add(struct xvs_stats *s, int in, __u32 len
 	}
 }
 
-/* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed. */
-static __always_inline void xvs_count_pkt(__u32 real_id, __u32 len, int in)
+/* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed.
+ * `r` is the real server when the caller has it already (NULL: looked up). */
+static __always_inline void xvs_count_pkt(struct real *r, __u32 real_id, __u32 len, int in)
 {
-	struct real *r = bpf_map_lookup_elem(&xvs_reals, &real_id);
 	__u32 zero = 0, svc_id;
+
+	if (!r)
+		r = bpf_map_lookup_elem(&xvs_reals, &real_id);
 
 	if (!r || !(r->flags & XVS_REAL_F_AVAILABLE))
 		return;
@@ -347,6 +353,42 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 	int d_active = 0, d_inactive = 0;
 	__u32 real_id = c->real_id;
 	__u32 timeout;
+
+	/* UDP has one state: only the timer moves, and racing writers of the
+	 * same kind of value need no lock. */
+	if (proto != IPPROTO_TCP) {
+		c->timeout = cfg->udp_timeout;
+		c->expires = now + (__u64)cfg->udp_timeout * XVS_NSEC;
+		return;
+	}
+	/* Fast path: a segment that leaves the state as it is (the bulk of an
+	 * established flow) only restarts the timer, without the lock. If
+	 * another CPU changed the state meanwhile, the locked path below runs
+	 * this segment again after its change, as if the two were serialized
+	 * in that order. */
+	{
+		__u8 cur = *(volatile __u8 *)&c->state;
+		__u8 flags = *(volatile __u8 *)&c->flags;
+		int table = output ? 1 : ((flags & XVS_CONN_F_NO_OUTPUT) ? 2 : 0);
+		int row = -1;
+
+		if (tcp_flags & XVS_TCP_RST)
+			row = 3;
+		else if (tcp_flags & XVS_TCP_SYN)
+			row = 0;
+		else if (tcp_flags & XVS_TCP_FIN)
+			row = 1;
+		else if (tcp_flags & XVS_TCP_ACK)
+			row = 2;
+		if (row >= 0 && cur < XVS_TCP_STATES && !(output && (flags & XVS_CONN_F_NO_OUTPUT)) &&
+		    xvs_tcp_next[table][row][cur] == cur) {
+			timeout = cfg->tcp_timeout[cur & 15];
+			c->timeout = timeout;
+			c->expires = now + (__u64)timeout * XVS_NSEC;
+			if (*(volatile __u8 *)&c->state == cur)
+				return;
+		}
+	}
 
 	/* No helper calls inside: the counts change after the unlock. */
 	bpf_spin_lock(&c->lock);
@@ -604,7 +646,7 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	if ((si->flags & XVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
 		/* Bound, used for this one packet, and freed. */
 		xvs_real_add(rid, 0, 1, 1);
-		xvs_count_pkt(rid, p->tot_len, 1);
+		xvs_count_pkt(NULL, rid, p->tot_len, 1);
 		xvs_real_add(rid, 0, -1, 0);
 		*cp = NULL;
 		return XVS_ACT_FORWARD;
@@ -666,7 +708,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 			if (cc) {
 				if (cc->fwd != XVS_FWD_MASQ)
 					return XVS_ACT_PASS;
-				xvs_count_pkt(cc->real_id, p->tot_len, 0);
+				xvs_count_pkt(NULL, cc->real_id, p->tot_len, 0);
 				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
 				d->new_addr = ikc.daddr[0];
 				d->new_port = ikc.dport;
@@ -732,7 +774,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	if (!r)
 		return XVS_ACT_DROP_UNAVAIL;
 
-	xvs_count_pkt(c->real_id, p->tot_len, 1);
+	xvs_count_pkt(r, c->real_id, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
 	d->rs = r;
 	d->new_addr = c->daddr[0];

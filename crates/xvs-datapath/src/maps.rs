@@ -285,7 +285,7 @@ pub struct ConnKey {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn {
-    /// Deadline on the `CLOCK_MONOTONIC` clock, ns.
+    /// Deadline on the `CLOCK_MONOTONIC_COARSE` clock, ns.
     pub expires: u64,
     /// Real server id.
     pub real_id: u32,
@@ -431,7 +431,7 @@ pub struct Config {
     pub lblcr_expiration: u32,
     /// 0.
     pub pad: u32,
-    /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_ns`).
+    /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_coarse_ns`).
     pub now_ns: u64,
 }
 

@@ -50,7 +50,7 @@ const LBL_EXPIRATION_SECS: u64 = 24 * 60 * 60;
 /// Test hooks written into `xvs_config` with every sync.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TestHooks {
-    /// A fixed clock (ns), 0 = `bpf_ktime_get_ns`.
+    /// A fixed clock (ns), 0 = `bpf_ktime_get_coarse_ns`.
     now_ns: u64,
     /// twos draws come from `xvs_rand`.
     rand_fixed: bool,
@@ -354,7 +354,7 @@ impl Datapath {
     }
 
     /// Test hook: run the programs (and [`Datapath::expire`]) on a fixed
-    /// clock, `Some(ns)`, instead of `CLOCK_MONOTONIC`; `None` returns to
+    /// clock, `Some(ns)`, instead of `CLOCK_MONOTONIC_COARSE`; `None` returns to
     /// the real clock. Lets a test move time exactly as a model does.
     pub fn set_clock(&mut self, ns: Option<u64>) -> Result<()> {
         self.hooks.now_ns = ns.unwrap_or(0);
@@ -722,7 +722,7 @@ impl Datapath {
     }
 
     /// Frees the connections whose deadline has passed (on the kernel's
-    /// `CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`), and forgets
+    /// `CLOCK_MONOTONIC_COARSE`, the clock of `bpf_ktime_get_coarse_ns`), and forgets
     /// removed real servers nothing refers to any more. Each entry is freed
     /// by the BPF control program, which changes the counts only if its own
     /// delete succeeded, so a packet freeing the same entry at the same time
@@ -1056,14 +1056,14 @@ impl Datapath {
     }
 }
 
-/// Now on `CLOCK_MONOTONIC`, in ns (what `bpf_ktime_get_ns` returns).
+/// Now on `CLOCK_MONOTONIC_COARSE`, in ns (what `bpf_ktime_get_coarse_ns` returns).
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

@@ -173,7 +173,7 @@ struct conn_key {
 
 /* A connection: value of xvs_conns. */
 struct conn {
-	__u64 expires; /* bpf_ktime_get_ns() deadline */
+	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
 	__u32 real_id;
 	__u32 svc_id;
 	__be32 daddr[4]; /* real server address */
@@ -272,7 +272,7 @@ struct xvs_config {
 	__u32 rand_fixed;     /* test hook: twos draws from xvs_rand, not bpf_get_prandom_u32 */
 	__u32 lblcr_expiration; /* seconds (lblcr_expiration sysctl, default 24 h) */
 	__u32 pad;
-	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_ns) */
+	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_coarse_ns) */
 };
 
 /* Packet, byte and connection counters (per CPU). */
