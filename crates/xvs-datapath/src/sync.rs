@@ -126,8 +126,11 @@ impl L2 {
 
 /// The TUN fields of `struct real` for real server `addr`.
 fn tun_fields(l2: &L2, addr: &IpAddr) -> ([u32; 4], u16) {
+    // A tunnel source of the other family than the real server is no use
+    // for its outer header: none (from the FIB, or handed to the stack).
     let saddr = l2
         .tun_source(addr)
+        .filter(|a| a.is_ipv6() == addr.is_ipv6())
         .map(|a| addr_words(a).0)
         .unwrap_or_default();
     (saddr, l2.tun_mtu)
@@ -216,17 +219,21 @@ fn describe(key: &ServiceKey) -> String {
 /// Refuses what the datapath cannot do yet, rather than mis-schedule it.
 fn check_supported(svc: &Service) -> Result<()> {
     let refuse = |why: &str| Err(Error::Refused(format!("{}: {why}", describe(&svc.cfg.key))));
-    if svc.cfg.key.family() != Family::Inet {
-        return refuse("IPv6 services are not in the datapath yet");
-    }
     if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
         return refuse("SCTP services are not in the datapath yet");
     }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }
-    if svc.dests.iter().any(|d| d.cfg.addr.is_ipv6()) {
-        return refuse("IPv6 real servers are not in the datapath yet");
+    // The kernel allows a real server of the other family with tunnelling
+    // (-i) only; the datapath does not do that yet.
+    let family = svc.cfg.key.family();
+    if let Some(d) = svc.dests.iter().find(|d| Family::of(&d.cfg.addr) != family) {
+        return refuse(&format!(
+            "real server {} is of another address family than the service \
+             (mixed-family tunnels are not in the datapath yet)",
+            d.cfg.addr
+        ));
     }
     Ok(())
 }

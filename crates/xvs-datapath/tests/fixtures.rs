@@ -311,7 +311,13 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
 fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
     for (rules, why) in [
-        (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
+        (
+            &[
+                "-A -t [2001:2::1]:80",
+                "-a -t [2001:2::1]:80 -r 198.18.1.2 -i",
+            ][..],
+            "another address family",
+        ),
         (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
     ] {
         let err = dp
