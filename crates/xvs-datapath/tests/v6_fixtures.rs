@@ -52,46 +52,7 @@ fn rs() -> [u8; 16] {
     v6("2001:2:0:1::2")
 }
 
-// Packet building and an independent checksum check -------------------------
-
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
-/// The TCP/UDP checksum over the IPv6 pseudo header (RFC 8200 8.1) of `l4`
-/// with its checksum field taken as zero.
-fn l4_csum6(src: &[u8; 16], dst: &[u8; 16], proto: u8, l4: &[u8]) -> u16 {
-    let at = if proto == 6 { 16 } else { 6 };
-    let mut l4 = l4.to_vec();
-    l4[at] = 0;
-    l4[at + 1] = 0;
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(src);
-    pseudo.extend_from_slice(dst);
-    pseudo.extend_from_slice(&(l4.len() as u32).to_be_bytes());
-    pseudo.extend_from_slice(&[0, 0, 0, proto]);
-    let c = fold(sum16(&l4, sum16(&pseudo, 0)));
-    // UDP transmits a computed 0 as 0xffff
-    if proto == 17 && c == 0 {
-        0xffff
-    } else {
-        c
-    }
-}
+// Packet building (the independent checksum check is common::checksums_ok6) --
 
 /// An IPv6 packet: fixed header, `ext` (extension headers, already chained:
 /// the fixed header's next header is `first`), then `l4` of protocol
@@ -123,25 +84,6 @@ fn ext_hdr(next: u8, len8: u8) -> Vec<u8> {
     let mut h = vec![next, len8];
     h.resize(8 * (usize::from(len8) + 1), 0);
     h
-}
-
-/// Walks an Ethernet + IPv6 frame's extension headers (hop-by-hop, routing,
-/// destination options) and checks the TCP/UDP checksum from scratch.
-fn checksums_ok6(frame: &[u8]) -> bool {
-    let ip = &frame[14..];
-    let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-    let src: [u8; 16] = ip[8..24].try_into().unwrap();
-    let dst: [u8; 16] = ip[24..40].try_into().unwrap();
-    let mut next = ip[6];
-    let mut off = 40;
-    while matches!(next, 0 | 43 | 60) {
-        next = ip[off];
-        off += 8 * (usize::from(ip[off + 1]) + 1);
-    }
-    let l4 = &ip[off..40 + plen];
-    let at = if next == 6 { 16 } else { 6 };
-    let got = u16::from_be_bytes([l4[at], l4[at + 1]]);
-    got != 0 && got == l4_csum6(&src, &dst, next, l4)
 }
 
 fn frame(dst: Mac, src: Mac, ip: &[u8]) -> Vec<u8> {
