@@ -226,12 +226,17 @@ fn check_supported(svc: &Service) -> Result<()> {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }
     // The kernel allows a real server of the other family with tunnelling
-    // (-i) only; the datapath does not do that yet.
+    // (-i) only (IPv4 in IPv6, IPv6 in IPv4); IpvsTable refuses the rest,
+    // and so does the datapath, should such a table reach it.
     let family = svc.cfg.key.family();
-    if let Some(d) = svc.dests.iter().find(|d| Family::of(&d.cfg.addr) != family) {
+    if let Some(d) = svc
+        .dests
+        .iter()
+        .find(|d| Family::of(&d.cfg.addr) != family && d.cfg.fwd != FwdMethod::Tunnel)
+    {
         return refuse(&format!(
             "real server {} is of another address family than the service \
-             (mixed-family tunnels are not in the datapath yet)",
+             and not tunnelled (-i)",
             d.cfg.addr
         ));
     }

@@ -453,6 +453,78 @@ fn tun_without_an_ipv6_source_goes_to_the_stack() {
     }
 }
 
+/// A real server of the other family (allowed with `-i` only): IPv6 in
+/// IPv4 (protocol 41; DF set, ID 0, TOS from the traffic class) and IPv4
+/// in IPv6 (next header 4), each with a tunnel source of the real server's
+/// family.
+#[test]
+fn tun_across_families() {
+    let mut l2 = L2 {
+        tun_saddr: Some(IpAddr::from(tun_src())),
+        ..l2_explicit()
+    };
+    l2.tun_saddr_by_addr
+        .insert(IpAddr::from([198, 18, 1, 2]), IpAddr::from([198, 18, 1, 1]));
+    let rules = [
+        "-A -t [2001:2::1]:80 -s rr",
+        "-a -t [2001:2::1]:80 -r 198.18.1.2:80 -i",
+        "-A -t 198.18.2.1:80 -s rr",
+        "-a -t 198.18.2.1:80 -r [2001:2:0:1::2]:80 -i",
+    ];
+    for prog in PROGS {
+        let (fwd, _, _) = verdicts(prog);
+        let dp = datapath(&rules, &l2);
+        // 6in4
+        let inner = ip6_plain(client(), vip(), 6, &tcp(40000, 80, 0x02));
+        let got = dp
+            .test_run(prog, &frame(DIRECTOR_MAC, CLIENT_MAC, &inner))
+            .unwrap();
+        assert_eq!(got.verdict, fwd, "{prog:?} 6in4");
+        let total = (20 + inner.len()) as u16;
+        let mut outer = vec![0x45, 0];
+        outer.extend_from_slice(&total.to_be_bytes());
+        outer.extend_from_slice(&[0, 0, 0x40, 0, 64, 41, 0, 0, 198, 18, 1, 1, 198, 18, 1, 2]);
+        let mut sum: u32 = outer
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        outer[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        outer.extend_from_slice(&inner);
+        assert_eq!(
+            got.packet,
+            eth(RS_MAC, EGRESS_MAC, 0x0800, &outer),
+            "{prog:?} 6in4"
+        );
+        // 4in6
+        let inner = ipv4([198, 18, 0, 2], [198, 18, 2, 1], 6, &tcp(40000, 80, 0x02));
+        let got = dp
+            .test_run(prog, &eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &inner))
+            .unwrap();
+        assert_eq!(got.verdict, fwd, "{prog:?} 4in6");
+        let mut outer = vec![0x60, 0, 0, 0];
+        outer.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+        outer.extend_from_slice(&[4, 64]);
+        outer.extend_from_slice(&tun_src());
+        outer.extend_from_slice(&rs());
+        outer.extend_from_slice(&inner);
+        assert_eq!(
+            got.packet,
+            frame(RS_MAC, EGRESS_MAC, &outer),
+            "{prog:?} 4in6"
+        );
+        assert_eq!(
+            dp.counters().unwrap(),
+            Counters {
+                forwarded: 2,
+                ..Counters::default()
+            }
+        );
+    }
+}
+
 // Persistence -----------------------------------------------------------------
 
 /// `-p 300 -M 64`: every client of a /64 goes to the server its first
