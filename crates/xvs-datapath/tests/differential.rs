@@ -749,7 +749,7 @@ fn run_here(spec: Spec) {
         } else {
             run.advance(1);
         }
-        let k = if r < 30 || r >= 80 {
+        let k = if !(30..80).contains(&r) {
             pick(&mut run.rng, ctxs.len())
         } else {
             0
