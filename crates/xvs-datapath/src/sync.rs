@@ -88,7 +88,8 @@ impl NextHop {
 ///
 /// `L2::default()` makes every next hop come from the kernel's FIB and
 /// neighbour tables, which needs forwarding enabled on the ingress devices
-/// (`net.ipv4.conf.<if>.forwarding=1`; otherwise `bpf_fib_lookup` answers
+/// (`net.ipv4.conf.<if>.forwarding=1`, for IPv6 services
+/// `net.ipv6.conf.<if>.forwarding=1`; otherwise `bpf_fib_lookup` answers
 /// FWD_DISABLED and the packets are dropped, counted as `no_route`).
 /// Entries in `by_addr` (or a non-zero `default`) override it. NAT replies
 /// always take the FIB's next hop toward the client.
@@ -100,6 +101,8 @@ pub struct L2 {
     pub by_addr: StdMap<IpAddr, NextHop>,
     /// LVS-TUN: outer source address of the tunnels (the director's address
     /// toward the real servers), for real servers not in `tun_saddr_by_addr`.
+    /// Used only for real servers of its own address family (an IPv6 real
+    /// server's tunnel has an IPv6 outer header).
     /// `None`: with the next hop from the FIB, the source the FIB picks for
     /// the route (`BPF_FIB_LOOKUP_SRC`, kernel >= 6.7); with an explicit
     /// next hop, TUN packets are tracked but handed to the stack unchanged.
