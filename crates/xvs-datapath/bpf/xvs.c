@@ -21,7 +21,8 @@
  * none, from the kernel's FIB and neighbour tables (bpf_fib_lookup), which
  * needs forwarding enabled on the ingress device.
  *
- * Everything else (other traffic, IPv6 for now, ARP, ...) passes untouched.
+ * IPv4 and IPv6 alike (a service's real servers are of its family).
+ * Everything else (other traffic, ARP, ...) passes untouched.
  * Malformed and fragmented packets pass untouched and are counted.
  *
  * Expiry is lazy: an entry found past its deadline is freed on the spot and
@@ -66,12 +67,22 @@ enum xvs_action {
 
 /* What to do with a packet, besides the action. */
 struct decision {
-	struct real *rs; /* FORWARD: the real server (L2 next hop) */
-	__be32 new_addr; /* FORWARD: real server address; REPLY: the VIP */
-	__be16 new_port; /* FORWARD: real server port; REPLY: the virtual port */
-	__u8 fwd;        /* XVS_FWD_* */
+	struct real *rs;    /* FORWARD: the real server (L2 next hop) */
+	__be32 new_addr[4]; /* FORWARD: real server address; REPLY: the VIP (IPv4 in [0]) */
+	__be16 new_port;    /* FORWARD: real server port; REPLY: the virtual port */
+	__u8 fwd;           /* XVS_FWD_* */
 	__u8 pad;
 };
+
+/*
+ * An address folded to 32 bits as the IPVS hashing schedulers do (IPv6: the
+ * XOR of its four words; IPv4, whose other words are 0: itself), still in
+ * network order (xvs_core::sched::hash::fold_addr before its ntohl).
+ */
+static __always_inline __be32 xvs_fold(const __be32 *a)
+{
+	return a[0] ^ a[1] ^ a[2] ^ a[3];
+}
 
 /* The clock: bpf_ktime_get_coarse_ns(), or the test hook's fixed time. */
 /* Timers are in seconds: the coarse clock (CLOCK_MONOTONIC_COARSE, one
@@ -478,8 +489,25 @@ static __always_inline struct svc_info *xvs_find_service(struct pkt *p, __u32 ma
 static __always_inline void xvs_tpl_key(struct tpl_key *tk, struct pkt *p, struct svc_info *si,
 					__u32 mark, int fwmark, __be16 svc_port)
 {
-	tk->caddr[0] = p->saddr[0] & bpf_htonl(si->netmask);
-	tk->vaddr[0] = p->daddr[0];
+	if (p->family == XVS_AF_INET6) {
+		/* -M is a prefix length for IPv6 (mask_client()) */
+		__u32 plen = si->netmask;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			__u32 lo = 32 * (__u32)i, m;
+			__u32 bits = plen > lo ? plen - lo : 0;
+
+			if (bits > 32)
+				bits = 32;
+			m = bits == 0 ? 0 : (bits == 32 ? 0xffffffffU : ~0U << (32 - bits));
+			tk->caddr[i] = p->saddr[i] & bpf_htonl(m);
+		}
+		__builtin_memcpy(tk->vaddr, p->daddr, 16);
+	} else {
+		tk->caddr[0] = p->saddr[0] & bpf_htonl(si->netmask);
+		tk->vaddr[0] = p->daddr[0];
+	}
 	tk->proto = p->proto;
 	tk->family = p->family;
 	if (p->dport == svc_port) {
@@ -487,6 +515,7 @@ static __always_inline void xvs_tpl_key(struct tpl_key *tk, struct pkt *p, struc
 			tk->vport = p->dport;
 	} else if (fwmark) {
 		tk->proto = 0; /* IPPROTO_IP */
+		__builtin_memset(tk->vaddr, 0, sizeof(tk->vaddr));
 		tk->vaddr[0] = bpf_htonl(mark);
 	}
 }
@@ -600,9 +629,14 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 		return XVS_ACT_DROP_NODEST;
 	}
 	if (!t) {
-		rid = xvs_sched_is_hash(si->sched)
-			      ? xvs_sched_hash(xvs_sched_meta(si), p->saddr[0], p->daddr[0], p->sport)
-			      : xvs_schedule(xvs_sched_meta(si), p->daddr[0], now);
+		if (xvs_sched_is_hash(si->sched)) {
+			rid = xvs_sched_hash(xvs_sched_meta(si), xvs_fold(p->saddr),
+					     xvs_fold(p->daddr), p->sport);
+		} else {
+			/* lblc/lblcr key their cache by the whole destination */
+			__builtin_memcpy(sc->sched_daddr, p->daddr, 16);
+			rid = xvs_schedule(xvs_sched_meta(si), now);
+		}
 		if (!rid)
 			return XVS_ACT_DROP_NODEST;
 	}
@@ -666,43 +700,51 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	return XVS_ACT_FORWARD;
 }
 
-/* The whole decision for a parsed IPv4 TCP/UDP packet. */
+/* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet. */
 static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d)
 {
 	struct xvs_config *cfg = xvs_cfg();
-	struct conn_key k = {};
+	struct xvs_scratch *sc;
+	struct conn_key *k;
 	struct conn *c, *cc;
 	struct conn_key *ik;
 	struct real *r = NULL;
 	struct unbind old = {};
+	__u32 zero = 0;
 	__u64 now;
 	int act;
 
 	if (!cfg)
 		return XVS_ACT_PASS;
+	/* the keys live off the stack: the scheduler's call chain leaves it short */
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return XVS_ACT_PASS;
+	k = &sc->ck;
+	__builtin_memset(k, 0, sizeof(*k));
 	now = xvs_now(cfg);
-	__builtin_memcpy(k.saddr, p->saddr, 16);
-	__builtin_memcpy(k.daddr, p->daddr, 16);
-	k.sport = p->sport;
-	k.dport = p->dport;
-	k.proto = p->proto;
-	k.family = p->family;
+	__builtin_memcpy(k->saddr, p->saddr, 16);
+	__builtin_memcpy(k->daddr, p->daddr, 16);
+	k->sport = p->sport;
+	k->dport = p->dport;
+	k->proto = p->proto;
+	k->family = p->family;
 
-	c = bpf_map_lookup_elem(&xvs_conns, &k);
+	c = bpf_map_lookup_elem(&xvs_conns, k);
 	if (c && c->expires <= now) {
-		xvs_conn_free(&k, c);
+		xvs_conn_free(k, c);
 		c = NULL;
 	}
 	if (!c) {
 		/* ip_vs_out(): a NAT real server's reply? */
-		ik = bpf_map_lookup_elem(&xvs_conns_out, &k);
+		ik = bpf_map_lookup_elem(&xvs_conns_out, k);
 		if (ik) {
-			struct conn_key ikc;
+			struct conn_key *ikc = &sc->ik;
 
-			__builtin_memcpy(&ikc, ik, sizeof(ikc));
-			cc = bpf_map_lookup_elem(&xvs_conns, &ikc);
+			__builtin_memcpy(ikc, ik, sizeof(*ikc));
+			cc = bpf_map_lookup_elem(&xvs_conns, ikc);
 			if (cc && cc->expires <= now) {
-				xvs_conn_free(&ikc, cc);
+				xvs_conn_free(ikc, cc);
 				cc = NULL;
 			}
 			if (cc) {
@@ -710,8 +752,8 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 					return XVS_ACT_PASS;
 				xvs_count_pkt(NULL, cc->real_id, p->tot_len, 0);
 				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
-				d->new_addr = ikc.daddr[0];
-				d->new_port = ikc.dport;
+				__builtin_memcpy(d->new_addr, ikc->daddr, 16);
+				d->new_port = ikc->dport;
 				d->fwd = XVS_FWD_MASQ;
 				return XVS_ACT_REPLY;
 			}
@@ -737,7 +779,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		if (resched) {
 			/* Replaced: the old entry still counts while its
 			 * successor is scheduled (unbound below). */
-			xvs_conn_unlink(&k, c, &old);
+			xvs_conn_unlink(k, c, &old);
 			c = NULL;
 		}
 	}
@@ -750,13 +792,13 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		if (!r || !(r->flags & XVS_REAL_F_AVAILABLE)) {
 			if (!cfg->expire_nodest_conn)
 				return XVS_ACT_DROP_UNAVAIL;
-			xvs_conn_unlink(&k, c, &old);
+			xvs_conn_unlink(k, c, &old);
 			c = NULL;
 		}
 	}
 
 	if (!c) {
-		act = xvs_new_conn(p, mark, &k, cfg, now, &c, &r);
+		act = xvs_new_conn(p, mark, k, cfg, now, &c, &r);
 		xvs_unbind(&old);
 		if (act != XVS_ACT_FORWARD)
 			return act;
@@ -765,7 +807,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 			if (!r)
 				return XVS_ACT_DROP_NODEST;
 			d->rs = r;
-			d->new_addr = r->addr[0];
+			__builtin_memcpy(d->new_addr, r->addr, 16);
 			d->new_port = r->port ? r->port : p->dport;
 			d->fwd = r->fwd;
 			return XVS_ACT_FORWARD;
@@ -777,7 +819,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	xvs_count_pkt(r, c->real_id, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
 	d->rs = r;
-	d->new_addr = c->daddr[0];
+	__builtin_memcpy(d->new_addr, c->daddr, 16);
 	d->new_port = c->dport;
 	d->fwd = c->fwd;
 	return XVS_ACT_FORWARD;
@@ -815,8 +857,8 @@ static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_en
 		xvs_count(XVS_CNT_FRAGMENT);
 		return 1;
 	}
-	if (rc != XVS_PARSE_OK || p->family != XVS_AF_INET) {
-		xvs_count(XVS_CNT_PASSED); /* IPv6 services: not yet */
+	if (rc != XVS_PARSE_OK) {
+		xvs_count(XVS_CNT_PASSED);
 		return 1;
 	}
 	if ((__u32)p->tot_len + sizeof(struct ethhdr) > pkt_len) {
@@ -877,6 +919,60 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 	return 0;
 }
 
+/*
+ * NAT of an IPv6 packet in XDP: no header checksum, but the TCP/UDP one
+ * covers the addresses through the pseudo header. The parser refused UDP
+ * checksum 0 (not allowed over IPv6), and an updated one that comes out 0
+ * is written as 0xffff.
+ */
+static __always_inline int xdp_nat6(struct pkt *p, void *data_end, int dst, const __be32 *addr,
+				    __be16 port)
+{
+	struct ipv6hdr *ip6h = p->l3;
+	__sum16 *check;
+	__be16 *pp;
+	__be32 *a;
+	int udp = p->proto == IPPROTO_UDP;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return -1;
+	a = dst ? ip6h->daddr.in6_u.u6_addr32 : ip6h->saddr.in6_u.u6_addr32;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		check = &th->check;
+		pp = dst ? &th->dest : &th->source;
+	} else {
+		struct udphdr *uh = p->l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		check = &uh->check;
+		pp = dst ? &uh->dest : &uh->source;
+	}
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		xvs_csum_replace4(check, a[i], addr[i]);
+		a[i] = addr[i];
+	}
+	xvs_csum_replace2(check, *pp, port);
+	*pp = port;
+	if (udp && !*check)
+		*check = 0xffff;
+	return 0;
+}
+
+/* NAT in XDP, either family: addr is 4 words (IPv4 in [0]). */
+static __always_inline int xdp_nat_any(struct pkt *p, void *data_end, int dst, const __be32 *addr,
+				       __be16 port)
+{
+	if (p->family == XVS_AF_INET6)
+		return xdp_nat6(p, data_end, dst, addr, port);
+	return xdp_nat(p, data_end, dst, addr[0], port);
+}
+
 /* Next hops ------------------------------------------------------------------ */
 
 /*
@@ -899,8 +995,8 @@ struct xvs_hop {
 	struct bpf_redir_neigh nh; /* NO_NEIGH: the next hop for bpf_redirect_neigh */
 	__u8 dmac[ETH_ALEN];
 	__u8 smac[ETH_ALEN];
-	__u32 ifindex; /* egress device */
-	__be32 saddr;  /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC) */
+	__u32 ifindex;   /* egress device */
+	__be32 saddr[4]; /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC); IPv4 in [0] */
 	__u32 pad;
 };
 
@@ -936,60 +1032,83 @@ static __always_inline int xvs_mac_zero(const __u8 *m)
 	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
 }
 
+/* xvs_fib()'s flags: the family, and whether to derive the source. */
+#define XVS_FIB_WANT_SRC 0x100
+
 /*
- * bpf_fib_lookup() for a packet from src to dst that came in on in_ifindex
- * (ctx: the XDP or skb context). want_src: also derive the source address
- * the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7).
+ * bpf_fib_lookup() for a packet from src to dst (4 words each, IPv4 in [0])
+ * that came in on in_ifindex (ctx: the XDP or skb context). fl: the family
+ * (XVS_AF_INET / XVS_AF_INET6), plus XVS_FIB_WANT_SRC to also derive the
+ * source address the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7).
  */
-static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __be32 src,
-					     __be32 dst, int want_src)
+static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl,
+					     const __be32 *src, const __be32 *dst)
 {
 	struct xvs_hop *h = xvs_hop_slot();
+	int v6 = (fl & 0xff) == XVS_AF_INET6;
 	int rc;
 
 	if (!h)
 		return XVS_HOP_FAIL;
 	__builtin_memset(&h->f, 0, sizeof(h->f));
-	h->f.family = XVS_AF_INET;
 	h->f.ifindex = in_ifindex;
-	h->f.ipv4_src = src;
-	h->f.ipv4_dst = dst;
-	rc = bpf_fib_lookup(ctx, &h->f, sizeof(h->f), want_src ? BPF_FIB_LOOKUP_SRC : 0);
+	if (v6) {
+		h->f.family = XVS_AF_INET6;
+		__builtin_memcpy(h->f.ipv6_src, src, 16);
+		__builtin_memcpy(h->f.ipv6_dst, dst, 16);
+	} else {
+		h->f.family = XVS_AF_INET;
+		h->f.ipv4_src = src[0];
+		h->f.ipv4_dst = dst[0];
+	}
+	rc = bpf_fib_lookup(ctx, &h->f, sizeof(h->f),
+			    (fl & XVS_FIB_WANT_SRC) ? BPF_FIB_LOOKUP_SRC : 0);
 	h->ifindex = h->f.ifindex;
-	h->saddr = h->f.ipv4_src;
+	if (v6) {
+		__builtin_memcpy(h->saddr, h->f.ipv6_src, 16);
+	} else {
+		__builtin_memset(h->saddr, 0, sizeof(h->saddr));
+		h->saddr[0] = h->f.ipv4_src;
+	}
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		__builtin_memcpy(h->dmac, h->f.dmac, ETH_ALEN);
 		__builtin_memcpy(h->smac, h->f.smac, ETH_ALEN);
 		return XVS_HOP_OK;
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/* ipv4_dst is now the gateway, if the route has one */
-		h->nh.nh_family = XVS_AF_INET;
-		h->nh.ipv4_nh = h->f.ipv4_dst;
+		/* the destination is now the gateway, if the route has one */
+		if (v6) {
+			h->nh.nh_family = XVS_AF_INET6;
+			__builtin_memcpy(h->nh.ipv6_nh, h->f.ipv6_dst, 16);
+		} else {
+			h->nh.nh_family = XVS_AF_INET;
+			h->nh.ipv4_nh = h->f.ipv4_dst;
+		}
 		return XVS_HOP_NO_NEIGH;
 	}
 	return XVS_HOP_FAIL;
 }
 
 /*
- * The next hop toward real server r for a packet from src (the client; for
- * TUN the tunnel source, 0 to have the FIB choose it). Fills the per-CPU
- * struct xvs_hop.
+ * The next hop toward real server r for a packet from src (4 words: the
+ * client; for TUN the tunnel source, 0 to have the FIB choose it). Fills the
+ * per-CPU struct xvs_hop.
  */
 static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-					__be32 src, int want_src)
+					const __be32 *src, int want_src)
 {
 	struct xvs_hop *h;
 
 	if (xvs_mac_zero(r->mac))
-		return xvs_fib(ctx, in_ifindex, src, r->addr[0], want_src);
+		return xvs_fib(ctx, in_ifindex, r->family | (want_src ? XVS_FIB_WANT_SRC : 0), src,
+			       r->addr);
 	h = xvs_hop_slot();
 	if (!h)
 		return XVS_HOP_FAIL;
 	__builtin_memcpy(h->dmac, r->mac, ETH_ALEN);
 	__builtin_memcpy(h->smac, r->src_mac, ETH_ALEN);
 	h->ifindex = r->ifindex ? r->ifindex : in_ifindex;
-	h->saddr = 0;
+	__builtin_memset(h->saddr, 0, sizeof(h->saddr));
 	return XVS_HOP_OK;
 }
 
@@ -1048,6 +1167,15 @@ struct xvs_meta {
 	__be32 nh;     /* next hop */
 };
 
+/* The same for an IPv6 next hop (magic "xvs6"); the IPv4 layout is unchanged. */
+#define XVS_META6_MAGIC 0x36737678
+
+struct xvs_meta6 {
+	__u32 magic;
+	__u32 ifindex;
+	__be32 nh[4];
+};
+
 static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_hop *h,
 					 int clear_dst)
 {
@@ -1055,6 +1183,24 @@ static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_ho
 	struct xvs_meta *m;
 	struct ethhdr *eth;
 
+	if (h->nh.nh_family == XVS_AF_INET6) {
+		struct xvs_meta6 *m6;
+
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m6)))
+			return clear_dst ? XDP_DROP : XDP_PASS;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		m6 = (void *)(long)ctx->data_meta;
+		eth = data;
+		if ((void *)(m6 + 1) > data || (void *)(eth + 1) > data_end)
+			return XDP_DROP;
+		m6->magic = XVS_META6_MAGIC;
+		m6->ifindex = h->ifindex;
+		__builtin_memcpy(m6->nh, h->nh.ipv6_nh, 16);
+		if (clear_dst)
+			__builtin_memset(eth->h_dest, 0, ETH_ALEN);
+		return XDP_PASS;
+	}
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
 		return clear_dst ? XDP_DROP : XDP_PASS;
 	data = (void *)(long)ctx->data;
@@ -1099,14 +1245,19 @@ static __always_inline struct xvs_tun *xvs_tun_slot(void)
 	return t;
 }
 
-static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p, __be32 saddr,
+static __always_inline int xvs_addr_zero(const __be32 *a)
+{
+	return !(a[0] | a[1] | a[2] | a[3]);
+}
+
+/* t->saddr (the tunnel source) is set already (xvs_tun_hop()). */
+static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 				      struct xvs_tun *t)
 {
 	__u32 h;
 
-	if (!t || !saddr)
+	if (!t || xvs_addr_zero(t->saddr))
 		return -1;
-	t->saddr[0] = saddr;
 	__builtin_memcpy(t->daddr, r->addr, sizeof(t->daddr));
 	t->family = r->family;
 	t->mtu = r->tun_mtu;
@@ -1115,7 +1266,9 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 	if (r->tun_type != XVS_TUN_GUE || !r->tun_port)
 		return -1;
 	t->dport = r->tun_port;
-	h = p->saddr[0] ^ p->daddr[0] ^ (((__u32)p->sport << 16) | p->dport) ^ p->proto;
+	/* IPv4: the addresses themselves (their other words are 0) */
+	h = xvs_fold(p->saddr) ^ xvs_fold(p->daddr) ^ (((__u32)p->sport << 16) | p->dport) ^
+	    p->proto;
 	h ^= h >> 16;
 	h *= 0x85ebca6b;
 	h ^= h >> 13;
@@ -1126,23 +1279,25 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 }
 
 /*
- * The tunnel source for r: its configured one, or (next hop from the FIB)
- * the one the FIB chose; 0 = none.
+ * The tunnel source for r into t->saddr: its configured one, or (next hop
+ * from the FIB) the one the FIB chose; all 0 = none.
  */
 static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-				       __be32 *saddr)
+				       struct xvs_tun *t)
 {
 	struct xvs_hop *h;
-	int fib = xvs_mac_zero(r->mac), rc;
+	int fib = xvs_mac_zero(r->mac), rc, none;
 
-	*saddr = r->tun_saddr[0];
-	if (!*saddr && !fib)
+	__builtin_memcpy(t->saddr, r->tun_saddr, sizeof(t->saddr));
+	none = xvs_addr_zero(t->saddr);
+	if (none && !fib)
 		return -1; /* explicit next hop, no tunnel source: the stack's */
-	rc = xvs_real_hop(ctx, in_ifindex, r, *saddr, fib && !*saddr);
-	if (rc != XVS_HOP_FAIL && !*saddr) {
+	rc = xvs_real_hop(ctx, in_ifindex, r, t->saddr, fib && none);
+	if (rc != XVS_HOP_FAIL && none) {
 		h = xvs_hop_slot();
-		*saddr = h ? h->saddr : 0;
-		if (!*saddr)
+		if (h)
+			__builtin_memcpy(t->saddr, h->saddr, sizeof(t->saddr));
+		if (xvs_addr_zero(t->saddr))
 			rc = XVS_HOP_FAIL;
 	}
 	return rc;
@@ -1159,12 +1314,11 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 {
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
-	__be32 saddr;
 	int rc;
 
-	if (!r)
+	if (!r || !t)
 		return XDP_DROP;
-	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, &saddr);
+	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, t);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -1173,7 +1327,7 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (xvs_tun_of(r, p, saddr, t) < 0 || !t || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
+	if (xvs_tun_of(r, p, t) < 0 || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
@@ -1199,12 +1353,11 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 {
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
-	__be32 saddr;
 	int rc;
 
-	if (!r)
+	if (!r || !t)
 		return TC_ACT_SHOT;
-	rc = xvs_tun_hop(skb, skb->ifindex, r, &saddr);
+	rc = xvs_tun_hop(skb, skb->ifindex, r, t);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;
@@ -1214,7 +1367,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 		return TC_ACT_SHOT;
 	}
 	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
-	if (xvs_tun_of(r, p, saddr, t) < 0 || !t || xvs_encap_tc(skb, t) != XVS_ENCAP_OK) {
+	if (xvs_tun_of(r, p, t) < 0 || xvs_encap_tc(skb, t) != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
 	}
@@ -1252,12 +1405,12 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 
 	if (!d->rs)
 		return XDP_ABORTED;
-	rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr[0], 0);
+	rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr, 0);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (d->fwd == XVS_FWD_MASQ && xdp_nat(p, data_end, 1, d->new_addr, d->new_port))
+	if (d->fwd == XVS_FWD_MASQ && xdp_nat_any(p, data_end, 1, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	h = xvs_hop_slot();
 	if (!h)
@@ -1284,9 +1437,9 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 	struct xvs_hop *h;
 	int rc;
 
-	if (xdp_nat(p, data_end, 0, d->new_addr, d->new_port))
+	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
-	rc = xvs_fib(ctx, ctx->ingress_ifindex, d->new_addr, p->daddr[0], 0);
+	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family, d->new_addr, p->daddr);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1363,25 +1516,71 @@ static __always_inline int tc_nat(struct __sk_buff *skb, __u32 l4off, __u8 proto
 }
 
 /*
+ * The same for IPv6: no header checksum; the four address words go into the
+ * TCP/UDP checksum through the pseudo header. old and addr: 4 words each.
+ */
+/* how: protocol | dst << 8 | l4off << 16; ports: old | new << 16 (five arguments at most) */
+static __attribute__((noinline)) int tc_nat6(struct __sk_buff *skb, __u32 how, const __be32 *old,
+					     const __be32 *addr, __u32 ports)
+{
+	__u8 proto = how & 0xff;
+	int dst = (how >> 8) & 1;
+	__u32 l4off = how >> 16;
+	__u32 csum_off = l4off + (proto == IPPROTO_TCP ? 16 : 6);
+	__u64 mflag = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__u32 ip_off = sizeof(struct ethhdr);
+	__be16 oldp = ports & 0xffff, port = ports >> 16;
+	__be32 w[4];
+
+	__builtin_memcpy(w, addr, sizeof(w));
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (bpf_l4_csum_replace(skb, csum_off, old[i], w[i],
+					BPF_F_PSEUDO_HDR | mflag | sizeof(w[i])))
+			return -1;
+	if (bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), w, sizeof(w), 0))
+		return -1;
+	if (oldp != port) {
+		if (bpf_l4_csum_replace(skb, csum_off, oldp, port, mflag | sizeof(port)))
+			return -1;
+		if (bpf_skb_store_bytes(skb, l4off + (dst ? 2 : 0), &port, sizeof(port), 0))
+			return -1;
+	}
+	return 0;
+}
+
+/* NAT in tc, either family: addr is 4 words (IPv4 in [0]). */
+static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p, int dst,
+				      const __be32 *addr, __be16 port)
+{
+	__u32 l4off = sizeof(struct ethhdr) + p->l3_len;
+	__be16 oldp = dst ? p->dport : p->sport;
+
+	if (p->family == XVS_AF_INET6)
+		return tc_nat6(skb, p->proto | (dst << 8) | (l4off << 16), dst ? p->daddr : p->saddr, addr,
+			       (__u32)oldp | ((__u32)port << 16));
+	return tc_nat(skb, l4off, p->proto, dst, dst ? p->daddr[0] : p->saddr[0], addr[0], oldp,
+		      port);
+}
+
+/*
  * DR and NAT toward the real server (tc). Without a neighbour entry the
  * kernel resolves it: bpf_redirect_neigh().
  */
 static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const struct pkt *p,
 						 const struct decision *d)
 {
-	__u32 l4off = sizeof(struct ethhdr) + p->ihl_len;
 	struct xvs_hop *h;
 	int rc;
 
 	if (!d->rs)
 		return TC_ACT_SHOT;
-	rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr[0], 0);
+	rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr, 0);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
 	}
-	if (d->fwd == XVS_FWD_MASQ &&
-	    tc_nat(skb, l4off, p->proto, 1, p->daddr[0], d->new_addr, p->dport, d->new_port))
+	if (d->fwd == XVS_FWD_MASQ && tc_nat_any(skb, p, 1, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
 	h = xvs_hop_slot();
 	if (!h)
@@ -1405,13 +1604,12 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const struct pkt *p,
 						   const struct decision *d)
 {
-	__u32 l4off = sizeof(struct ethhdr) + p->ihl_len;
 	struct xvs_hop *h;
 	int rc;
 
-	if (tc_nat(skb, l4off, p->proto, 0, p->saddr[0], d->new_addr, p->sport, d->new_port))
+	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
-	rc = xvs_fib(skb, skb->ifindex, d->new_addr, p->daddr[0], 0);
+	rc = xvs_fib(skb, skb->ifindex, p->family, d->new_addr, p->daddr);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1433,7 +1631,8 @@ static __always_inline int xvs_tc_from_xdp(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	struct xvs_meta *m = (void *)(long)skb->data_meta;
 
-	return (void *)(m + 1) <= data && m->magic == XVS_META_MAGIC;
+	return (void *)(m + 1) <= data &&
+	       (m->magic == XVS_META_MAGIC || m->magic == XVS_META6_MAGIC);
 }
 
 /* Sends it as xvs_xdp decided (already counted there, as no_neigh). */
@@ -1446,8 +1645,17 @@ static __attribute__((noinline)) int xvs_tc_redirect_meta(struct __sk_buff *skb)
 
 	if ((void *)(m + 1) > data || !h)
 		return TC_ACT_SHOT;
-	h->nh.nh_family = XVS_AF_INET;
-	h->nh.ipv4_nh = m->nh;
+	if (m->magic == XVS_META6_MAGIC) {
+		struct xvs_meta6 *m6 = (void *)m;
+
+		if ((void *)(m6 + 1) > data)
+			return TC_ACT_SHOT;
+		h->nh.nh_family = XVS_AF_INET6;
+		__builtin_memcpy(h->nh.ipv6_nh, m6->nh, 16);
+	} else {
+		h->nh.nh_family = XVS_AF_INET;
+		h->nh.ipv4_nh = m->nh;
+	}
 	ifindex = m->ifindex;
 	m->magic = 0; /* used up: no later hook takes it for ours */
 	return bpf_redirect_neigh(ifindex, &h->nh, sizeof(h->nh), 0);
@@ -1470,7 +1678,9 @@ int xvs_tc(struct __sk_buff *skb)
 	 * Direct packet access only covers the linear part of the skb. Make sure
 	 * the headers we may read are in it (GRO/GSO skbs can be paged early).
 	 */
-	want = skb->len < XVS_MAX_HDR_LEN ? skb->len : XVS_MAX_HDR_LEN;
+	want = skb->protocol == bpf_htons(ETH_P_IPV6) ? XVS_MAX_HDR_LEN6 : XVS_MAX_HDR_LEN;
+	if (want > skb->len)
+		want = skb->len;
 	if ((long)skb->data + want > (long)skb->data_end)
 		bpf_skb_pull_data(skb, want);
 	data = (void *)(long)skb->data;

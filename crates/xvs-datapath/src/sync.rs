@@ -88,7 +88,8 @@ impl NextHop {
 ///
 /// `L2::default()` makes every next hop come from the kernel's FIB and
 /// neighbour tables, which needs forwarding enabled on the ingress devices
-/// (`net.ipv4.conf.<if>.forwarding=1`; otherwise `bpf_fib_lookup` answers
+/// (`net.ipv4.conf.<if>.forwarding=1`, for IPv6 services
+/// `net.ipv6.conf.<if>.forwarding=1`; otherwise `bpf_fib_lookup` answers
 /// FWD_DISABLED and the packets are dropped, counted as `no_route`).
 /// Entries in `by_addr` (or a non-zero `default`) override it. NAT replies
 /// always take the FIB's next hop toward the client.
@@ -100,6 +101,8 @@ pub struct L2 {
     pub by_addr: StdMap<IpAddr, NextHop>,
     /// LVS-TUN: outer source address of the tunnels (the director's address
     /// toward the real servers), for real servers not in `tun_saddr_by_addr`.
+    /// Used only for real servers of its own address family (an IPv6 real
+    /// server's tunnel has an IPv6 outer header).
     /// `None`: with the next hop from the FIB, the source the FIB picks for
     /// the route (`BPF_FIB_LOOKUP_SRC`, kernel >= 6.7); with an explicit
     /// next hop, TUN packets are tracked but handed to the stack unchanged.
@@ -126,8 +129,11 @@ impl L2 {
 
 /// The TUN fields of `struct real` for real server `addr`.
 fn tun_fields(l2: &L2, addr: &IpAddr) -> ([u32; 4], u16) {
+    // A tunnel source of the other family than the real server is no use
+    // for its outer header: none (from the FIB, or handed to the stack).
     let saddr = l2
         .tun_source(addr)
+        .filter(|a| a.is_ipv6() == addr.is_ipv6())
         .map(|a| addr_words(a).0)
         .unwrap_or_default();
     (saddr, l2.tun_mtu)
@@ -216,17 +222,26 @@ fn describe(key: &ServiceKey) -> String {
 /// Refuses what the datapath cannot do yet, rather than mis-schedule it.
 fn check_supported(svc: &Service) -> Result<()> {
     let refuse = |why: &str| Err(Error::Refused(format!("{}: {why}", describe(&svc.cfg.key))));
-    if svc.cfg.key.family() != Family::Inet {
-        return refuse("IPv6 services are not in the datapath yet");
-    }
     if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
         return refuse("SCTP services are not in the datapath yet");
     }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }
-    if svc.dests.iter().any(|d| d.cfg.addr.is_ipv6()) {
-        return refuse("IPv6 real servers are not in the datapath yet");
+    // The kernel allows a real server of the other family with tunnelling
+    // (-i) only (IPv4 in IPv6, IPv6 in IPv4); IpvsTable refuses the rest,
+    // and so does the datapath, should such a table reach it.
+    let family = svc.cfg.key.family();
+    if let Some(d) = svc
+        .dests
+        .iter()
+        .find(|d| Family::of(&d.cfg.addr) != family && d.cfg.fwd != FwdMethod::Tunnel)
+    {
+        return refuse(&format!(
+            "real server {} is of another address family than the service \
+             and not tunnelled (-i)",
+            d.cfg.addr
+        ));
     }
     Ok(())
 }

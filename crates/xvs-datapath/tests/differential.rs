@@ -17,22 +17,28 @@
 //! connections. Persistence runs also compare PersistConn and the number of
 //! connections and templates at every checkpoint.
 //!
+//! IPv6: the same runs with an IPv6 service (addresses from 2001:2::/48,
+//! clients in four /64s with varied interface identifiers, `-M 64`
+//! persistence, `-f 7 -6`), and mixed runs with an IPv4 and an IPv6 service
+//! (same scheduler and options) in one datapath, every event on either.
+//!
 //! Needs root and a BPF-capable kernel; fails (does not skip) without them.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use xvs_core::conn::{Pkt, TcpFlags, TcpState};
 use xvs_core::director::{Director, Packet, Verdict};
-use xvs_core::model::{Flow, FwdMethod, Protocol};
+use xvs_core::model::{Family, Flow, FwdMethod, Protocol, ServiceKey};
 use xvs_core::rng::{Rng, SplitMix64};
 use xvs_core::time::Time;
 use xvs_datapath::{verdict::*, Datapath, NextHop, Prog, L2};
 
 const VIP: [u8; 4] = [198, 18, 2, 1];
+const VIP6: &str = "2001:2::1";
 const DIRECTOR_MAC: Mac = [0x02, 0x78, 0x76, 0x73, 0x00, 0x02];
 const EGRESS_MAC: Mac = [0x02, 0x78, 0x76, 0x73, 0x00, 0x04];
 const POOL: u8 = 8;
@@ -45,9 +51,79 @@ fn rs_mac(i: u8) -> Mac {
     [0x02, 0x78, 0x76, 0x73, 0x02, 10 + i]
 }
 
+/// The IPv6 pool: 2001:2:0:1::(10 + i).
+fn rs_addr6(i: u8) -> IpAddr {
+    let mut a = "2001:2:0:1::".parse::<Ipv6Addr>().unwrap().octets();
+    a[15] = 10 + i;
+    IpAddr::from(a)
+}
+
+fn rs_mac6(i: u8) -> Mac {
+    [0x02, 0x78, 0x76, 0x73, 0x06, 10 + i]
+}
+
+fn rs_ip(i: u8, v6: bool) -> IpAddr {
+    if v6 {
+        rs_addr6(i)
+    } else {
+        IpAddr::V4(Ipv4Addr::from(rs_addr(i)))
+    }
+}
+
+/// `a` as ipvsadm takes it with a port.
+fn with_port(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// IPv6 VIP number n (0 = VIP6).
+fn vip6(n: u8) -> IpAddr {
+    let mut a = VIP6.parse::<Ipv6Addr>().unwrap().octets();
+    a[15] += n;
+    IpAddr::from(a)
+}
+
+/// Client `host` of network `net`: 198.19.net.host, or for IPv6
+/// 2001:2:0:(0x100 + net):(host * 0x1111):(host * 0x77):0:host, a
+/// different interface identifier per host within one /64.
+fn client_addr(v6: bool, net: u8, host: u8) -> IpAddr {
+    if !v6 {
+        return IpAddr::V4(Ipv4Addr::new(198, 19, net, host));
+    }
+    let h = u16::from(host);
+    IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        2,
+        0,
+        0x100 + u16::from(net),
+        h.wrapping_mul(0x1111),
+        h.wrapping_mul(0x77),
+        0,
+        h,
+    ))
+}
+
+fn v6_octets(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(a) => panic!("{a} is not IPv6"),
+    }
+}
+
+fn v4_octets(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => panic!("{a} is not IPv4"),
+    }
+}
+
 /// A real server of the pool as the test configures it.
 #[derive(Clone, Copy)]
 struct RsCfg {
+    /// Of the IPv6 pool (an IPv6 service's).
+    v6: bool,
     nat: bool,
     weight: u32,
     upper: u32,
@@ -58,11 +134,11 @@ struct RsCfg {
 
 impl RsCfg {
     fn target(&self, i: u8) -> String {
-        let a = Ipv4Addr::from(rs_addr(i));
+        let a = rs_ip(i, self.v6);
         if self.nat {
-            format!("-r {a}:8080 -m")
+            format!("-r {} -m", with_port(a, 8080))
         } else {
-            format!("-r {a}:{} -g", self.svc_port)
+            format!("-r {} -g", with_port(a, self.svc_port))
         }
     }
     fn args(&self, i: u8) -> String {
@@ -78,9 +154,9 @@ impl RsCfg {
 
 #[derive(Clone, Copy)]
 struct Open {
-    client: [u8; 4],
+    client: IpAddr,
     sport: u16,
-    vip: [u8; 4],
+    vip: IpAddr,
     dport: u16,
     /// Where the model sent it last (daddr, dport, method).
     to: Option<(IpAddr, u16, FwdMethod)>,
@@ -141,29 +217,48 @@ impl Run {
         (0..POOL)
             .find(|&i| rs_mac(i) == mac)
             .map(|i| IpAddr::V4(Ipv4Addr::from(rs_addr(i))))
+            .or_else(|| (0..POOL).find(|&i| rs_mac6(i) == mac).map(rs_addr6))
     }
 
     /// One packet through both; panics on any disagreement.
     fn packet(
         &mut self,
         what: &str,
-        src: [u8; 4],
+        src: IpAddr,
         sport: u16,
-        dst: [u8; 4],
+        dst: IpAddr,
         dport: u16,
         flags: u8,
     ) -> Verdict {
-        let frame = eth(
-            DIRECTOR_MAC,
-            [0x02, 0, 0, 0, 0, 1],
-            0x0800,
-            &ipv4(src, dst, 6, &tcp(sport, dport, flags)),
-        );
+        let v6 = src.is_ipv6();
+        let (frame, len) = if v6 {
+            (
+                eth(
+                    DIRECTOR_MAC,
+                    [0x02, 0, 0, 0, 0, 1],
+                    0x86dd,
+                    &ipv6_l4(v6_octets(src), v6_octets(dst), 6, &tcp(sport, dport, flags)),
+                ),
+                60,
+            )
+        } else {
+            (
+                eth(
+                    DIRECTOR_MAC,
+                    [0x02, 0, 0, 0, 0, 1],
+                    0x0800,
+                    &ipv4(v4_octets(src), v4_octets(dst), 6, &tcp(sport, dport, flags)),
+                ),
+                40,
+            )
+        };
+        // IP header length: where the ports are
+        let ihl = if v6 { 40 } else { 20 };
         let flow = Flow {
             protocol: Protocol::Tcp,
-            src: IpAddr::V4(src.into()),
+            src,
             sport,
-            dst: IpAddr::V4(dst.into()),
+            dst,
             dport,
         };
         let tf = TcpFlags::new(
@@ -183,7 +278,7 @@ impl Run {
         let pkt = Packet {
             flow,
             l4: Pkt::Tcp(tf),
-            len: 40,
+            len,
             fwmark: mark,
         };
         let now = self.now();
@@ -195,10 +290,9 @@ impl Run {
         self.packets += 1;
         // Debugging aid: XVS_DEBUG_CLIENT=198.19.3. prints every packet of
         // those clients with the model's entries for them.
-        if std::env::var("XVS_DEBUG_CLIENT").is_ok_and(|c| {
-            Ipv4Addr::from(src).to_string().starts_with(&c)
-                || Ipv4Addr::from(dst).to_string().starts_with(&c)
-        }) {
+        if std::env::var("XVS_DEBUG_CLIENT")
+            .is_ok_and(|c| src.to_string().starts_with(&c) || dst.to_string().starts_with(&c))
+        {
             eprintln!(
                 "DEBUG now {} {what} {flow:?} flags {flags:#x}: model {want:?} dp {}",
                 self.now_ms, got.verdict
@@ -231,19 +325,19 @@ impl Run {
             Verdict::ToClient { vaddr, vport } => {
                 assert_eq!(got.verdict, pass, "{ctx}\n{}", self.dump());
                 let ip = &got.packet[14..];
+                let saddr = if v6 {
+                    IpAddr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap())
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]))
+                };
+                assert_eq!(saddr, vaddr, "{ctx}\n{}", self.dump());
                 assert_eq!(
-                    IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
-                    vaddr,
-                    "{ctx}\n{}",
-                    self.dump()
-                );
-                assert_eq!(
-                    u16::from_be_bytes([ip[20], ip[21]]),
+                    u16::from_be_bytes([ip[ihl], ip[ihl + 1]]),
                     vport,
                     "{ctx}\n{}",
                     self.dump()
                 );
-                assert!(checksums_ok(&got.packet), "{ctx}\n{}", self.dump());
+                assert!(checksums_ok_any(&got.packet), "{ctx}\n{}", self.dump());
             }
             Verdict::ToReal {
                 daddr,
@@ -260,14 +354,14 @@ impl Run {
                 );
                 let ip = &got.packet[14..];
                 if method == FwdMethod::Masq {
+                    let got_daddr = if v6 {
+                        IpAddr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap())
+                    } else {
+                        IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]))
+                    };
+                    assert_eq!(got_daddr, daddr, "{ctx}\n{}", self.dump());
                     assert_eq!(
-                        IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
-                        daddr,
-                        "{ctx}\n{}",
-                        self.dump()
-                    );
-                    assert_eq!(
-                        u16::from_be_bytes([ip[22], ip[23]]),
+                        u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]),
                         dport,
                         "{ctx}\n{}",
                         self.dump()
@@ -275,7 +369,7 @@ impl Run {
                 } else {
                     assert_eq!(&got.packet[14..], &frame[14..], "{ctx}\n{}", self.dump());
                 }
-                assert!(checksums_ok(&got.packet), "{ctx}\n{}", self.dump());
+                assert!(checksums_ok_any(&got.packet), "{ctx}\n{}", self.dump());
             }
         }
         want
@@ -312,7 +406,8 @@ impl Run {
         for t in self.dp.templates() {
             out += &format!(
                 "  {} vport {} -> {} dport {} expires {} timeout {} n_control {} flags {}\n",
-                Ipv4Addr::from(t.key.caddr[0].to_ne_bytes()),
+                xvs_datapath::maps::words_addr(t.key.caddr, t.key.family)
+                    .map_or("?".to_string(), |a| a.to_string()),
                 u16::from_be(t.key.vport),
                 t.real_id,
                 u16::from_be(t.dport),
@@ -389,8 +484,11 @@ impl Run {
 #[derive(Clone, Copy)]
 struct Spec<'a> {
     sched: &'a str,
-    /// More `-A` options (scheduler flags, `-p`, `-M`).
+    /// More `-A` options (scheduler flags, `-p`, `-M`), for every service.
     flags: &'a str,
+    /// More `-A` options for the IPv4 / the IPv6 service only (`-M`).
+    flags4: &'a str,
+    flags6: &'a str,
     seed: u64,
     events: usize,
     /// The service's port: 80, or 0 (a port-zero service; packets go to
@@ -400,11 +498,13 @@ struct Spec<'a> {
     jumps: bool,
     /// `expire_quiescent_template`.
     eqt: bool,
-    /// Client addresses per /24 network (4 networks).
+    /// Client addresses per /24 network (IPv6: per /64; 4 networks).
     clients: u32,
     /// A fwmark service (`-f mark`) instead of `-t VIP:port`; its packets
     /// go to four VIPs.
     mark: u32,
+    /// The services: IPv4 (false) and/or IPv6 (true), in one datapath.
+    families: &'a [bool],
 }
 
 impl<'a> Spec<'a> {
@@ -412,6 +512,8 @@ impl<'a> Spec<'a> {
         Spec {
             sched,
             flags,
+            flags4: "",
+            flags6: "",
             seed,
             events: EVENTS,
             port: 80,
@@ -419,6 +521,7 @@ impl<'a> Spec<'a> {
             eqt: false,
             clients: 250,
             mark: 0,
+            families: &[false],
         }
     }
 }
@@ -435,6 +538,16 @@ fn differential(sched: &str, flags: &str, seed: u64, events: usize) {
 /// verdict is checked) whatever the host's routes.
 fn run(spec: Spec) {
     in_private_netns(move || run_here(spec))
+}
+
+/// One service of a run and the real servers listed in it.
+struct SvcCtx {
+    v6: bool,
+    /// `-t VIP:port` or `-f mark [-6]`, as ipvsadm takes it.
+    svc: String,
+    key: ServiceKey,
+    vips: Vec<IpAddr>,
+    listed: BTreeMap<u8, RsCfg>,
 }
 
 fn run_here(spec: Spec) {
@@ -458,6 +571,14 @@ fn run_here(spec: Spec) {
             IpAddr::V4(Ipv4Addr::from(rs_addr(i))),
             NextHop {
                 mac: rs_mac(i),
+                src_mac: EGRESS_MAC,
+                ifindex: 0,
+            },
+        );
+        l2.by_addr.insert(
+            rs_addr6(i),
+            NextHop {
+                mac: rs_mac6(i),
                 src_mac: EGRESS_MAC,
                 ifindex: 0,
             },
@@ -488,55 +609,71 @@ fn run_here(spec: Spec) {
         // same instant is arbitrary (the model's is its slot order).
         run.dir.table.timeouts.tcp[TcpState::SynRecv.index()] = 59;
     }
-    let (svc, svc_key) = if spec.mark != 0 {
-        (
-            format!("-f {}", spec.mark),
-            xvs_core::model::ServiceKey::Fwmark {
-                family: xvs_core::model::Family::Inet,
-                mark: spec.mark,
-            },
-        )
-    } else {
-        (
-            format!("-t {}:{}", Ipv4Addr::from(VIP), spec.port),
-            xvs_core::model::ServiceKey::Addr {
-                protocol: Protocol::Tcp,
-                addr: IpAddr::V4(VIP.into()),
-                port: spec.port,
-            },
-        )
-    };
-    let vips: &[[u8; 4]] = if spec.mark != 0 {
-        &[VIP, [198, 18, 2, 2], [198, 18, 2, 3], [198, 18, 2, 4]]
-    } else {
-        &[VIP]
-    };
+    let mut ctxs: Vec<SvcCtx> = Vec::new();
+    for &v6 in spec.families {
+        let family = if v6 { Family::Inet6 } else { Family::Inet };
+        let (svc, key) = if spec.mark != 0 {
+            (
+                format!("-f {}{}", spec.mark, if v6 { " -6" } else { "" }),
+                ServiceKey::Fwmark {
+                    family,
+                    mark: spec.mark,
+                },
+            )
+        } else {
+            let vip = if v6 { vip6(0) } else { IpAddr::V4(VIP.into()) };
+            (
+                format!("-t {}", with_port(vip, spec.port)),
+                ServiceKey::Addr {
+                    protocol: Protocol::Tcp,
+                    addr: vip,
+                    port: spec.port,
+                },
+            )
+        };
+        let vips: Vec<IpAddr> = match (spec.mark != 0, v6) {
+            (false, false) => vec![IpAddr::V4(VIP.into())],
+            (false, true) => vec![vip6(0)],
+            (true, false) => [VIP, [198, 18, 2, 2], [198, 18, 2, 3], [198, 18, 2, 4]]
+                .map(|a| IpAddr::V4(a.into()))
+                .to_vec(),
+            (true, true) => (0..4).map(vip6).collect(),
+        };
+        let more = if v6 { spec.flags6 } else { spec.flags4 };
+        assert!(run
+            .dir
+            .apply(&cmd(&format!("-A {svc} -s {sched} {flags} {more}")))
+            .is_ok());
+        if spec.jumps {
+            // lblc/lblcr: a short expiration, so idle cache entries go at the
+            // half-hourly full check and lblcr sets shrink (the busiest member
+            // of a set unchanged that long is dropped).
+            let exp = std::time::Duration::from_secs(40);
+            match run.dir.table.service_mut(&key).map(|s| &mut s.sched) {
+                Some(xvs_core::sched::Sched::Lblcr(l)) => l.set_expiration(exp),
+                Some(xvs_core::sched::Sched::Lblc(l)) => l.set_expiration(exp),
+                _ => {}
+            }
+        }
+        ctxs.push(SvcCtx {
+            v6,
+            svc,
+            key,
+            vips,
+            listed: BTreeMap::new(),
+        });
+    }
     let ports: &[u16] = if spec.port == 0 {
         &[80, 443, 8080]
     } else {
         &[80]
     };
-    assert!(run
-        .dir
-        .apply(&cmd(&format!("-A {svc} -s {sched} {flags}")))
-        .is_ok());
-    if spec.jumps {
-        // lblc/lblcr: a short expiration, so idle cache entries go at the
-        // half-hourly full check and lblcr sets shrink (the busiest member
-        // of a set unchanged that long is dropped).
-        let exp = std::time::Duration::from_secs(40);
-        match run.dir.table.service_mut(&svc_key).map(|s| &mut s.sched) {
-            Some(xvs_core::sched::Sched::Lblcr(l)) => l.set_expiration(exp),
-            Some(xvs_core::sched::Sched::Lblc(l)) => l.set_expiration(exp),
-            _ => {}
-        }
-    }
     run.dp
         .sync(&run.dir.table, &run.dir.sysctls, &run.l2)
         .unwrap();
-    let mut listed: BTreeMap<u8, RsCfg> = BTreeMap::new();
     let mut open: Vec<Open> = Vec::new();
-    let new_cfg = |rng: &mut SplitMix64| RsCfg {
+    let new_cfg = |rng: &mut SplitMix64, v6: bool| RsCfg {
+        v6,
         nat: rng.below(2) == 0,
         weight: rng.below(5),
         upper: if rng.below(3) == 0 {
@@ -547,32 +684,44 @@ fn run_here(spec: Spec) {
         lower: 0,
         svc_port: if spec.mark != 0 { 80 } else { spec.port },
     };
-    for i in 0..4 {
-        let mut c = new_cfg(&mut run.rng);
-        c.weight = c.weight.max(1);
-        c.lower = if c.upper > 0 {
-            run.rng.below(c.upper)
-        } else {
-            0
-        };
-        assert!(run.apply(&format!("-a {svc} {}", c.args(i))));
-        listed.insert(i, c);
+    for ctx in ctxs.iter_mut() {
+        for i in 0..4 {
+            let mut c = new_cfg(&mut run.rng, ctx.v6);
+            c.weight = c.weight.max(1);
+            c.lower = if c.upper > 0 {
+                run.rng.below(c.upper)
+            } else {
+                0
+            };
+            assert!(run.apply(&format!("-a {} {}", ctx.svc, c.args(i))));
+            ctx.listed.insert(i, c);
+        }
     }
+    // Which service an event is for (no draw with one service, so the
+    // IPv4-only runs see the same events as before there were several).
+    let pick = |rng: &mut SplitMix64, n: usize| -> usize {
+        if n == 1 {
+            0
+        } else {
+            rng.below(n as u32) as usize
+        }
+    };
 
     for ev in 0..events {
         let r = run.rng.below(100);
         if run.rng.below(200) == 0 {
-            // ipvsadm -Z, of the service or of everything
+            // ipvsadm -Z, of a service or of everything
             run.checkpoint(ev);
             let all = run.rng.below(2) == 0;
+            let k = pick(&mut run.rng, ctxs.len());
             let line = if all {
                 "-Z".to_string()
             } else {
-                format!("-Z {svc}")
+                format!("-Z {}", ctxs[k].svc)
             };
             assert!(run.dir.apply(&cmd(&line)).is_ok());
             run.dp
-                .zero(if all { None } else { Some(&svc_key) })
+                .zero(if all { None } else { Some(&ctxs[k].key) })
                 .unwrap();
             run.checkpoint(ev);
         }
@@ -600,17 +749,20 @@ fn run_here(spec: Spec) {
         } else {
             run.advance(1);
         }
+        let k = if !(30..80).contains(&r) {
+            pick(&mut run.rng, ctxs.len())
+        } else {
+            0
+        };
+        let ctx = &mut ctxs[k];
         match r {
             0..=29 => {
-                let client = [
-                    198,
-                    19,
-                    run.rng.below(4) as u8,
-                    run.rng.below(spec.clients) as u8 + 1,
-                ];
+                let net = run.rng.below(4) as u8;
+                let host = run.rng.below(spec.clients) as u8 + 1;
+                let client = client_addr(ctx.v6, net, host);
                 let sport = 1024 + run.rng.below(60000) as u16;
                 let dport = ports[run.rng.below(ports.len() as u32) as usize];
-                let vip = vips[run.rng.below(vips.len() as u32) as usize];
+                let vip = ctx.vips[run.rng.below(ctx.vips.len() as u32) as usize];
                 let v = run.packet("SYN", client, sport, vip, dport, 0x02);
                 let to = match v {
                     Verdict::ToReal {
@@ -646,45 +798,46 @@ fn run_here(spec: Spec) {
             65..=79 if !open.is_empty() => {
                 let i = run.rng.below(open.len() as u32) as usize;
                 let o = open[i];
-                if let Some((IpAddr::V4(d), dport, FwdMethod::Masq)) = o.to {
+                if let Some((d, dport, FwdMethod::Masq)) = o.to {
                     let flags = [0x12, 0x10, 0x11, 0x04][run.rng.below(4) as usize];
-                    run.packet("reply", d.octets(), dport, o.client, o.sport, flags);
+                    run.packet("reply", d, dport, o.client, o.sport, flags);
                 }
             }
-            80..=87 if !listed.is_empty() => {
+            80..=87 if !ctx.listed.is_empty() => {
                 // Edit a weight (always to a different value).
-                let keys: Vec<u8> = listed.keys().copied().collect();
+                let keys: Vec<u8> = ctx.listed.keys().copied().collect();
                 let i = keys[run.rng.below(keys.len() as u32) as usize];
-                let mut c = listed[&i];
+                let mut c = ctx.listed[&i];
                 let mut w = run.rng.below(5);
                 if w == c.weight {
                     w = (w + 1) % 5;
                 }
                 c.weight = w;
-                assert!(run.apply(&format!("-e {svc} {}", c.args(i))));
-                listed.insert(i, c);
+                assert!(run.apply(&format!("-e {} {}", ctx.svc, c.args(i))));
+                ctx.listed.insert(i, c);
             }
             88..=93 => {
                 // Add a server of the pool that is not listed (maybe back from the trash).
-                let free: Vec<u8> = (0..POOL).filter(|i| !listed.contains_key(i)).collect();
+                let free: Vec<u8> = (0..POOL).filter(|i| !ctx.listed.contains_key(i)).collect();
                 if !free.is_empty() {
                     let i = free[run.rng.below(free.len() as u32) as usize];
-                    let mut c = new_cfg(&mut run.rng);
+                    let mut c = new_cfg(&mut run.rng, ctx.v6);
                     c.lower = if c.upper > 0 {
                         run.rng.below(c.upper)
                     } else {
                         0
                     };
-                    assert!(run.apply(&format!("-a {svc} {}", c.args(i))));
-                    listed.insert(i, c);
+                    assert!(run.apply(&format!("-a {} {}", ctx.svc, c.args(i))));
+                    ctx.listed.insert(i, c);
                 }
             }
-            94..=99 if !listed.is_empty() => {
-                let keys: Vec<u8> = listed.keys().copied().collect();
+            94..=99 if !ctx.listed.is_empty() => {
+                let keys: Vec<u8> = ctx.listed.keys().copied().collect();
                 let i = keys[run.rng.below(keys.len() as u32) as usize];
-                let c = listed.remove(&i).unwrap();
+                let c = ctx.listed.remove(&i).unwrap();
                 assert!(run.apply(&format!(
-                    "-d {svc} {}",
+                    "-d {} {}",
+                    ctx.svc,
                     c.target(i).trim_end_matches(" -m").trim_end_matches(" -g")
                 )));
             }
@@ -696,8 +849,9 @@ fn run_here(spec: Spec) {
     }
     run.checkpoint(events);
     eprintln!(
-        "{sched} {flags} port {} mark {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}), \
+        "{sched} {flags} families {:?} port {} mark {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}), \
          {} templates live, {} s of virtual time",
+        spec.families,
         spec.port,
         spec.mark,
         spec.eqt,
@@ -715,9 +869,17 @@ fn run_here(spec: Spec) {
         // fwmark templates: protocol 0, the mark as the address.
         for t in run.dp.templates() {
             assert_eq!(
-                (t.key.proto, t.key.vaddr[0], t.key.vport),
-                (0, spec.mark.to_be(), 0)
+                (t.key.proto, t.key.vaddr, t.key.vport),
+                (0, [spec.mark.to_be(), 0, 0, 0], 0)
             );
+        }
+    }
+    if spec.families.contains(&true) && spec.flags6.contains("-M 64") {
+        // IPv6 templates hold the client's /64.
+        for t in run.dp.templates() {
+            if let Some(IpAddr::V6(a)) = xvs_datapath::maps::words_addr(t.key.caddr, t.key.family) {
+                assert_eq!(u128::from(a) & u128::from(u64::MAX), 0, "{a}");
+            }
         }
     }
     assert!(run.dp.fixed_draws_used().unwrap() < 65536);
@@ -876,4 +1038,133 @@ fn persist_mh_slash24() {
         false,
         250,
     );
+}
+
+// IPv6: an IPv4 and an IPv6 service with the same scheduler in one
+// datapath, events on either (every scheduler: sh/dh/mh fold the IPv6
+// addresses, lblc/lblcr key their caches by them); IPv6 persistence with
+// prefix lengths; an IPv6 fwmark service.
+
+const BOTH: &[bool] = &[false, true];
+
+fn mixed(sched: &str, flags: &str, seed: u64) {
+    run(Spec {
+        families: BOTH,
+        ..Spec::new(sched, flags, seed)
+    })
+}
+
+#[test]
+fn mixed_rr() {
+    mixed("rr", "", 101);
+}
+#[test]
+fn mixed_wrr() {
+    mixed("wrr", "", 102);
+}
+#[test]
+fn mixed_lc() {
+    mixed("lc", "", 103);
+}
+#[test]
+fn mixed_wlc() {
+    mixed("wlc", "", 104);
+}
+#[test]
+fn mixed_sed() {
+    mixed("sed", "", 105);
+}
+#[test]
+fn mixed_nq() {
+    mixed("nq", "", 106);
+}
+#[test]
+fn mixed_fo() {
+    mixed("fo", "", 107);
+}
+#[test]
+fn mixed_ovf() {
+    mixed("ovf", "", 108);
+}
+#[test]
+fn mixed_sh() {
+    mixed("sh", "", 109);
+}
+#[test]
+fn mixed_sh_fallback_port() {
+    mixed("sh", "-b sh-fallback,sh-port", 110);
+}
+#[test]
+fn mixed_dh() {
+    mixed("dh", "", 111);
+}
+#[test]
+fn mixed_mh() {
+    mixed("mh", "", 112);
+}
+#[test]
+fn mixed_mh_fallback_port() {
+    mixed("mh", "-b mh-fallback,mh-port", 113);
+}
+#[test]
+fn mixed_twos() {
+    mixed("twos", "", 114);
+}
+#[test]
+fn mixed_lblc() {
+    mixed("lblc", "", 115);
+}
+#[test]
+fn mixed_lblcr() {
+    mixed("lblcr", "", 116);
+}
+
+/// Persistence on both services: `-M 255.255.255.0` for IPv4, a prefix
+/// length for IPv6.
+fn mixed_persistent(sched: &str, flags: &str, m6: &str, seed: u64, port: u16, clients: u32) {
+    run(Spec {
+        families: BOTH,
+        flags4: "-M 255.255.255.0",
+        flags6: m6,
+        port,
+        jumps: true,
+        clients,
+        ..Spec::new(sched, flags, seed)
+    })
+}
+
+#[test]
+fn mixed_persist_wlc_prefix64() {
+    mixed_persistent("wlc", "-p 100", "-M 64", 121, 80, 250);
+}
+#[test]
+fn mixed_persist_rr_prefix128() {
+    mixed_persistent("rr", "-p 45", "-M 128", 122, 80, 20);
+}
+#[test]
+fn mixed_persist_lblc_prefix64() {
+    mixed_persistent("lblc", "-p 70", "-M 64", 123, 80, 250);
+}
+#[test]
+fn mixed_persist_mh_port0_prefix56() {
+    mixed_persistent("mh", "-b mh-fallback -p 33", "-M 56", 124, 0, 250);
+}
+#[test]
+fn v6_persist_fwmark_wlc_prefix64() {
+    run(Spec {
+        families: &[true],
+        flags6: "-M 64",
+        jumps: true,
+        mark: 7,
+        clients: 20,
+        ..Spec::new("wlc", "-p 45", 125)
+    })
+}
+#[test]
+fn v6_fwmark_lblcr() {
+    run(Spec {
+        families: &[true],
+        mark: 7,
+        ..Spec::new("lblcr", "", 126)
+    })
 }

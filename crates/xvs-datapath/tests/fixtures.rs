@@ -310,9 +310,10 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
 #[test]
 fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
+    // IPv6 services and real servers are supported now (tests/v6_fixtures.rs).
     for (rules, why) in [
-        (&["-A -t [2001:db8::1]:80"][..], "IPv6"),
         (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
+        (&["-A --sctp-service [2001:2::1]:80"][..], "SCTP"),
     ] {
         let err = dp
             .sync(&table(rules), &Sysctls::default(), &L2::default())

@@ -379,6 +379,11 @@ fn decap_ipip_over_ipv6() {
         &ipv6(v6(1), v6(2), 17, 0, 0, &gue(50000, GUE_PORT, 4, &inner)),
     );
     check_decap(&f, &inner_frame(&inner), counts(0, 0, 1, 0));
+    // IPv6 in IPv6 (next header 41), what the director sends an IPv6 real
+    // server for `-i`.
+    let inner6 = ipv6(v6(7), v6(8), 6, 0, 0, &tcp(40000, 80, 0x02));
+    let f = from_director(0x86dd, &ipv6(v6(1), v6(2), 41, 0, 0, &inner6));
+    check_decap(&f, &inner_frame(&inner6), counts(0, 1, 0, 0));
     // Not our IPv6 address.
     let f = from_director(0x86dd, &ipv6(v6(1), v6(3), 4, 0, 0, &inner));
     check_decap(&f, &f, counts(1, 0, 0, 0));

@@ -522,19 +522,31 @@ fn udp_fwmark_ipv6_sctp_pe() {
     // ipvsadm's own rule: -6 only after -f.
     let o = x.adm(&["-A", "-6", "-f", "8", "-s", "rr"]);
     assert_eq!((o.code, o.stderr.as_str()), (2, "-6 used before -f\n"));
-    // IPv6 services parse and enter the table model, but the datapath does
-    // not carry them yet: xvsd refuses the change as a whole.
-    let o = x.adm(&["-A", "-f", "8", "-6", "-s", "rr"]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (
-            255,
-            "The datapath refused the rules\n\
-             xvsadm: the datapath cannot load fwmark service 8: IPv6 services are not in the datapath yet\n"
-        )
-    );
+    // IPv6 services (fwmark -6, and an address service with an IPv6 real
+    // server) go into the table and the datapath, and save as ipvsadm does.
+    x.ok(&["-A", "-f", "8", "-6", "-s", "rr"]);
+    x.ok(&["-A", "-t", "[2001:2::100]:80", "-s", "wrr"]);
+    x.ok(&[
+        "-a",
+        "-t",
+        "[2001:2::100]:80",
+        "-r",
+        "[2001:2::10]:8080",
+        "-m",
+        "-w",
+        "2",
+    ]);
+    let saved = x.save();
+    for line in [
+        "-A -f 8 -6 -s rr\n",
+        "-A -t [2001:2::100]:80 -s wrr\n-a -t [2001:2::100]:80 -r [2001:2::10]:8080 -m -w 2\n",
+    ] {
+        assert!(saved.contains(line), "{line:?} not in:\n{saved}");
+    }
+    x.ok(&["-D", "-f", "8", "-6"]);
+    x.ok(&["-D", "-t", "[2001:2::100]:80"]);
     assert_eq!(x.save(), before);
-    // Likewise SCTP services.
+    // SCTP services are not in the datapath yet: refused as a whole.
     let o = x.adm(&[
         "--add-service",
         "--sctp-service",

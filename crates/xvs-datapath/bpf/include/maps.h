@@ -182,6 +182,9 @@ struct xvs_scratch {
 	struct lbl_key lk;
 	struct lblc_entry le;
 	struct conn_key uk; /* reply-index key of a connection being freed */
+	struct conn_key ck; /* the packet's connection key (xvs_decide) */
+	struct conn_key ik; /* a NAT reply's connection key (xvs_decide) */
+	__be32 sched_daddr[4]; /* the packet's destination, for xvs_schedule() (lblc/lblcr) */
 };
 
 struct {

@@ -11,9 +11,17 @@
  * says whether the packet is:
  *   XVS_PARSE_OK         IPv4/IPv6 with a complete TCP or UDP header;
  *   XVS_PARSE_OTHER      well formed but nothing we handle (ARP, VLAN, ICMP,
- *                        fragments, IPv6 extension headers, ...);
+ *                        ICMPv6, ESP, AH, ...);
  *   XVS_PARSE_MALFORMED  a header it had to read is truncated or invalid;
- *   XVS_PARSE_FRAGMENT   an IPv4 fragment (not handled yet).
+ *   XVS_PARSE_FRAGMENT   an IPv4 fragment, or an IPv6 packet with a Fragment
+ *                        header (not handled yet).
+ *
+ * IPv6 extension headers: hop-by-hop options (first only), routing and
+ * destination options are walked, at most XVS_V6_MAX_EXT of them within the
+ * first XVS_V6_MAX_EXT_LEN bytes after the fixed header; a Fragment header
+ * is FRAGMENT; a chain that is longer, truncated, or has hop-by-hop later
+ * than first is MALFORMED; any other next header (ICMPv6, ESP, AH, no next
+ * header, ...) is OTHER.
  */
 #ifndef XVS_PARSE_H
 #define XVS_PARSE_H
@@ -53,11 +61,23 @@ struct pkt {
 	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
 	__u8 ihl_len; /* IPv4 header length in bytes (20..60) */
 	__u16 tot_len; /* IP packet length in bytes, host order */
-	__u16 pad;
+	__u16 l3_len;  /* IP header (IPv6: with its extension headers) length in bytes */
 };
 
 /* Longest header chain parse_packet() reads: Ethernet + IPv4 with options + TCP. */
 #define XVS_MAX_HDR_LEN (sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
+
+/* IPv6: at most this many extension headers, within this many bytes. */
+#define XVS_V6_MAX_EXT 6
+#define XVS_V6_MAX_EXT_LEN 512
+/* ... so the longest IPv6 header chain: Ethernet + IPv6 + extensions + TCP. */
+#define XVS_MAX_HDR_LEN6 \
+	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + XVS_V6_MAX_EXT_LEN + sizeof(struct tcphdr))
+
+#define XVS_NEXTHDR_HOP 0
+#define XVS_NEXTHDR_ROUTING 43
+#define XVS_NEXTHDR_FRAGMENT 44
+#define XVS_NEXTHDR_DEST 60
 
 static __always_inline int parse_l4(struct pkt *p, void *l4, void *data_end)
 {
@@ -78,6 +98,9 @@ static __always_inline int parse_l4(struct pkt *p, void *l4, void *data_end)
 		struct udphdr *uh = l4;
 
 		if ((void *)(uh + 1) > data_end)
+			return XVS_PARSE_MALFORMED;
+		/* A UDP checksum of 0 is not allowed over IPv6 (RFC 8200 8.1). */
+		if (p->family == XVS_AF_INET6 && uh->check == 0)
 			return XVS_PARSE_MALFORMED;
 		p->sport = uh->source;
 		p->dport = uh->dest;
@@ -104,6 +127,7 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 	p->family = XVS_AF_INET;
 	p->proto = iph->protocol;
 	p->ihl_len = ihl_len;
+	p->l3_len = ihl_len;
 	p->tot_len = bpf_ntohs(iph->tot_len);
 	p->saddr[0] = iph->saddr;
 	p->daddr[0] = iph->daddr;
@@ -116,6 +140,9 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 {
 	struct ipv6hdr *ip6h = p->l3;
+	__u32 off = sizeof(*ip6h), i;
+	__u8 nh;
+	int rc;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return XVS_PARSE_MALFORMED;
@@ -124,11 +151,45 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 
 	p->family = XVS_AF_INET6;
 	p->tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
-	p->proto = ip6h->nexthdr;
 	__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
-	/* Extension headers (and so fragments) are not walked yet: OTHER. */
-	return parse_l4(p, ip6h + 1, data_end);
+	nh = ip6h->nexthdr;
+
+#pragma unroll
+	for (i = 0; i < XVS_V6_MAX_EXT; i++) {
+		__u8 *eh;
+
+		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP)
+			break;
+		if (nh == XVS_NEXTHDR_FRAGMENT) {
+			p->proto = nh;
+			return XVS_PARSE_FRAGMENT;
+		}
+		if (nh != XVS_NEXTHDR_ROUTING && nh != XVS_NEXTHDR_DEST && nh != XVS_NEXTHDR_HOP)
+			return XVS_PARSE_OTHER; /* ICMPv6, ESP, AH, no next header, ... */
+		if (nh == XVS_NEXTHDR_HOP && i > 0)
+			return XVS_PARSE_MALFORMED; /* hop-by-hop only right after the header */
+		if (off > sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN)
+			return XVS_PARSE_MALFORMED;
+		eh = (__u8 *)ip6h + off;
+		if ((void *)(eh + 2) > data_end)
+			return XVS_PARSE_MALFORMED;
+		nh = eh[0];
+		off += ((__u32)eh[1] + 1) * 8;
+	}
+	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+		return XVS_PARSE_MALFORMED; /* more extension headers than we walk */
+	if (off > sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN)
+		return XVS_PARSE_MALFORMED;
+	p->proto = nh;
+	p->l3_len = off;
+	rc = parse_l4(p, (void *)ip6h + off, data_end);
+	if (rc != XVS_PARSE_OK)
+		return rc;
+	/* The payload length must cover the extension headers and the L4 header. */
+	if ((__u32)p->tot_len < off + (nh == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr)))
+		return XVS_PARSE_MALFORMED;
+	return XVS_PARSE_OK;
 }
 
 /* Parse from the Ethernet header at data. p must be zeroed by the caller. */

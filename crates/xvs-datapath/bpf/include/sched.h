@@ -540,6 +540,7 @@ static long xvs_hash_fallback_cb(__u32 k, void *arg)
  * directly by the packet path so that its frame is not stacked on
  * xvs_schedule()'s.
  */
+/* saddr/daddr: the addresses folded to 32 bits (xvs_fold()), network order. */
 __attribute__((noinline)) __u32 xvs_sched_hash(__u64 meta, __be32 saddr, __be32 daddr,
 					       __be16 sport)
 {
@@ -638,7 +639,7 @@ static __always_inline __u32 xvs_lbl_wlc(struct sctx *s)
 	return s->best < 0 ? 0 : xvs_list_id(s->l, s->best);
 }
 
-static __always_inline __u32 xvs_sched_lblc(struct sctx *s, __be32 daddr, __u64 now)
+static __always_inline __u32 xvs_sched_lblc(struct sctx *s, __u64 now)
 {
 	struct xvs_scratch *sc;
 	struct lblc_entry *en;
@@ -650,7 +651,7 @@ static __always_inline __u32 xvs_sched_lblc(struct sctx *s, __be32 daddr, __u64 
 		return 0;
 	__builtin_memset(&sc->lk, 0, sizeof(sc->lk));
 	sc->lk.svc_id = s->svc_id;
-	sc->lk.addr[0] = daddr;
+	__builtin_memcpy(sc->lk.addr, sc->sched_daddr, 16);
 	en = bpf_map_lookup_elem(&xvs_lblc, &sc->lk);
 	if (en) {
 		en->lastuse = now;
@@ -803,7 +804,7 @@ static __always_inline void xvs_lblcr_insert(struct sctx *s, __u32 id, __s32 w, 
 	set->lastmod = now;
 }
 
-static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64 now)
+static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __u64 now)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct lblcr_set *set, *en;
@@ -819,7 +820,7 @@ static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64
 	key = &sc->lk;
 	__builtin_memset(key, 0, sizeof(*key));
 	key->svc_id = s->svc_id;
-	key->addr[0] = daddr;
+	__builtin_memcpy(key->addr, sc->sched_daddr, 16);
 	s->set = set;
 	en = bpf_map_lookup_elem(&xvs_lblcr, key);
 	if (!en) {
@@ -878,12 +879,13 @@ static __always_inline __u32 xvs_sched_lblcr(struct sctx *s, __be32 daddr, __u64
 
 /*
  * Picks the real server for a new connection (all but sh, dh, mh: see
- * xvs_sched_hash()); 0 when none can take it. A global BPF function: the verifier checks it once, on its own, rather
+ * xvs_sched_hash()); 0 when none can take it. lblc/lblcr read the packet's
+ * destination address from xvs_scratch.sched_daddr (the caller's). A global BPF function: the verifier checks it once, on its own, rather
  * than along every path of the caller that reaches it (which made loading
  * slow), and its locals are in a frame of their own. Arguments are scalars
  * (meta: xvs_sched_meta()).
  */
-__attribute__((noinline)) __u32 xvs_schedule(__u64 meta, __be32 daddr, __u64 now)
+__attribute__((noinline)) __u32 xvs_schedule(__u64 meta, __u64 now)
 {
 	struct sctx s = {};
 	__u32 svc_id = (__u32)meta;
@@ -940,10 +942,10 @@ __attribute__((noinline)) __u32 xvs_schedule(__u64 meta, __be32 daddr, __u64 now
 	}
 	case XVS_SCHED_LBLC:
 		s.svc_id = svc_id;
-		return xvs_sched_lblc(&s, daddr, now);
+		return xvs_sched_lblc(&s, now);
 	case XVS_SCHED_LBLCR:
 		s.svc_id = svc_id;
-		return xvs_sched_lblcr(&s, daddr, now);
+		return xvs_sched_lblcr(&s, now);
 	default:
 		return 0;
 	}
