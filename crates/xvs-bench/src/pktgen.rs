@@ -482,6 +482,11 @@ fn run_one(
         d1,
         None,
     )?;
+    if let Forwarder::XvsXdp(_) | Forwarder::XvsTc(_) = f {
+        // xvs takes its next hops from the FIB, as xvsd does: the
+        // neighbours must be resolved before the sink swallows ARP.
+        xvs::resolve_servers(t)?;
+    }
     lan.enter(|| progs.attach_xdp("xvsb_sink", "p-d"))??;
     let mut xvs_att = None;
     if let Forwarder::XvsXdp(m) | Forwarder::XvsTc(m) = f {

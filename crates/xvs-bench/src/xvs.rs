@@ -37,9 +37,9 @@ use xvs_core::{
 };
 use xvs_datapath::{
     decap::{Decap, DecapAttachment},
-    Attachment, Datapath, LoadOptions, NextHop, L2,
+    Attachment, Datapath, LoadOptions, L2,
 };
-use xvs_testhost::{Error, Result, Role, Topology};
+use xvs_testhost::{Error, Result, Topology};
 
 /// The three forwarding methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,42 +90,29 @@ pub fn table(lines: &[String]) -> Result<IpvsTable> {
     Ok(t)
 }
 
-/// The real servers' next hops as seen from the director: out of d1, to
-/// each r0's MAC (TUN: with d1's address as the tunnel source).
-pub fn l2(t: &Topology, method: Method) -> Result<L2> {
-    let d1 = t
-        .director()
-        .enter(|| xvs_datapath::ifindex("d1"))?
-        .map_err(|e| dp_err("d1", e))?;
-    let plan = t.plan();
-    let src_mac = plan
-        .iface(Role::Director, "d1")
-        .ok_or_else(|| Error::Invalid("the lab has no d1".into()))?
-        .mac;
+/// The real servers' next hops as xvsd has them: none given (an empty
+/// `L2`), so the datapath asks the kernel's FIB and neighbour tables for
+/// each packet's next hop (and, for TUN, the tunnel source: `d1`'s
+/// address, the source of the route toward the real servers). The TUN MTU
+/// is the veths' (larger non-GSO packets are dropped and counted; HTTP
+/// requests are far smaller).
+pub fn l2(_t: &Topology, method: Method) -> Result<L2> {
     let mut l2 = L2::default();
-    for i in 0..plan.server_count() {
-        l2.by_addr.insert(
-            IpAddr::V4(plan.server_addr(i)),
-            NextHop {
-                mac: plan.iface(Role::Server(i), "r0").unwrap().mac,
-                src_mac,
-                ifindex: d1,
-            },
-        );
-    }
     if method == Method::Tun {
-        l2.tun_saddr = Some(IpAddr::V4(plan.director_server_side()));
-        // The veths' MTU: larger non-GSO packets are dropped and counted
-        // (HTTP requests are far smaller).
         l2.tun_mtu = 1500;
     }
     Ok(l2)
 }
 
-/// What the bench's lab needs for DR and TUN on top of the NAT layout:
-/// the VIP on every real server's `lo` (never answered in ARP), and
-/// `accept_local` on the director's d1, where the replies from the VIP
-/// come in. Harmless for the other contenders.
+/// What the bench's lab needs for DR and TUN on top of the NAT layout: the
+/// VIP on every real server's `lo` (never answered in ARP), and
+/// `accept_local` on the director's `d1`. Not for xvs (NAT replies, which
+/// xvs SNATs on `d1`, go straight to the client's next hop): DR and TUN
+/// replies cross the director as a router with the VIP, an address of the
+/// director's own in this lab, as source, which the kernel drops as a
+/// martian without it. Harmless for the other contenders. The director
+/// resolves the real servers' MACs once, so the first measured packets
+/// find a neighbour entry, as on a director that has been serving a while.
 pub fn prepare_lab(t: &Topology) -> Result<()> {
     let vip32 = format!("{}/32", t.vip());
     for s in t.servers() {
@@ -141,6 +128,23 @@ pub fn prepare_lab(t: &Topology) -> Result<()> {
         s.ip(&["addr", "add", &vip32, "dev", "lo"])?;
     }
     t.director().sysctl("net.ipv4.conf.d1.accept_local", "1")?;
+    resolve_servers(t)
+}
+
+/// One UDP datagram (to the discard port) from the director to every real
+/// server, so its neighbour table has their MACs before anything is
+/// measured (the datapath's FIB lookups need them; without one a packet
+/// takes the stack's slower path once).
+pub fn resolve_servers(t: &Topology) -> Result<()> {
+    let addrs = t.plan().server_addrs();
+    t.director().enter(|| {
+        if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
+            for a in &addrs {
+                let _ = s.send_to(b"arp", (*a, 9));
+            }
+        }
+    })?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
     Ok(())
 }
 

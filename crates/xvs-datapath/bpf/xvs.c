@@ -1034,20 +1034,74 @@ static __always_inline int xvs_mac_zero(const __u8 *m)
 
 /* xvs_fib()'s flags: the family, and whether to derive the source. */
 #define XVS_FIB_WANT_SRC 0x100
+#define XVS_FIB_REPLY 0x200 /* a NAT reply toward the client (cache key only) */
+
+/*
+ * The FIB's successful answers, per CPU, reused for XVS_HOP_CACHE_NS: a
+ * direct-mapped cache of XVS_HOP_CACHE_SLOTS entries, each holding its full
+ * key (destination, ingress device, xvs_fib()'s flags) so a collision only
+ * costs a lookup. Like the kernel's IPVS, which keeps a route per real
+ * server (ip_vs_dest_dst), an entry ignores the packet's source address
+ * (no per-client policy routing within its lifetime); route, neighbour and
+ * forwarding changes are picked up when it expires. Misses (no neighbour
+ * entry, no route) are never cached: a neighbour that appears is used at
+ * once.
+ */
+#define XVS_HOP_CACHE_SLOTS 256
+#define XVS_HOP_CACHE_NS (1ULL * XVS_NSEC)
+
+struct xvs_hop_cached {
+	__be32 dst[4];
+	__u32 in_ifindex;
+	__u32 fl;  /* xvs_fib()'s flags; 0 = empty */
+	__u64 at;  /* bpf_ktime_get_coarse_ns() of the lookup */
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u32 ifindex;
+	__be32 saddr[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XVS_HOP_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xvs_hop_cached);
+} xvs_hop_cache SEC(".maps");
 
 /*
  * bpf_fib_lookup() for a packet from src to dst (4 words each, IPv4 in [0])
  * that came in on in_ifindex (ctx: the XDP or skb context). fl: the family
  * (XVS_AF_INET / XVS_AF_INET6), plus XVS_FIB_WANT_SRC to also derive the
- * source address the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7).
+ * source address the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7),
+ * plus XVS_FIB_REPLY for a NAT reply (its own cache entries). Answered from
+ * xvs_hop_cache when it can be.
  */
 static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl,
 					     const __be32 *src, const __be32 *dst)
 {
 	struct xvs_hop *h = xvs_hop_slot();
+	struct xvs_hop_cached *e;
 	int v6 = (fl & 0xff) == XVS_AF_INET6;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 slot;
 	int rc;
 
+	slot = dst[0] ^ dst[1] ^ dst[2] ^ dst[3] ^ in_ifindex ^ fl;
+	slot ^= slot >> 16;
+	slot ^= slot >> 8;
+	slot &= XVS_HOP_CACHE_SLOTS - 1;
+	e = bpf_map_lookup_elem(&xvs_hop_cache, &slot);
+	if (!h)
+		return XVS_HOP_FAIL;
+	if (e && e->fl == fl && e->in_ifindex == in_ifindex && e->dst[0] == dst[0] &&
+	    e->dst[1] == dst[1] && e->dst[2] == dst[2] && e->dst[3] == dst[3] &&
+	    now - e->at < XVS_HOP_CACHE_NS) {
+		__builtin_memcpy(h->dmac, e->dmac, ETH_ALEN);
+		__builtin_memcpy(h->smac, e->smac, ETH_ALEN);
+		h->ifindex = e->ifindex;
+		__builtin_memcpy(h->saddr, e->saddr, sizeof(h->saddr));
+		return XVS_HOP_OK;
+	}
 	if (!h)
 		return XVS_HOP_FAIL;
 	__builtin_memset(&h->f, 0, sizeof(h->f));
@@ -1073,6 +1127,16 @@ static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		__builtin_memcpy(h->dmac, h->f.dmac, ETH_ALEN);
 		__builtin_memcpy(h->smac, h->f.smac, ETH_ALEN);
+		if (e) {
+			__builtin_memcpy(e->dst, dst, sizeof(e->dst));
+			e->in_ifindex = in_ifindex;
+			e->fl = fl;
+			e->at = now;
+			__builtin_memcpy(e->dmac, h->dmac, ETH_ALEN);
+			__builtin_memcpy(e->smac, h->smac, ETH_ALEN);
+			e->ifindex = h->ifindex;
+			__builtin_memcpy(e->saddr, h->saddr, sizeof(e->saddr));
+		}
 		return XVS_HOP_OK;
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
@@ -1439,7 +1503,7 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 
 	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
-	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family, d->new_addr, p->daddr);
+	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1609,7 +1673,7 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 
 	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
-	rc = xvs_fib(skb, skb->ifindex, p->family, d->new_addr, p->daddr);
+	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);

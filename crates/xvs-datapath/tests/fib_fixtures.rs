@@ -634,3 +634,82 @@ fn tun_source_and_next_hop_from_the_fib() {
         }
     });
 }
+
+/// The FIB's answers are cached (per CPU, for a second): a changed
+/// neighbour MAC is picked up once the entry has expired, and a neighbour
+/// that appears is used at once (a missing one is never cached). Whether
+/// the old MAC is still used within the second depends on the CPU the run
+/// lands on, so that is not asserted.
+#[test]
+fn cached_next_hops_follow_neighbour_changes() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        let input = syn_from_client(80);
+        let ip_part = input[14..].to_vec();
+        let neigh = |addr: [u8; 4], m: Mac| {
+            ip(&[
+                "neigh",
+                "replace",
+                &a(addr),
+                "lladdr",
+                &mac(m),
+                "dev",
+                "fx1",
+                "nud",
+                "permanent",
+            ])
+        };
+        for prog in PROGS {
+            neigh(RS, RS_MAC);
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+                ],
+                &L2::default(),
+            );
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(
+                got.packet,
+                eth(RS_MAC, FX1_MAC, 0x0800, &ip_part),
+                "{prog:?}"
+            );
+            neigh(RS, OVERRIDE_MAC);
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(
+                got.packet,
+                eth(OVERRIDE_MAC, FX1_MAC, 0x0800, &ip_part),
+                "{prog:?} after the MAC changed"
+            );
+
+            // No neighbour entry, then one: used by the very next packet.
+            let _ = Command::new("ip")
+                .args(["neigh", "del", &a(RS_UNRESOLVED), "dev", "fx1"])
+                .output();
+            let dp = datapath(
+                &[
+                    "-A -t 198.18.2.1:80 -s rr",
+                    "-a -t 198.18.2.1:80 -r 198.18.1.3 -g",
+                ],
+                &L2::default(),
+            );
+            dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(dp.counters().unwrap().no_neigh, 1, "{prog:?}");
+            neigh(RS_UNRESOLVED, RS_MAC);
+            let got = dp.test_run_on(prog, &input, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} resolved");
+            assert_eq!(
+                got.packet,
+                eth(RS_MAC, FX1_MAC, 0x0800, &ip_part),
+                "{prog:?} resolved"
+            );
+            assert_eq!(dp.counters().unwrap().forwarded, 1, "{prog:?} resolved");
+            let _ = fx1;
+            let _ = Command::new("ip")
+                .args(["neigh", "del", &a(RS_UNRESOLVED), "dev", "fx1"])
+                .output();
+        }
+    });
+}
