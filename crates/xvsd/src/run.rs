@@ -80,6 +80,24 @@ fn attach(d: &mut Daemon, name: &str, mode: AttachMode) -> Result<(), String> {
         AttachMode::XdpGeneric => ("xdp-generic", d.dp.attach_pinned_xdp(name, XdpMode::Skb)),
         _ => ("xdp", d.dp.attach_pinned_xdp(name, XdpMode::Driver)),
     };
+    record(d, name, label, res)?;
+    // XDP cannot resolve a missing neighbour entry: it hands such packets,
+    // rewritten, to xvs_tc on the same device, which sends them with
+    // bpf_redirect_neigh. So XDP always comes with tc behind it.
+    if label != "tc" {
+        let res = d.dp.attach_pinned_tc(name);
+        record(d, name, "tc", res)?;
+    }
+    Ok(())
+}
+
+/// Logs an attachment and remembers it.
+fn record(
+    d: &mut Daemon,
+    name: &str,
+    label: &'static str,
+    res: xvs_datapath::Result<xvs_datapath::PinnedAttachment>,
+) -> Result<(), String> {
     let a = res.map_err(|e| format!("attaching to {name} ({label}): {e}"))?;
     log::info(
         if a.replaced {

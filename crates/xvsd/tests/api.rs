@@ -282,3 +282,69 @@ fn a_second_xvsd_on_the_same_socket_is_refused() {
     // The first one still answers.
     d.save();
 }
+
+#[test]
+fn xdp_comes_with_tc_behind_it_for_unresolved_neighbours() {
+    common::require_root();
+    let ns = format!("xvt-xdp-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {}", args.join(" "));
+    };
+    ip(&["netns", "add", &ns]);
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_xvsd"))
+                .args(["--cleanup", "--name", &self.0, "--netns", &self.0])
+                .output();
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _gone = Gone(ns.clone());
+    ip(&[
+        "-n", &ns, "link", "add", "x0", "type", "veth", "peer", "name", "x1",
+    ]);
+    ip(&["-n", &ns, "link", "set", "x0", "up"]);
+    ip(&["-n", &ns, "link", "set", "x1", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("xvsd.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xvsd"))
+        .args([
+            "--netns",
+            &ns,
+            "--name",
+            &ns,
+            "--max-conns",
+            "65536",
+            "-i",
+            "x0:xdp",
+        ])
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "xvsd did not come up");
+        assert!(child.try_wait().unwrap().is_none(), "xvsd exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(&socket)
+        .arg("http://xvsd/v1/status")
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["interfaces"],
+        serde_json::json!([{"name": "x0", "mode": "xdp"}, {"name": "x0", "mode": "tc"}])
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
