@@ -152,9 +152,11 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.cleanup {
         return cleanup(&p);
     }
+    // The socket first: a second xvsd on it is refused before it touches
+    // anything.
+    let listener = bind_socket(&p.socket)?;
     std::fs::create_dir_all(&p.state_dir)
         .map_err(|e| format!("creating {}: {e}", p.state_dir.display()))?;
-    let listener = bind_socket(&p.socket)?;
 
     let mut opts = LoadOptions {
         pin_dir: Some(p.pin_dir.clone()),

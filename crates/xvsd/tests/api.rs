@@ -270,8 +270,9 @@ fn refusals_at_start_name_what_was_wrong() {
 #[test]
 fn a_second_xvsd_on_the_same_socket_is_refused() {
     let d = Xvsd::start("twice");
+    let other = format!("xvt-twice-{}", std::process::id());
     let out = Command::new(env!("CARGO_BIN_EXE_xvsd"))
-        .args(["--netns", &d.netns, "--name", "twice-other"])
+        .args(["--netns", &d.netns, "--name", &other])
         .arg("--socket")
         .arg(&d.socket)
         .output()
@@ -279,6 +280,9 @@ fn a_second_xvsd_on_the_same_socket_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another xvsd is already serving"), "{err}");
+    // ...and left nothing of its own behind.
+    assert!(!std::path::Path::new(&format!("/run/xvs/{other}")).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/xvs/{other}")).exists());
     // The first one still answers.
     d.save();
 }
