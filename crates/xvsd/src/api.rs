@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::json;
 use xvs_api::http::{self, Request, Response};
 use xvs_api::wire::{
-    ApiError, CommandsRequest, CommandsResponse, Conn, ConnList, Daemon as DaemonDoc, DaemonList,
-    ErrorDoc, ServiceList,
+    CommandsRequest, CommandsResponse, Conn, ConnList, Daemon as DaemonDoc, DaemonList, ErrorDoc,
+    ServiceList,
 };
 
-use crate::daemon::{Daemon, Refusal};
+use crate::daemon::{refusal, Daemon, Refusal};
 use crate::log;
 
 /// Who may call: the Unix socket is trusted (its file mode is the boundary);
@@ -35,15 +35,7 @@ fn fail((status, error): Refusal) -> Response {
 }
 
 fn simple(status: u16, message: &str, detail: String) -> Response {
-    fail((
-        status,
-        ApiError {
-            message: message.into(),
-            detail,
-            errno: 0,
-            index: None,
-        },
-    ))
+    fail(refusal(status, message, detail))
 }
 
 /// Answers one request.

@@ -23,7 +23,7 @@ use crate::log;
 /// A refused request: HTTP status and the error document.
 pub type Refusal = (u16, ApiError);
 
-fn refusal(status: u16, message: impl Into<String>, detail: impl Into<String>) -> Refusal {
+pub fn refusal(status: u16, message: impl Into<String>, detail: impl Into<String>) -> Refusal {
     (
         status,
         ApiError {

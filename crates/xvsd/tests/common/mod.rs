@@ -90,6 +90,8 @@ pub struct Xvsd {
     pub socket: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Whether the namespace is this guard's (created and deleted by it).
+    own_netns: bool,
 }
 
 impl Xvsd {
@@ -113,12 +115,28 @@ impl Xvsd {
             .status()
             .expect("running ip netns add");
         assert!(st.success(), "ip netns add {name} failed");
+        Xvsd::spawned(test, &name, dir, extra, true)
+    }
+
+    /// [`Xvsd::start_with`] in an existing namespace (a lab's director),
+    /// which the guard leaves in place.
+    pub fn start_in(test: &str, netns: &str, extra: &[&str]) -> Xvsd {
+        require_root();
+        xvsadm_bin();
+        let dir = std::env::temp_dir().join(format!("xvt-in-{netns}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the test directory");
+        Xvsd::spawned(test, netns, dir, extra, false)
+    }
+
+    fn spawned(test: &str, netns: &str, dir: PathBuf, extra: &[&str], own_netns: bool) -> Xvsd {
         let mut guard = Xvsd {
-            netns: name.clone(),
+            netns: netns.to_string(),
             socket: dir.join("xvsd.sock"),
-            dir: dir.clone(),
+            dir,
             child: None,
             extra: extra.iter().map(|a| a.to_string()).collect(),
+            own_netns,
         };
         guard.spawn(test);
         guard
@@ -126,7 +144,7 @@ impl Xvsd {
 
     /// Starts xvsd (again) on this namespace, socket and state directory,
     /// and waits until its socket answers.
-    fn spawn(&mut self, test: &str) {
+    pub fn spawn(&mut self, test: &str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -267,9 +285,11 @@ impl Drop for Xvsd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        if self.own_netns {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.netns])
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
