@@ -626,8 +626,13 @@ pub fn to_tsv(v: &[RateSample]) -> String {
 
 /// Runs every forwarder × L4 `repeats` times, alternating.
 pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
-    let mut dp = Datapath::load_with(LoadOptions::with_max_conns(1 << 20))
-        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
+    let mut dp = Datapath::load_with(LoadOptions::with_max_conns(
+        std::env::var("XVSB_MAXC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20),
+    ))
+    .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
     let mut out = Vec::new();
     let cases: Vec<(Forwarder, L4)> = cfg
         .forwarders

@@ -67,11 +67,15 @@ enum xvs_action {
 
 /* What to do with a packet, besides the action. */
 struct decision {
-	struct real *rs;    /* FORWARD: the real server (L2 next hop) */
+	/* FORWARD: the real server, when forwarding needs its configuration
+	 * (a new connection, an explicit next hop, a tunnel); NULL: the next
+	 * hop comes from the FIB for new_addr */
+	struct real *rs;
 	__be32 new_addr[4]; /* FORWARD: real server address; REPLY: the VIP (IPv4 in [0]) */
 	__be16 new_port;    /* FORWARD: real server port; REPLY: the virtual port */
 	__u8 fwd;           /* XVS_FWD_* */
-	__u8 pad;
+	__u8 family;        /* FORWARD: of new_addr */
+	__u64 now;          /* the clock the decision was made at */
 };
 
 /*
@@ -110,18 +114,23 @@ static __always_inline void xvs_stats_add(struct xvs_stats *s, int in, __u32 len
 	}
 }
 
-/* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed.
- * `r` is the real server when the caller has it already (NULL: looked up). */
-static __always_inline void xvs_count_pkt(struct real *r, __u32 real_id, __u32 len, int in)
+/* Real server id's XVS_LIVE_* flags (0: no such server). */
+static __always_inline __u32 xvs_live(__u32 real_id)
 {
-	__u32 zero = 0, svc_id;
+	__u32 *v = bpf_map_lookup_elem(&xvs_real_live, &real_id);
 
-	if (!r)
-		r = bpf_map_lookup_elem(&xvs_reals, &real_id);
+	return v ? *v : 0;
+}
 
-	if (!r || !(r->flags & XVS_REAL_F_AVAILABLE))
+/* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed
+ * (live: its xvs_live() flags). */
+static __always_inline void xvs_count_pkt(__u32 live, __u32 real_id, __u32 svc_id, __u32 len,
+					  int in)
+{
+	__u32 zero = 0;
+
+	if (!(live & XVS_LIVE_F_AVAILABLE))
 		return;
-	svc_id = r->svc_id;
 	xvs_stats_add(bpf_map_lookup_elem(&xvs_real_stats, &real_id), in, len);
 	xvs_stats_add(bpf_map_lookup_elem(&xvs_svc_stats, &svc_id), in, len);
 	xvs_stats_add(bpf_map_lookup_elem(&xvs_total_stats, &zero), in, len);
@@ -680,7 +689,7 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	if ((si->flags & XVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
 		/* Bound, used for this one packet, and freed. */
 		xvs_real_add(rid, 0, 1, 1);
-		xvs_count_pkt(NULL, rid, p->tot_len, 1);
+		xvs_count_pkt(xvs_live(rid), rid, svc_id, p->tot_len, 1);
 		xvs_real_add(rid, 0, -1, 0);
 		*cp = NULL;
 		return XVS_ACT_FORWARD;
@@ -710,7 +719,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	struct conn_key *ik;
 	struct real *r = NULL;
 	struct unbind old = {};
-	__u32 zero = 0;
+	__u32 zero = 0, live = 0;
 	__u64 now;
 	int act;
 
@@ -723,6 +732,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	k = &sc->ck;
 	__builtin_memset(k, 0, sizeof(*k));
 	now = xvs_now(cfg);
+	d->now = now;
 	__builtin_memcpy(k->saddr, p->saddr, 16);
 	__builtin_memcpy(k->daddr, p->daddr, 16);
 	k->sport = p->sport;
@@ -750,7 +760,8 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 			if (cc) {
 				if (cc->fwd != XVS_FWD_MASQ)
 					return XVS_ACT_PASS;
-				xvs_count_pkt(NULL, cc->real_id, p->tot_len, 0);
+				xvs_count_pkt(xvs_live(cc->real_id), cc->real_id, cc->svc_id,
+					      p->tot_len, 0);
 				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
 				__builtin_memcpy(d->new_addr, ikc->daddr, 16);
 				d->new_port = ikc->dport;
@@ -788,12 +799,18 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	if (c) {
 		__u32 rid = c->real_id;
 
-		r = bpf_map_lookup_elem(&xvs_reals, &rid);
-		if (!r || !(r->flags & XVS_REAL_F_AVAILABLE)) {
+		live = xvs_live(rid);
+		r = NULL;
+		if (!(live & XVS_LIVE_F_AVAILABLE)) {
 			if (!cfg->expire_nodest_conn)
 				return XVS_ACT_DROP_UNAVAIL;
 			xvs_conn_unlink(k, c, &old);
 			c = NULL;
+		} else if ((live & XVS_LIVE_F_REAL) || c->fwd == XVS_FWD_TUNNEL) {
+			/* the next hop or the tunnel is in its configuration */
+			r = bpf_map_lookup_elem(&xvs_reals, &rid);
+			if (!r)
+				return XVS_ACT_DROP_UNAVAIL;
 		}
 	}
 
@@ -810,18 +827,19 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 			__builtin_memcpy(d->new_addr, r->addr, 16);
 			d->new_port = r->port ? r->port : p->dport;
 			d->fwd = r->fwd;
+			d->family = r->family;
 			return XVS_ACT_FORWARD;
 		}
+		live = xvs_live(c->real_id);
 	}
-	if (!r)
-		return XVS_ACT_DROP_UNAVAIL;
 
-	xvs_count_pkt(r, c->real_id, p->tot_len, 1);
+	xvs_count_pkt(live, c->real_id, c->svc_id, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
 	d->rs = r;
 	__builtin_memcpy(d->new_addr, c->daddr, 16);
 	d->new_port = c->dport;
 	d->fwd = c->fwd;
+	d->family = c->family;
 	return XVS_ACT_FORWARD;
 }
 
@@ -998,6 +1016,7 @@ struct xvs_hop {
 	__u32 ifindex;   /* egress device */
 	__be32 saddr[4]; /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC); IPv4 in [0] */
 	__u32 pad;
+	__u64 now; /* xvs_fib(): the clock, for xvs_fib_lookup()'s cache entry */
 };
 
 /* Per CPU, off the stack (the scheduler's call chain leaves it short). */
@@ -1068,42 +1087,33 @@ struct {
 	__type(value, struct xvs_hop_cached);
 } xvs_hop_cache SEC(".maps");
 
+/* xvs_hop_cache's slot for a lookup. */
+static __always_inline __u32 xvs_hop_cache_slot(__u32 in_ifindex, __u32 fl, const __be32 *dst)
+{
+	__u32 slot = dst[0] ^ dst[1] ^ dst[2] ^ dst[3] ^ in_ifindex ^ fl;
+
+	slot ^= slot >> 16;
+	slot ^= slot >> 8;
+	return slot & (XVS_HOP_CACHE_SLOTS - 1);
+}
+
 /*
- * bpf_fib_lookup() for a packet from src to dst (4 words each, IPv4 in [0])
- * that came in on in_ifindex (ctx: the XDP or skb context). fl: the family
- * (XVS_AF_INET / XVS_AF_INET6), plus XVS_FIB_WANT_SRC to also derive the
- * source address the director would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7),
- * plus XVS_FIB_REPLY for a NAT reply (its own cache entries). Answered from
- * xvs_hop_cache when it can be.
+ * xvs_fib() past its cache: bpf_fib_lookup(), and a successful answer
+ * stored in xvs_hop_cache as of h->now. A separate subprogram: the
+ * lookup's parameters and its branches stay off the packet's fast path.
  */
-static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl,
-					     const __be32 *src, const __be32 *dst)
+static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex, __u32 fl,
+						    const __be32 *src, const __be32 *dst)
 {
 	struct xvs_hop *h = xvs_hop_slot();
 	struct xvs_hop_cached *e;
 	int v6 = (fl & 0xff) == XVS_AF_INET6;
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 slot;
+	__u32 slot = xvs_hop_cache_slot(in_ifindex, fl, dst);
 	int rc;
 
-	slot = dst[0] ^ dst[1] ^ dst[2] ^ dst[3] ^ in_ifindex ^ fl;
-	slot ^= slot >> 16;
-	slot ^= slot >> 8;
-	slot &= XVS_HOP_CACHE_SLOTS - 1;
+	if (!h)
+		return XVS_HOP_FAIL;
 	e = bpf_map_lookup_elem(&xvs_hop_cache, &slot);
-	if (!h)
-		return XVS_HOP_FAIL;
-	if (e && e->fl == fl && e->in_ifindex == in_ifindex && e->dst[0] == dst[0] &&
-	    e->dst[1] == dst[1] && e->dst[2] == dst[2] && e->dst[3] == dst[3] &&
-	    now - e->at < XVS_HOP_CACHE_NS) {
-		__builtin_memcpy(h->dmac, e->dmac, ETH_ALEN);
-		__builtin_memcpy(h->smac, e->smac, ETH_ALEN);
-		h->ifindex = e->ifindex;
-		__builtin_memcpy(h->saddr, e->saddr, sizeof(h->saddr));
-		return XVS_HOP_OK;
-	}
-	if (!h)
-		return XVS_HOP_FAIL;
 	__builtin_memset(&h->f, 0, sizeof(h->f));
 	h->f.ifindex = in_ifindex;
 	if (v6) {
@@ -1131,7 +1141,7 @@ static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 
 			__builtin_memcpy(e->dst, dst, sizeof(e->dst));
 			e->in_ifindex = in_ifindex;
 			e->fl = fl;
-			e->at = now;
+			e->at = h->now;
 			__builtin_memcpy(e->dmac, h->dmac, ETH_ALEN);
 			__builtin_memcpy(e->smac, h->smac, ETH_ALEN);
 			e->ifindex = h->ifindex;
@@ -1154,18 +1164,50 @@ static __attribute__((noinline)) int xvs_fib(void *ctx, __u32 in_ifindex, __u32 
 }
 
 /*
+ * The next hop for a packet from src to dst (4 words each, IPv4 in [0])
+ * that came in on in_ifindex (ctx: the XDP or skb context), into the
+ * per-CPU struct xvs_hop. fl: the family (XVS_AF_INET / XVS_AF_INET6),
+ * plus XVS_FIB_WANT_SRC to also derive the source address the director
+ * would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7), plus XVS_FIB_REPLY for a
+ * NAT reply (its own cache entries). now: the decision's clock. Answered
+ * from xvs_hop_cache (inline: no call on an established flow's packet)
+ * when it can be, else by xvs_fib_lookup().
+ */
+static __always_inline int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl, const __be32 *src,
+				   const __be32 *dst, __u64 now)
+{
+	struct xvs_hop *h = xvs_hop_slot();
+	__u32 slot = xvs_hop_cache_slot(in_ifindex, fl, dst);
+	struct xvs_hop_cached *e = bpf_map_lookup_elem(&xvs_hop_cache, &slot);
+
+	if (!h)
+		return XVS_HOP_FAIL;
+	if (e && e->fl == fl && e->in_ifindex == in_ifindex && e->dst[0] == dst[0] &&
+	    e->dst[1] == dst[1] && e->dst[2] == dst[2] && e->dst[3] == dst[3] &&
+	    now - e->at < XVS_HOP_CACHE_NS) {
+		__builtin_memcpy(h->dmac, e->dmac, ETH_ALEN);
+		__builtin_memcpy(h->smac, e->smac, ETH_ALEN);
+		h->ifindex = e->ifindex;
+		__builtin_memcpy(h->saddr, e->saddr, sizeof(h->saddr));
+		return XVS_HOP_OK;
+	}
+	h->now = now;
+	return xvs_fib_lookup(ctx, in_ifindex, fl, src, dst);
+}
+
+/*
  * The next hop toward real server r for a packet from src (4 words: the
  * client; for TUN the tunnel source, 0 to have the FIB choose it). Fills the
  * per-CPU struct xvs_hop.
  */
 static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-					const __be32 *src, int want_src)
+					const __be32 *src, int want_src, __u64 now)
 {
 	struct xvs_hop *h;
 
 	if (xvs_mac_zero(r->mac))
 		return xvs_fib(ctx, in_ifindex, r->family | (want_src ? XVS_FIB_WANT_SRC : 0), src,
-			       r->addr);
+			       r->addr, now);
 	h = xvs_hop_slot();
 	if (!h)
 		return XVS_HOP_FAIL;
@@ -1347,7 +1389,7 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
  * from the FIB) the one the FIB chose; all 0 = none.
  */
 static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-				       struct xvs_tun *t)
+				       struct xvs_tun *t, __u64 now)
 {
 	struct xvs_hop *h;
 	int fib = xvs_mac_zero(r->mac), rc, none;
@@ -1356,7 +1398,7 @@ static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct
 	none = xvs_addr_zero(t->saddr);
 	if (none && !fib)
 		return -1; /* explicit next hop, no tunnel source: the stack's */
-	rc = xvs_real_hop(ctx, in_ifindex, r, t->saddr, fib && none);
+	rc = xvs_real_hop(ctx, in_ifindex, r, t->saddr, fib && none, now);
 	if (rc != XVS_HOP_FAIL && none) {
 		h = xvs_hop_slot();
 		if (h)
@@ -1373,16 +1415,17 @@ static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct
  * frame, which the scheduler's call chain already fills close to the
  * verifier's 512-byte limit.
  */
-static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struct real *r,
-						  const struct pkt *p)
+static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struct pkt *p,
+						  const struct decision *d)
 {
+	const struct real *r = d->rs;
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
 	int rc;
 
 	if (!r || !t)
 		return XDP_DROP;
-	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, t);
+	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, t, d->now);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -1412,16 +1455,17 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 	return xvs_xdp_out(ctx, h->ifindex);
 }
 
-static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const struct real *r,
-						 const struct pkt *p)
+static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const struct pkt *p,
+						 const struct decision *d)
 {
+	const struct real *r = d->rs;
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
 	int rc;
 
 	if (!r || !t)
 		return TC_ACT_SHOT;
-	rc = xvs_tun_hop(skb, skb->ifindex, r, t);
+	rc = xvs_tun_hop(skb, skb->ifindex, r, t, d->now);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;
@@ -1467,9 +1511,10 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 	struct xvs_hop *h;
 	int rc;
 
-	if (!d->rs)
-		return XDP_ABORTED;
-	rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr, 0);
+	if (d->rs)
+		rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr, 0, d->now);
+	else
+		rc = xvs_fib(ctx, ctx->ingress_ifindex, d->family, p->saddr, d->new_addr, d->now);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
@@ -1503,7 +1548,7 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 
 	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
-	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr);
+	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d->now);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1535,15 +1580,12 @@ int xvs_xdp(struct xdp_md *ctx)
 		return xvs_xdp_reply(ctx, &p, &d);
 	if (act != XVS_ACT_FORWARD)
 		return xvs_account(act) ? XDP_DROP : XDP_PASS;
-	if (!d.rs)
-		return XDP_ABORTED;
-
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
 	case XVS_FWD_ROUTE:
 		return xvs_xdp_fwd(ctx, &p, &d);
 	case XVS_FWD_TUNNEL:
-		return xvs_xdp_tun(ctx, d.rs, &p);
+		return xvs_xdp_tun(ctx, &p, &d);
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -1637,9 +1679,10 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 	struct xvs_hop *h;
 	int rc;
 
-	if (!d->rs)
-		return TC_ACT_SHOT;
-	rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr, 0);
+	if (d->rs)
+		rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr, 0, d->now);
+	else
+		rc = xvs_fib(skb, skb->ifindex, d->family, p->saddr, d->new_addr, d->now);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
@@ -1673,7 +1716,7 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 
 	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
-	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr);
+	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d->now);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1757,15 +1800,12 @@ int xvs_tc(struct __sk_buff *skb)
 		return xvs_tc_reply(skb, &p, &d);
 	if (act != XVS_ACT_FORWARD)
 		return xvs_account(act) ? TC_ACT_SHOT : TC_ACT_OK;
-	if (!d.rs)
-		return TC_ACT_SHOT;
-
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
 	case XVS_FWD_ROUTE:
 		return xvs_tc_fwd(skb, &p, &d);
 	case XVS_FWD_TUNNEL:
-		return xvs_tc_tun(skb, d.rs, &p);
+		return xvs_tc_tun(skb, &p, &d);
 	default:
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;

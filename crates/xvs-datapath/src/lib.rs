@@ -21,7 +21,7 @@ use std::{ffi::CStr, io, path::PathBuf};
 
 pub use aya::programs::XdpMode;
 use aya::{
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{
         tc::SchedClassifierLinkId,
         tc::{self, TcError},
@@ -370,13 +370,14 @@ pub struct Datapath {
     dest_lists: HashMap<MapData, u32, DestList>,
     reals: HashMap<MapData, u32, Real>,
     real_state: HashMap<MapData, u32, RealState>,
+    real_live: Array<MapData, u32>,
     sched_state: HashMap<MapData, u32, SchedState>,
     htab: HashMap<MapData, u32, Htab>,
     conns: HashMap<MapData, ConnKey, Conn>,
     conns_out: HashMap<MapData, ConnKey, ConnKey>,
     config: Array<MapData, Config>,
-    svc_stats: PerCpuHashMap<MapData, u32, Stats>,
-    real_stats: PerCpuHashMap<MapData, u32, Stats>,
+    svc_stats: PerCpuArray<MapData, Stats>,
+    real_stats: PerCpuArray<MapData, Stats>,
     total_stats: PerCpuArray<MapData, Stats>,
     counters: PerCpuArray<MapData, u64>,
     tpl_index: HashMap<MapData, TplKey, u32>,
@@ -437,6 +438,7 @@ impl Datapath {
             dest_lists: take(&mut ebpf, name::DEST_LISTS)?,
             reals: take(&mut ebpf, name::REALS)?,
             real_state: take(&mut ebpf, name::REAL_STATE)?,
+            real_live: take(&mut ebpf, name::REAL_LIVE)?,
             sched_state: take(&mut ebpf, name::SCHED_STATE)?,
             htab: take(&mut ebpf, name::HTAB)?,
             conns: take(&mut ebpf, name::CONNS)?,

@@ -22,6 +22,8 @@ pub mod name {
     pub const REALS: &str = "xvs_reals";
     /// Real server id -> `RealState`.
     pub const REAL_STATE: &str = "xvs_real_state";
+    /// Real server id -> `LIVE_F_*` flags (array).
+    pub const REAL_LIVE: &str = "xvs_real_live";
     /// Service id -> `SchedState`.
     pub const SCHED_STATE: &str = "xvs_sched_state";
     /// Service id -> `Htab`.
@@ -32,9 +34,9 @@ pub mod name {
     pub const CONNS_OUT: &str = "xvs_conns_out";
     /// The single `Config`.
     pub const CONFIG: &str = "xvs_config";
-    /// Per-CPU `Stats` by service id.
+    /// Per-CPU `Stats` by service id (array).
     pub const SVC_STATS: &str = "xvs_svc_stats";
-    /// Per-CPU `Stats` by real server id.
+    /// Per-CPU `Stats` by real server id (array).
     pub const REAL_STATS: &str = "xvs_real_stats";
     /// Per-CPU total `Stats`.
     pub const TOTAL_STATS: &str = "xvs_total_stats";
@@ -79,6 +81,15 @@ pub const SVC_F_PERSISTENT: u32 = 0x1;
 pub const SVC_F_ONEPACKET: u32 = 0x4;
 /// `real.flags`: listed in its service.
 pub const REAL_F_AVAILABLE: u32 = 0x1;
+/// `xvs_real_live`: listed in its service (`REAL_F_AVAILABLE`).
+pub const LIVE_F_AVAILABLE: u32 = 0x1;
+/// `xvs_real_live`: forwarding needs the `Real` (explicit next hop, tunnel).
+pub const LIVE_F_REAL: u32 = 0x2;
+/// Services the datapath holds (`XVS_MAX_SERVICES`); ids are below it.
+pub const MAX_SERVICES: u32 = 16384;
+/// Real servers the datapath holds, listed or in the trash
+/// (`XVS_MAX_REALS`); ids are below it.
+pub const MAX_REALS: u32 = 262144;
 /// `conn.flags`: counted in InActConn.
 pub const CONN_F_INACTIVE: u8 = 0x1;
 /// `conn.flags`: no reply seen on a non-NAT connection.
@@ -581,5 +592,18 @@ mod tests {
         assert_eq!(&bytes[16..18], &[0, 80]);
         assert_eq!(bytes[18], 6);
         assert_eq!(bytes[19], AF_INET);
+    }
+
+    #[test]
+    fn id_limits_are_the_maps_sizes() {
+        // user space hands out ids below these; the BPF arrays indexed by
+        // them must be exactly that big
+        let obj = aya_obj::Object::parse(crate::BPF_OBJECT).expect("the embedded object parses");
+        let max = |m: &str| obj.maps.get(m).expect("map in the object").max_entries();
+        assert_eq!(max(name::SVC_STATS), MAX_SERVICES);
+        assert_eq!(max(name::SERVICES), MAX_SERVICES);
+        assert_eq!(max(name::REAL_STATS), MAX_REALS);
+        assert_eq!(max(name::REAL_LIVE), MAX_REALS);
+        assert_eq!(max(name::REALS), MAX_REALS);
     }
 }

@@ -47,6 +47,7 @@ pub const PINNED_MAPS: &[&str] = &[
     name::DEST_LISTS,
     name::REALS,
     name::REAL_STATE,
+    name::REAL_LIVE,
     name::SCHED_STATE,
     name::HTAB,
     name::CONNS,
@@ -191,7 +192,9 @@ pub(crate) fn prepare(dir: &Path, max_conns: u32) -> Result<BTreeSet<&'static st
         let def = obj.maps.get(m).ok_or(Error::Missing(m))?;
         let conns = m == name::CONNS || m == name::CONNS_OUT;
         let want_max = if conns { max_conns } else { def.max_entries() };
+        let pinned_type = info.map_type().map_or(u32::MAX, |t| t as u32);
         let checks = [
+            ("map type", pinned_type, def.map_type()),
             ("key size", info.key_size(), def.key_size()),
             ("value size", info.value_size(), def.value_size()),
             ("map flags", info.map_flags(), def.map_flags()),

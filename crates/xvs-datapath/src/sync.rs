@@ -13,7 +13,7 @@
 //! from xvs-core's computed tables.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap as StdMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap as StdMap, HashSet};
 use std::net::IpAddr;
 
 use aya::maps::{MapError, PerCpuValues};
@@ -29,8 +29,8 @@ use xvs_core::table::{IpvsTable, Service};
 
 use crate::maps::{
     addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
-    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, MAX_DESTS, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND,
-    SEQ_SLOT, SEQ_SVC,
+    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, LIVE_F_AVAILABLE, LIVE_F_REAL, MAX_DESTS, MAX_REALS,
+    MAX_SERVICES, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND, SEQ_SLOT, SEQ_SVC,
 };
 use crate::{map_err, Datapath, Error, Result};
 
@@ -171,6 +171,8 @@ pub(crate) struct SyncState {
     slot_info: StdMap<u32, (Option<RealIdent>, Option<DestId>)>,
     /// The table's `DestId`s -> slots.
     dest_slot: StdMap<DestId, u32>,
+    /// The ids of the services in `services`.
+    svc_ids: BTreeSet<u32>,
     /// Last service id and slot handed out (also kept in `xvs_seq`).
     next_svc_id: u32,
     next_slot: u32,
@@ -299,6 +301,18 @@ fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
         tun_mtu,
         pad2: 0,
     }
+}
+
+/// A real server's `xvs_real_live` word.
+fn live_of(r: &Real) -> u32 {
+    let mut live = 0;
+    if r.flags & REAL_F_AVAILABLE != 0 {
+        live |= LIVE_F_AVAILABLE;
+    }
+    if r.mac != [0; 6] || u32::from(r.fwd) == FwdMethod::Tunnel.kernel_value() {
+        live |= LIVE_F_REAL;
+    }
+    live
 }
 
 fn sum_stats(v: &PerCpuValues<Stats>) -> CoreCounters {
@@ -496,7 +510,7 @@ impl Datapath {
             let _ = self.dest_lists.remove(&s.id);
             let _ = self.sched_state.remove(&s.id);
             let _ = self.htab.remove(&s.id);
-            let _ = self.svc_stats.remove(&s.id);
+            self.sync.svc_ids.remove(&s.id);
             self.clear_lbl_caches(s.id);
             for (slot, _, _) in &s.dests {
                 self.retire_real(*slot)?;
@@ -511,28 +525,61 @@ impl Datapath {
             if r.flags & REAL_F_AVAILABLE != 0 {
                 r.flags &= !REAL_F_AVAILABLE;
                 let r = *r;
+                // unavailable to packets first, then in its configuration
+                self.real_live
+                    .set(id, live_of(&r), 0)
+                    .map_err(map_err(name::REAL_LIVE))?;
                 self.reals.insert(id, r, 0).map_err(map_err(name::REALS))?;
             }
         }
         Ok(())
     }
 
-    /// Hands out the next id of `xvs_seq[idx]` (services, slots), never 0,
-    /// and records it there so that a later run continues after it.
+    /// Hands out the next free id of `xvs_seq[idx]` (services, slots): the
+    /// one after the last, wrapping below `MAX_SERVICES` / `MAX_REALS` (the
+    /// per-id arrays' sizes), never 0, and records it there so that a later
+    /// run continues after it. Ids come round again only after every other
+    /// free one, so an id is not reused while anything that outlived its
+    /// last holder (a connection's counters) is likely to still name it.
     fn next_seq(&mut self, idx: u32) -> Result<u32> {
-        let n = if idx == SEQ_SVC {
-            &mut self.sync.next_svc_id
+        let svc = idx == SEQ_SVC;
+        let (limit, what) = if svc {
+            (MAX_SERVICES, "services")
         } else {
-            &mut self.sync.next_slot
+            (
+                MAX_REALS,
+                "real servers (listed, or removed and still in use)",
+            )
         };
-        *n = n.checked_add(1).ok_or(Error::Refused(
-            "more services or real servers than 32-bit ids allow".into(),
-        ))?;
-        let v = *n;
-        self.seq
-            .set(idx, u64::from(v), 0)
-            .map_err(map_err(name::SEQ))?;
-        Ok(v)
+        let mut v = if svc {
+            self.sync.next_svc_id
+        } else {
+            self.sync.next_slot
+        };
+        for _ in 1..limit {
+            v = if v + 1 >= limit { 1 } else { v + 1 };
+            let used = if svc {
+                self.sync.svc_ids.contains(&v)
+            } else {
+                self.sync.slot_info.contains_key(&v)
+            };
+            if used {
+                continue;
+            }
+            if svc {
+                self.sync.next_svc_id = v;
+            } else {
+                self.sync.next_slot = v;
+            }
+            self.seq
+                .set(idx, u64::from(v), 0)
+                .map_err(map_err(name::SEQ))?;
+            return Ok(v);
+        }
+        Err(Error::Refused(format!(
+            "the datapath holds at most {} {what}",
+            limit - 1
+        )))
     }
 
     /// The slot of real server `d` of service `skey`: the one its identity
@@ -574,16 +621,18 @@ impl Datapath {
             Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(map_err(name::REAL_STATE)(e)),
         }
-        if let Err(e) = self.real_stats.get(&id, 0) {
-            if !not_found(&e) {
-                return Err(map_err(name::REAL_STATS)(e));
-            }
+        if old.is_none() {
+            // a slot handed out anew: its counters start from zero
             let z = self.zero_stats()?;
             self.real_stats
-                .insert(id, z, 0)
+                .set(id, z, 0)
                 .map_err(map_err(name::REAL_STATS))?;
         }
+        // (listed: its configuration first, then available to packets)
         self.reals.insert(id, r, 0).map_err(map_err(name::REALS))?;
+        self.real_live
+            .set(id, live_of(&r), 0)
+            .map_err(map_err(name::REAL_LIVE))?;
         self.sync.reals.insert(id, r);
         // __ip_vs_update_dest(): the overload flag is cleared when the upper
         // threshold is removed or raised.
@@ -704,7 +753,7 @@ impl Datapath {
         if prev.is_none() {
             let z = self.zero_stats()?;
             self.svc_stats
-                .insert(id, z, 0)
+                .set(id, z, 0)
                 .map_err(map_err(name::SVC_STATS))?;
         }
         let info = SvcInfo {
@@ -722,6 +771,7 @@ impl Datapath {
             Some(p) if !fresh => (p.lbl_next_check, p.lbl_counter),
             _ => (0, 1),
         };
+        self.sync.svc_ids.insert(id);
         self.sync.services.insert(
             key,
             SyncedSvc {
@@ -823,9 +873,9 @@ impl Datapath {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
+            let _ = self.real_live.set(id, 0, 0);
             let _ = self.reals.remove(&id);
             let _ = self.real_state.remove(&id);
-            let _ = self.real_stats.remove(&id);
             self.sync.reals.remove(&id);
             if let Some((ident, dest)) = self.sync.slot_info.remove(&id) {
                 if let Some(i) = ident {
@@ -1023,11 +1073,11 @@ impl Datapath {
         .collect();
         for (id, dests) in svcs {
             self.svc_stats
-                .insert(id, self.zero_stats()?, 0)
+                .set(id, self.zero_stats()?, 0)
                 .map_err(map_err(name::SVC_STATS))?;
             for d in dests {
                 self.real_stats
-                    .insert(d, self.zero_stats()?, 0)
+                    .set(d, self.zero_stats()?, 0)
                     .map_err(map_err(name::REAL_STATS))?;
             }
         }
@@ -1160,10 +1210,15 @@ impl Datapath {
             }
             st.slot_info.insert(slot, (ident, None));
             st.reals.insert(slot, r);
+            // (a map this build added is new and empty: fill it in)
+            self.real_live
+                .set(slot, live_of(&r), 0)
+                .map_err(map_err(name::REAL_LIVE))?;
             st.next_slot = st.next_slot.max(slot);
         }
         for (k, info) in services {
             st.next_svc_id = st.next_svc_id.max(info.id);
+            st.svc_ids.insert(info.id);
             let (Some(key), Some(&sched)) = (
                 service_key_of(&k),
                 SchedulerKind::ALL.get(info.sched as usize),

@@ -438,3 +438,83 @@ fn persistence_templates_survive_the_takeover() {
     );
     dp.unpin().unwrap();
 }
+
+/// Service ids and real-server slots index per-id arrays (counters, the
+/// live flags), so they are handed out below the arrays' sizes: past the
+/// last one they start again from 1, skipping the ones in use. Here the
+/// counters saved in the pins say the last ids handed out were the
+/// largest; the next service and real servers wrap round past the adopted
+/// ones and work: forwarded, counted.
+#[test]
+fn ids_wrap_below_the_array_sizes_skipping_those_in_use() {
+    use aya::maps::{Array, Map, MapData};
+    use xvs_datapath::maps::{name, MAX_REALS, MAX_SERVICES, SEQ_SLOT, SEQ_SVC};
+
+    let dir = PinDir::new();
+    let mut dp = dir.load();
+    dp.sync(&rules(false), &Sysctls::default(), &l2()).unwrap();
+    drop(dp);
+    let seq = || -> Array<MapData, u64> {
+        let md = MapData::from_pin(dir.0.join(name::SEQ)).expect("pinned xvs_seq");
+        Array::try_from(Map::Array(md)).expect("xvs_seq is an array")
+    };
+    {
+        let mut s = seq();
+        s.set(SEQ_SVC, u64::from(MAX_SERVICES - 1), 0).unwrap();
+        s.set(SEQ_SLOT, u64::from(MAX_REALS - 1), 0).unwrap();
+    }
+
+    let mut dp = dir.load();
+    assert!(dp.adopted());
+    let mut t = rules(false);
+    const VIP2: [u8; 4] = [198, 18, 2, 2];
+    for l in [
+        "-A -t 198.18.2.2:80 -s rr",
+        "-a -t 198.18.2.2:80 -r 198.18.1.2 -g",
+        "-a -t 198.18.2.2:80 -r 198.18.1.3 -g",
+    ] {
+        t.apply(&cmd(l)).unwrap();
+    }
+    dp.sync(&t, &Sysctls::default(), &l2()).unwrap();
+    // service 1 and slots 1, 2 are the adopted ones
+    let s = seq();
+    assert_eq!(s.get(&SEQ_SVC, 0).unwrap(), 2, "service id after wrapping");
+    assert_eq!(s.get(&SEQ_SLOT, 0).unwrap(), 4, "slot after wrapping");
+
+    let mut seen = Vec::new();
+    for p in 0..4u16 {
+        let f = |flags| {
+            eth(
+                DIRECTOR_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, VIP2, 6, &tcp(44000 + p, 80, flags)),
+            )
+        };
+        let syn = dp.test_run(Prog::Xdp, &f(0x02)).unwrap();
+        let ack = dp.test_run(Prog::Xdp, &f(0x10)).unwrap();
+        assert_eq!(
+            (syn.verdict, ack.verdict),
+            (XDP_TX, XDP_TX),
+            "port {}",
+            44000 + p
+        );
+        assert_eq!(syn.packet[..6], ack.packet[..6]);
+        seen.push(syn.packet[..6].to_vec());
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        2,
+        "rr over both real servers of the new service"
+    );
+    let key = t.services().nth(1).unwrap().cfg.key;
+    let st = dp.service_stats(&key).unwrap().expect("service counters");
+    assert_eq!((st.conns, st.inpkts), (4, 8), "the new service's counters");
+    for d in &t.services().nth(1).unwrap().dests {
+        let st = dp.real_stats(d.id).unwrap().expect("real counters");
+        assert_eq!((st.conns, st.inpkts), (2, 4), "real server {}", d.cfg.addr);
+    }
+    dp.unpin().unwrap();
+}

@@ -50,6 +50,19 @@ struct {
 	__type(value, struct real);
 } xvs_reals SEC(".maps");
 
+/*
+ * Real server id -> XVS_LIVE_* flags: what an established connection's
+ * packet needs to know of its real server, in one word (an array: looked
+ * up without a helper call). User space writes it after xvs_reals when a
+ * server is listed, before xvs_reals when it is taken out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XVS_MAX_REALS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xvs_real_live SEC(".maps");
+
 /* Real server id -> connection counts (atomic, shared by all CPUs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -202,16 +215,21 @@ struct {
 	__type(value, struct xvs_config);
 } xvs_config SEC(".maps");
 
-/* Per-service, per-real-server and total counters, per CPU. */
+/*
+ * Per-service (by service id), per-real-server (by real server id) and
+ * total counters, per CPU. Arrays, so a packet reaches its counters
+ * without a helper call; user space zeroes an id's counters when it hands
+ * the id out.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVS_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct xvs_stats);
 } xvs_svc_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVS_MAX_REALS);
 	__type(key, __u32);
 	__type(value, struct xvs_stats);

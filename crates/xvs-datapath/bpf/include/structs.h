@@ -96,6 +96,10 @@ struct dest_list {
 /* real.flags */
 #define XVS_REAL_F_AVAILABLE 0x1 /* listed in its service (not in the trash) */
 
+/* xvs_real_live flags */
+#define XVS_LIVE_F_AVAILABLE 0x1 /* = XVS_REAL_F_AVAILABLE */
+#define XVS_LIVE_F_REAL 0x2 /* forwarding needs struct real (explicit next hop, tunnel) */
+
 /* A real server's configuration: value of xvs_reals, keyed by its id. */
 struct real {
 	__be32 addr[4];
