@@ -647,7 +647,7 @@ fn rate_table(o: &mut String, r: &RunResult) {
     let rc = &r.config.rate;
     let _ = writeln!(
         o,
-        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow) with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook. ns/packet in the d0 program: the kernel's BPF run-time accounting (BPF_ENABLE_STATS) of the forwarding program alone, during the measured run.\n",
+        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow) with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook. The rate is measured with the kernel's BPF run-time accounting off (it reads the clock around every program run, a cost per packet that would narrow the gaps); ns/packet in the d0 program: that accounting (BPF_ENABLE_STATS) of the forwarding program alone, over 500,000 more packets right after the measured run.\n",
         rc.flows,
         rc.duration.as_secs(),
         rc.repeats
@@ -699,7 +699,7 @@ fn conn_table(o: &mut String, r: &RunResult) {
     let Some(c) = &r.conns else { return };
     let _ = writeln!(
         o,
-        "Connection table: xvs loaded with {} entries (the default), one connection made through `xvs_xdp`, then cloned under other client addresses/ports with BPF_MAP_UPDATE_BATCH. Per size: memlock of the table and of the NAT reply index (fdinfo), and ns per established-flow packet through `xvs_xdp` (BPF_PROG_TEST_RUN): the same flow 1M times, and {} random flows of the table one run each (median of {} runs).\n",
+        "Connection table: xvs loaded with {} entries (the default) and no flow cache (the table alone), one connection made through `xvs_xdp`, then cloned under other client addresses/ports with BPF_MAP_UPDATE_BATCH. Per size: memlock of the table and of the NAT reply index (fdinfo), and ns per established-flow packet through `xvs_xdp` (BPF_PROG_TEST_RUN): the same flow 1M times, and {} random flows of the table one run each (median of {} runs).\n",
         c.max_conns, r.config.conn_random_flows, r.config.conn_runs
     );
     let _ = writeln!(o, "| entries | table MiB | NAT index MiB | same flow ns (median) | random flows ns (median) | random vs 10k | fill time |\n|---:|---:|---:|---:|---:|---:|---:|");

@@ -75,6 +75,8 @@ struct decision {
 	__be16 new_port;    /* FORWARD: real server port; REPLY: the virtual port */
 	__u8 fwd;           /* XVS_FWD_* */
 	__u8 family;        /* FORWARD: of new_addr */
+	__u8 steady;        /* the packet may fill the flow cache (xvs_steady()) */
+	__u8 pad[3];
 	__u64 now;          /* the clock the decision was made at */
 };
 
@@ -274,13 +276,162 @@ static __always_inline void xvs_control_del(__u32 tid)
 
 static __always_inline int xvs_key_eq(const struct conn_key *a, const struct conn_key *b)
 {
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-	__u32 d = 0;
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	__u64 d = 0;
 
 #pragma unroll
-	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+	for (int i = 0; i < (int)(sizeof(*a) / 8); i++)
 		d |= x[i] ^ y[i];
 	return d == 0;
+}
+
+/* The flow cache ------------------------------------------------------------
+ *
+ * A set-associative cache (XVS_FLOW_WAYS ways), one region per CPU, in
+ * front of xvs_conns for the bulk of an established IPv4 connection's
+ * packets: a packet that finds its flow here is forwarded and counted
+ * without a hash-map lookup (helper calls, and on a big table a TLB and
+ * cache miss on its bucket array): one cache line, no call. An entry is
+ * filled from xvs_conns by a packet that needed no state change (UDP; TCP
+ * in ESTABLISHED, a bare ACK) toward a real server forwarded to by DR or
+ * NAT, and is trusted for XVS_FLOW_TTL_NS at most, and only while:
+ *   - its generation is current: every connection freed (timer, flush,
+ *     rescheduling), on any CPU, moves xvs_seq[XVS_SEQ_FLOW_GEN] on;
+ *   - its real server is listed and needs no per-server forwarding data
+ *     (xvs_real_live);
+ *   - the packet needs no state change either (xvs_steady()).
+ * A hit skips the connection's timer restart: the next packet after the
+ * entry's time is up takes the full path, which restarts it; so an active
+ * connection's timer in xvs_conns lags its last packet by at most
+ * XVS_FLOW_TTL_NS (what ipvsadm -Lc shows can be up to a second short).
+ * IPv6 connections are not cached (their key alone is 40 bytes).
+ */
+#define XVS_FLOW_TTL_NS (1ULL * XVS_NSEC)
+#define XVS_FLOW_TICK_SHIFT 20 /* struct xvs_flow times: ns >> 20 */
+
+static __always_inline __u32 xvs_flow_tick(__u64 now)
+{
+	return (__u32)(now >> XVS_FLOW_TICK_SHIFT);
+}
+
+static __always_inline __u32 xvs_flow_gen(void)
+{
+	__u32 i = XVS_SEQ_FLOW_GEN;
+	__u64 *g = bpf_map_lookup_elem(&xvs_seq, &i);
+
+	return g ? (__u32)*(volatile __u64 *)g : 0;
+}
+
+/* A connection was freed: every CPU's cached flows are out of date. */
+static __always_inline void xvs_flow_forget(void)
+{
+	__u32 i = XVS_SEQ_FLOW_GEN;
+	__u64 *g = bpf_map_lookup_elem(&xvs_seq, &i);
+
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
+/* Packets that change nothing in an established connection: UDP, and TCP
+ * segments with ACK and none of SYN, FIN, RST. IPv4 only (see above). */
+static __always_inline int xvs_steady(const struct pkt *p)
+{
+	if (p->family != XVS_AF_INET)
+		return 0;
+	if (p->proto != IPPROTO_TCP)
+		return 1;
+	return (p->tcp_flags & (XVS_TCP_SYN | XVS_TCP_FIN | XVS_TCP_RST | XVS_TCP_ACK)) ==
+	       XVS_TCP_ACK;
+}
+
+/* The first entry of packet p's set, in this CPU's region. */
+static __always_inline __u32 xvs_flow_base(const struct pkt *p, __u32 sets)
+{
+	__u32 h = p->saddr[0] * 0x9e3779b1;
+
+	h ^= p->daddr[0];
+	h ^= (((__u32)p->sport << 16) | p->dport) * 0x85ebca6b;
+	h ^= p->proto;
+	h ^= h >> 16;
+	h *= 0x7feb352d;
+	h ^= h >> 15;
+	return (bpf_get_smp_processor_id() * sets + (h & (sets - 1))) * XVS_FLOW_WAYS;
+}
+
+static __always_inline int xvs_flow_is(const struct xvs_flow *f, const struct pkt *p)
+{
+	return f->saddr == p->saddr[0] && f->daddr == p->daddr[0] && f->sport == p->sport &&
+	       f->dport == p->dport && f->proto == p->proto;
+}
+
+/* Whether entry f may be used at tick t, generation gen. */
+static __always_inline int xvs_flow_live(const struct xvs_flow *f, __u32 t, __u32 gen)
+{
+	return f->until && (__s32)(f->until - t) > 0 && f->gen == gen;
+}
+
+/* The cached flow of steady packet p, or NULL. */
+static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struct xvs_config *cfg,
+						      __u64 now, __u32 gen)
+{
+	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = xvs_flow_tick(now);
+
+#pragma unroll
+	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
+		__u32 i = base + w;
+		struct xvs_flow *f = bpf_map_lookup_elem(&xvs_flow_cache, &i);
+
+		if (!f)
+			return NULL;
+		if (xvs_flow_is(f, p) && xvs_flow_live(f, t, gen))
+			return f;
+	}
+	return NULL;
+}
+
+/* Caches connection c of packet p as of now (gen: read before c was looked
+ * up), in the way of its set it already has, else an empty or stale one,
+ * else one picked by the clock's low bits. */
+static __always_inline void xvs_flow_fill(const struct pkt *p, const struct conn *c,
+					  struct xvs_config *cfg, __u64 now, __u32 gen)
+{
+	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = xvs_flow_tick(now);
+	__u32 victim = base + (t & (XVS_FLOW_WAYS - 1)), stale = ~0U;
+	__u64 until = now + XVS_FLOW_TTL_NS;
+	struct xvs_flow *f;
+
+#pragma unroll
+	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
+		__u32 i = base + w;
+
+		f = bpf_map_lookup_elem(&xvs_flow_cache, &i);
+		if (!f)
+			return;
+		if (xvs_flow_is(f, p)) {
+			stale = i;
+			break;
+		}
+		if (stale == ~0U && !xvs_flow_live(f, t, gen))
+			stale = i;
+	}
+	if (stale != ~0U)
+		victim = stale;
+	f = bpf_map_lookup_elem(&xvs_flow_cache, &victim);
+	if (!f)
+		return;
+	if (until > c->expires)
+		until = c->expires;
+	f->saddr = p->saddr[0];
+	f->daddr = p->daddr[0];
+	f->sport = p->sport;
+	f->dport = p->dport;
+	f->proto = p->proto;
+	f->fwd = c->fwd;
+	f->rport = c->dport;
+	f->raddr = c->daddr[0];
+	f->until = xvs_flow_tick(until) | 1; /* never 0 (empty) */
+	f->gen = gen;
+	f->real_id = c->real_id;
 }
 
 /* The reply-index key of connection (k, c): real server -> client. */
@@ -302,13 +453,6 @@ static __always_inline void xvs_out_key(struct conn_key *ok, const struct conn_k
  * the user-space sweep can race on the same entry without double counting.
  * Returns 1 if this call freed it.
  */
-/* What a freed entry still owes its real server: the unbind. */
-struct unbind {
-	__u32 real_id; /* 0: nothing owed */
-	__u32 control; /* template to release */
-	__u8 flags;
-};
-
 static __always_inline void xvs_unbind(struct unbind *u)
 {
 	if (!u->real_id)
@@ -342,6 +486,7 @@ static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, s
 	xvs_out_key(ok, k, c);
 	if (bpf_map_delete_elem(&xvs_conns, k))
 		return 0;
+	xvs_flow_forget();
 	if (fwd == XVS_FWD_MASQ) {
 		idx = bpf_map_lookup_elem(&xvs_conns_out, ok);
 		if (idx && xvs_key_eq(idx, k))
@@ -709,8 +854,14 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	return XVS_ACT_FORWARD;
 }
 
-/* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet. */
-static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d)
+/*
+ * The decision past the flow cache: d->now and d->steady are set, gen is
+ * the flow cache's generation read before anything was looked up. A
+ * subprogram, so that its frame and the scheduler's call chain under it
+ * are not the fast path's.
+ */
+static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
+						      struct decision *d, __u64 gen)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct xvs_scratch *sc;
@@ -718,27 +869,27 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	struct conn *c, *cc;
 	struct conn_key *ik;
 	struct real *r = NULL;
-	struct unbind old = {};
+	struct unbind *old;
 	__u32 zero = 0, live = 0;
-	__u64 now;
+	__u64 now = d->now;
 	int act;
 
 	if (!cfg)
 		return XVS_ACT_PASS;
-	/* the keys live off the stack: the scheduler's call chain leaves it short */
 	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	if (!sc)
 		return XVS_ACT_PASS;
+	/* the keys live off the stack: the scheduler's call chain leaves it short */
 	k = &sc->ck;
 	__builtin_memset(k, 0, sizeof(*k));
-	now = xvs_now(cfg);
-	d->now = now;
 	__builtin_memcpy(k->saddr, p->saddr, 16);
 	__builtin_memcpy(k->daddr, p->daddr, 16);
 	k->sport = p->sport;
 	k->dport = p->dport;
 	k->proto = p->proto;
 	k->family = p->family;
+	old = &sc->old;
+	__builtin_memset(old, 0, sizeof(*old));
 
 	c = bpf_map_lookup_elem(&xvs_conns, k);
 	if (c && c->expires <= now) {
@@ -790,7 +941,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		if (resched) {
 			/* Replaced: the old entry still counts while its
 			 * successor is scheduled (unbound below). */
-			xvs_conn_unlink(k, c, &old);
+			xvs_conn_unlink(k, c, old);
 			c = NULL;
 		}
 	}
@@ -804,7 +955,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		if (!(live & XVS_LIVE_F_AVAILABLE)) {
 			if (!cfg->expire_nodest_conn)
 				return XVS_ACT_DROP_UNAVAIL;
-			xvs_conn_unlink(k, c, &old);
+			xvs_conn_unlink(k, c, old);
 			c = NULL;
 		} else if ((live & XVS_LIVE_F_REAL) || c->fwd == XVS_FWD_TUNNEL) {
 			/* the next hop or the tunnel is in its configuration */
@@ -816,7 +967,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 
 	if (!c) {
 		act = xvs_new_conn(p, mark, k, cfg, now, &c, &r);
-		xvs_unbind(&old);
+		xvs_unbind(old);
 		if (act != XVS_ACT_FORWARD)
 			return act;
 		if (!c) {
@@ -835,12 +986,54 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 
 	xvs_count_pkt(live, c->real_id, c->svc_id, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
+	if (d->steady && (live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE &&
+	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE) && c->family == XVS_AF_INET &&
+	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
+		xvs_flow_fill(p, c, cfg, now, (__u32)gen);
 	d->rs = r;
 	__builtin_memcpy(d->new_addr, c->daddr, 16);
 	d->new_port = c->dport;
 	d->fwd = c->fwd;
 	d->family = c->family;
 	return XVS_ACT_FORWARD;
+}
+
+/* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet. */
+static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct xvs_flow *f;
+	__u32 live;
+	__u64 now, gen = 0;
+
+	if (!cfg)
+		return XVS_ACT_PASS;
+	now = xvs_now(cfg);
+	d->now = now;
+
+	/* An established flow's packet, cached: forwarded from here. */
+	d->steady = cfg->flow_sets && xvs_steady(p);
+	if (d->steady) {
+		gen = xvs_flow_gen();
+		f = xvs_flow_find(p, cfg, now, (__u32)gen);
+		if (f) {
+			live = xvs_live(f->real_id);
+			if ((live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE) {
+				xvs_count_pkt(live, f->real_id, live >> XVS_LIVE_SVC_SHIFT,
+					      p->tot_len, 1);
+				d->rs = NULL;
+				d->new_addr[0] = f->raddr;
+				d->new_addr[1] = 0;
+				d->new_addr[2] = 0;
+				d->new_addr[3] = 0;
+				d->new_port = f->rport;
+				d->fwd = f->fwd;
+				d->family = XVS_AF_INET;
+				return XVS_ACT_FORWARD;
+			}
+		}
+	}
+	return xvs_decide_slow(p, mark, d, gen);
 }
 
 /* Counts a non-forwarding action; returns 1 for drop, 0 for pass. */

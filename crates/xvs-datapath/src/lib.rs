@@ -321,18 +321,37 @@ pub struct LoadOptions {
     /// ([`Datapath::adopted`]). `None`: private maps, freed with the
     /// `Datapath`. See the [`pin`] module.
     pub pin_dir: Option<PathBuf>,
+    /// Entries of the per-CPU flow cache in front of the connection table
+    /// (rounded down to a power of two, at least 4; 0: none). Each costs
+    /// 32 bytes on every CPU: the default, [`DEFAULT_FLOW_CACHE`], is 1 MiB
+    /// per CPU. It holds IPv4 connections forwarded by DR or NAT.
+    pub flow_cache: u32,
 }
+
+/// Default [`LoadOptions::flow_cache`]: 32768 entries (8192 sets of 4).
+pub const DEFAULT_FLOW_CACHE: u32 = 32768;
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             max_conns: DEFAULT_MAX_CONNS,
             pin_dir: None,
+            flow_cache: DEFAULT_FLOW_CACHE,
         }
     }
 }
 
 impl LoadOptions {
+    /// Sets of the flow cache these options give (0: none).
+    fn flow_sets(&self) -> u32 {
+        let sets = self.flow_cache / maps::FLOW_WAYS;
+        if sets == 0 {
+            0
+        } else {
+            1 << (31 - sets.leading_zeros())
+        }
+    }
+
     /// The defaults with a connection table of `max_conns` entries.
     pub fn with_max_conns(max_conns: u32) -> Self {
         Self {
@@ -387,6 +406,7 @@ pub struct Datapath {
     lblc: HashMap<MapData, LblKey, LblcEntry>,
     lblcr: HashMap<MapData, LblKey, LblcrSet>,
     nr_cpus: usize,
+    flow_sets: u32,
     sync: sync::SyncState,
     hooks: sync::TestHooks,
     pin: Option<PinState>,
@@ -420,9 +440,16 @@ impl Datapath {
     /// [`Error::PinMismatch`]) and the missing ones are created and pinned.
     pub fn load_with(opts: LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(_, e)| Error::Interface("possible CPUs".into(), e))?;
+        let flow_sets = opts.flow_sets();
         loader
             .map_max_entries(name::CONNS, opts.max_conns)
-            .map_max_entries(name::CONNS_OUT, opts.max_conns);
+            .map_max_entries(name::CONNS_OUT, opts.max_conns)
+            .map_max_entries(
+                name::FLOW_CACHE,
+                (flow_sets * maps::FLOW_WAYS * nr_cpus as u32).max(1),
+            );
         let mut found = Default::default();
         if let Some(dir) = &opts.pin_dir {
             found = pin::prepare(dir, opts.max_conns)?;
@@ -431,8 +458,6 @@ impl Datapath {
             }
         }
         let mut ebpf = loader.load(BPF_OBJECT)?;
-        let nr_cpus =
-            aya::util::nr_cpus().map_err(|(_, e)| Error::Interface("possible CPUs".into(), e))?;
         let mut dp = Self {
             services: take(&mut ebpf, name::SERVICES)?,
             dest_lists: take(&mut ebpf, name::DEST_LISTS)?,
@@ -456,6 +481,7 @@ impl Datapath {
             lblcr: take(&mut ebpf, name::LBLCR)?,
             ebpf,
             nr_cpus,
+            flow_sets,
             sync: sync::SyncState::default(),
             hooks: sync::TestHooks::default(),
             pin: opts.pin_dir.map(|dir| PinState {
@@ -473,12 +499,16 @@ impl Datapath {
             source,
         })?;
         // A pinned configuration is the previous run's: kept until the
-        // next sync rewrites it.
+        // next sync rewrites it, but for the flow cache's size, this run's.
         if !found.contains(name::CONFIG) {
             dp.write_config(
                 &xvs_core::conn::Timeouts::default(),
                 &xvs_core::persist::Sysctls::default(),
             )?;
+        } else {
+            let mut c = dp.config.get(&0, 0).map_err(map_err(name::CONFIG))?;
+            c.flow_sets = flow_sets;
+            dp.config.set(0, c, 0).map_err(map_err(name::CONFIG))?;
         }
         if dp.adopted() {
             dp.adopt_state()?;

@@ -40,6 +40,8 @@ pub mod name {
     pub const REAL_STATS: &str = "xvs_real_stats";
     /// Per-CPU total `Stats`.
     pub const TOTAL_STATS: &str = "xvs_total_stats";
+    /// Per-CPU flow cache: `struct xvs_flow` by set and way (not pinned).
+    pub const FLOW_CACHE: &str = "xvs_flow_cache";
     /// Per-CPU packet counters (`counter::*`).
     pub const COUNTERS: &str = "xvs_counters";
     /// XDP redirect targets (DEVMAP_HASH, ifindex -> ifindex).
@@ -68,6 +70,10 @@ pub const SEQ_RAND: u32 = 1;
 pub const SEQ_SVC: u32 = 2;
 /// `xvs_seq` index of the last real-server slot handed out (user space only).
 pub const SEQ_SLOT: u32 = 3;
+/// `xvs_seq` index of the flow cache's generation (BPF only).
+pub const SEQ_FLOW_GEN: u32 = 4;
+/// Ways of a flow-cache set (`XVS_FLOW_WAYS`).
+pub const FLOW_WAYS: u32 = 4;
 /// `tpl.flags`: invalidated (no longer in the index).
 pub const TPL_F_INVALID: u8 = 0x1;
 
@@ -85,6 +91,8 @@ pub const REAL_F_AVAILABLE: u32 = 0x1;
 pub const LIVE_F_AVAILABLE: u32 = 0x1;
 /// `xvs_real_live`: forwarding needs the `Real` (explicit next hop, tunnel).
 pub const LIVE_F_REAL: u32 = 0x2;
+/// `xvs_real_live`: the service id is the word shifted right by this.
+pub const LIVE_SVC_SHIFT: u32 = 8;
 /// Services the datapath holds (`XVS_MAX_SERVICES`); ids are below it.
 pub const MAX_SERVICES: u32 = 16384;
 /// Real servers the datapath holds, listed or in the trash
@@ -440,8 +448,8 @@ pub struct Config {
     pub rand_fixed: u32,
     /// `lblcr_expiration`, seconds.
     pub lblcr_expiration: u32,
-    /// 0.
-    pub pad: u32,
+    /// Sets of the flow cache (a power of two; 0: no flow cache).
+    pub flow_sets: u32,
     /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_coarse_ns`).
     pub now_ns: u64,
 }

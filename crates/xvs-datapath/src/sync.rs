@@ -29,8 +29,8 @@ use xvs_core::table::{IpvsTable, Service};
 
 use crate::maps::{
     addr_words, name, Config, ConnKey, DestList, DestRef, Htab, Real, RealState, SchedState, Stats,
-    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, LIVE_F_AVAILABLE, LIVE_F_REAL, MAX_DESTS, MAX_REALS,
-    MAX_SERVICES, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND, SEQ_SLOT, SEQ_SVC,
+    SvcInfo, SvcKey, Tpl, AF_INET, HTAB_SLOTS, LIVE_F_AVAILABLE, LIVE_F_REAL, LIVE_SVC_SHIFT,
+    MAX_DESTS, MAX_REALS, MAX_SERVICES, RAND_SLOTS, REAL_F_AVAILABLE, SEQ_RAND, SEQ_SLOT, SEQ_SVC,
 };
 use crate::{map_err, Datapath, Error, Result};
 
@@ -303,9 +303,10 @@ fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
     }
 }
 
-/// A real server's `xvs_real_live` word.
+/// A real server's `xvs_real_live` word: flags, and its service's id above
+/// them.
 fn live_of(r: &Real) -> u32 {
-    let mut live = 0;
+    let mut live = r.svc_id << LIVE_SVC_SHIFT;
     if r.flags & REAL_F_AVAILABLE != 0 {
         live |= LIVE_F_AVAILABLE;
     }
@@ -357,6 +358,7 @@ impl Datapath {
         c.lblcr_expiration = self.lblcr_expiration() as u32;
         c.rand_fixed = self.hooks.rand_fixed as u32;
         c.now_ns = self.hooks.now_ns;
+        c.flow_sets = self.flow_sets;
         self.hooks.timeouts = Some(*t);
         self.hooks.sysctls = Some(*s);
         self.config.set(0, c, 0).map_err(map_err(name::CONFIG))

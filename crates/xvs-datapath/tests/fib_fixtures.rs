@@ -713,3 +713,124 @@ fn cached_next_hops_follow_neighbour_changes() {
         }
     });
 }
+
+/// The flow cache in front of the connection table (IPv4, DR to next hops
+/// from the FIB): an established connection's packets go to the same real
+/// server as from the table and are counted alike; a real server taken out
+/// stops its cached flows at once (dropped as unavailable, not forwarded
+/// for another second); flushed connections are not forwarded from it; and
+/// a connection's timer in the table lags its last packet by at most a
+/// second (the entry is trusted for a second, then the table restarts it).
+#[test]
+fn established_flows_from_the_flow_cache_follow_the_table() {
+    common::require_root();
+    in_private_netns(|| {
+        director();
+        let fx0 = xvs_datapath::ifindex("fx0").unwrap();
+        const S: u64 = 1_000_000_000;
+        let t0 = 5_000 * S;
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+            "-a -t 198.18.2.1:80 -r 198.18.0.10 -g",
+        ];
+        let ports = 41000..41004u16;
+        for prog in PROGS {
+            let mut t = common::table(&rules);
+            let mut dp = common::load();
+            dp.set_clock(Some(t0)).unwrap();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            let seg = |sport: u16, flags: u8| {
+                eth(
+                    FX0_MAC,
+                    CLIENT_MAC,
+                    0x0800,
+                    &ipv4(CLIENT, VIP, 6, &tcp(sport, 80, flags)),
+                )
+            };
+            // The real server's MAC, or the verdict of a packet not sent on.
+            let send = |dp: &Datapath, sport: u16, flags: u8| -> Result<Mac, u32> {
+                let out = dp.test_run_on(prog, &seg(sport, flags), fx0).unwrap();
+                let sent =
+                    out.verdict == redirect(prog) || (prog == Prog::Xdp && out.verdict == XDP_TX);
+                if sent {
+                    Ok(out.packet[..6].try_into().unwrap())
+                } else {
+                    Err(out.verdict)
+                }
+            };
+            let mut owner = Vec::new();
+            for p in ports.clone() {
+                let m = send(&dp, p, 0x02).expect("SYN forwarded");
+                // the ACK that establishes it fills the cache; ten more hit it
+                for _ in 0..11 {
+                    assert_eq!(send(&dp, p, 0x10), Ok(m), "{prog:?} port {p}");
+                }
+                owner.push(m);
+            }
+            assert!(owner.contains(&RS_MAC) && owner.contains(&RS_NEAR_MAC));
+            assert_eq!(dp.counters().unwrap().forwarded, 48, "{prog:?}");
+            for d in &t.services().next().unwrap().dests {
+                let st = dp.real_stats(d.id).unwrap().unwrap();
+                assert_eq!((st.conns, st.inpkts), (2, 24), "{prog:?} {}", d.cfg.addr);
+            }
+
+            // The timer: untouched by a cached packet half a second on,
+            // restarted by the first one after a second.
+            let left = |dp: &Datapath| {
+                dp.connections()
+                    .iter()
+                    .find(|c| c.cport == 41000)
+                    .map(|c| c.expires)
+                    .unwrap()
+            };
+            assert_eq!(left(&dp), 900);
+            dp.set_clock(Some(t0 + S / 2)).unwrap();
+            assert_eq!(send(&dp, 41000, 0x10), Ok(owner[0]));
+            assert_eq!(left(&dp), 899, "{prog:?}: the timer lags by half a second");
+            dp.set_clock(Some(t0 + 3 * S / 2)).unwrap();
+            assert_eq!(send(&dp, 41000, 0x10), Ok(owner[0]));
+            assert_eq!(left(&dp), 900, "{prog:?}: the timer restarted");
+
+            // The first connection's real server taken out: its cached
+            // flows are dropped at once; the other server's go on.
+            let gone = if owner[0] == RS_MAC {
+                "198.18.1.2"
+            } else {
+                "198.18.0.10"
+            };
+            t.apply(&common::cmd(&format!("-d -t 198.18.2.1:80 -r {gone}")))
+                .unwrap();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            let drop = match prog {
+                Prog::Xdp => XDP_DROP,
+                Prog::Tc => TC_ACT_SHOT,
+            };
+            let other = ports
+                .clone()
+                .zip(&owner)
+                .find(|(_, m)| **m != owner[0])
+                .unwrap()
+                .0;
+            assert_eq!(send(&dp, 41000, 0x10), Err(drop), "{prog:?}");
+            assert_eq!(dp.counters().unwrap().unavailable, 1, "{prog:?}");
+            assert_eq!(
+                send(&dp, other, 0x10),
+                Ok(*owner.iter().find(|m| **m != owner[0]).unwrap())
+            );
+
+            // Flushed: a bare ACK of a flushed connection is no new
+            // connection; it is not forwarded from the cache either.
+            dp.flush_conns().unwrap();
+            let pass = match prog {
+                Prog::Xdp => XDP_PASS,
+                Prog::Tc => TC_ACT_OK,
+            };
+            assert_eq!(
+                send(&dp, other, 0x10),
+                Err(pass),
+                "{prog:?} after the flush"
+            );
+        }
+    });
+}

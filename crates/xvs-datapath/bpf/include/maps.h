@@ -134,13 +134,15 @@ struct {
 /*
  * Sequence numbers: [0] last template id, [1] next twos test draw; user
  * space only: [2] last service id, [3] last real server slot (pinned, so a
- * restarted daemon never hands out an id still in use).
+ * restarted daemon never hands out an id still in use); [4] the flow
+ * cache's generation, moved on by every connection freed.
  */
 #define XVS_SEQ_TPL 0
 #define XVS_SEQ_RAND 1
+#define XVS_SEQ_FLOW_GEN 4
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 8);
 	__type(key, __u32);
 	__type(value, __u64);
 } xvs_seq SEC(".maps");
@@ -197,6 +199,7 @@ struct xvs_scratch {
 	struct conn_key uk; /* reply-index key of a connection being freed */
 	struct conn_key ck; /* the packet's connection key (xvs_decide) */
 	struct conn_key ik; /* a NAT reply's connection key (xvs_decide) */
+	struct unbind old;  /* what a connection replaced still owes (xvs_decide_slow) */
 	__be32 sched_daddr[4]; /* the packet's destination, for xvs_schedule() (lblc/lblcr) */
 };
 
@@ -206,6 +209,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xvs_scratch);
 } xvs_scratch SEC(".maps");
+
+/*
+ * The flow cache: one region per CPU (possible CPUs, by number), each of
+ * xvs_config.flow_sets sets of XVS_FLOW_WAYS entries; user space sizes the
+ * map. A plain array rather than a per-CPU one, so an entry is one load
+ * away (no per-element pointer to follow), and mmapable, which makes its
+ * values page-aligned: a set of four 32-byte entries is two whole cache
+ * lines. Only its own CPU writes a region. Not pinned: a cache.
+ */
+#ifndef XVS_FLOW_WAYS
+#define XVS_FLOW_WAYS 4
+#endif
+#ifndef XVS_FLOW_CACHE
+#define XVS_FLOW_CACHE 32768
+#endif
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, XVS_FLOW_CACHE);
+	__type(key, __u32);
+	__type(value, struct xvs_flow);
+} xvs_flow_cache SEC(".maps");
 
 /* Timeouts and sysctls, one entry. */
 struct {

@@ -49,7 +49,6 @@ enum xvs_parse {
 };
 
 struct pkt {
-	struct ethhdr *eth;
 	void *l3;
 	void *l4;
 	__be32 saddr[4]; /* IPv4 in [0], rest zero */
@@ -199,7 +198,6 @@ static __always_inline int parse_packet(struct pkt *p, void *data, void *data_en
 
 	if ((void *)(eth + 1) > data_end)
 		return XVS_PARSE_MALFORMED;
-	p->eth = eth;
 	p->l3 = eth + 1;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4(p, data_end);

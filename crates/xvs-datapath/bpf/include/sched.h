@@ -58,30 +58,43 @@ struct sctx {
 	__u32 find_id;
 	__s32 found;
 	__s32 start;
-	/* wrr */
+	/* wrr, lblcr */
 	__s32 pos;
-	__s32 last;
-	__s32 stop;
-	__s32 cw;
-	__s32 mw;
-	__s32 di;
-	__u32 cl;
 	__s32 result;
-	__u8 last_pass;
-	__u8 restarted;
-	__u8 done;
-	__u8 phase; /* twos: 0 = sum the weights, 1 = place the draws */
-	/* twos */
-	__s32 total;
-	__s32 r1, r2;
+	__u8 phase; /* twos: 0 = sum the weights, 1 = place the draws (lblcr: its walk's) */
+	/* twos, lblcr */
 	__s32 c1, c2;   /* list index, -1 = none */
-	__s32 c1w, c2w; /* weights */
-	__s32 c1oh, c2oh; /* overheads */
+	__s32 c2w;      /* weight */
 	/* lblc, lblcr */
 	__u32 svc_id;
-	struct lblcr_set *set; /* lblcr: the set being edited (per-CPU scratch) */
-	struct lblcr_set *src; /* lblcr: the cached set being copied */
-	__s64 oh2;
+	/*
+	 * Each scheduler's own: one at a time, so they share the space (the
+	 * frame of xvs_schedule() sits under the packet path's).
+	 */
+	union {
+		struct { /* wrr */
+			__s32 last;
+			__s32 stop;
+			__s32 cw;
+			__s32 mw;
+			__s32 di;
+			__u32 cl;
+			__u8 last_pass;
+			__u8 restarted;
+			__u8 done;
+		};
+		struct { /* twos */
+			__s32 total;
+			__s32 r1, r2;
+			__s32 c1w;
+			__s32 c1oh, c2oh; /* overheads */
+		};
+		struct { /* lblcr */
+			struct lblcr_set *set; /* the set being edited (per-CPU scratch) */
+			struct lblcr_set *src; /* the cached set being copied */
+			__s64 oh2;
+		};
+	};
 };
 
 static long xvs_find_cb(__u32 i, void *arg)

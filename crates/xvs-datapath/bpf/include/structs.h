@@ -96,9 +96,10 @@ struct dest_list {
 /* real.flags */
 #define XVS_REAL_F_AVAILABLE 0x1 /* listed in its service (not in the trash) */
 
-/* xvs_real_live flags */
+/* xvs_real_live: flags in the low byte, the service id above them */
 #define XVS_LIVE_F_AVAILABLE 0x1 /* = XVS_REAL_F_AVAILABLE */
 #define XVS_LIVE_F_REAL 0x2 /* forwarding needs struct real (explicit next hop, tunnel) */
+#define XVS_LIVE_SVC_SHIFT 8
 
 /* A real server's configuration: value of xvs_reals, keyed by its id. */
 struct real {
@@ -275,8 +276,37 @@ struct xvs_config {
 	__u32 expire_quiescent_template;
 	__u32 rand_fixed;     /* test hook: twos draws from xvs_rand, not bpf_get_prandom_u32 */
 	__u32 lblcr_expiration; /* seconds (lblcr_expiration sysctl, default 24 h) */
-	__u32 pad;
+	__u32 flow_sets;      /* sets of xvs_flow_cache (a power of two; 0: no flow cache) */
 	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_coarse_ns) */
+};
+
+/*
+ * An entry of the flow cache (xvs_flow_cache): where an established IPv4
+ * connection's packets go, as read from xvs_conns not long ago. A packet
+ * that finds its flow here is forwarded without touching xvs_conns (see
+ * xvs_flow_find() in xvs.c). 32 bytes, so that many flows stay in a CPU's
+ * own cache. Times are the datapath's clock in units of 2^20 ns (about a
+ * millisecond), modulo 2^32.
+ */
+struct xvs_flow {
+	__be32 saddr; /* the connection: client, */
+	__be32 daddr; /* VIP, */
+	__be16 sport; /* ports, */
+	__be16 dport;
+	__u8 proto; /* protocol */
+	__u8 fwd;   /* XVS_FWD_MASQ or XVS_FWD_ROUTE */
+	__be16 rport; /* real server port */
+	__be32 raddr; /* real server address */
+	__u32 until;  /* usable while the clock is before it (0: empty) */
+	__u32 gen;    /* xvs_seq[XVS_SEQ_FLOW_GEN] when filled (low 32 bits) */
+	__u32 real_id;
+};
+
+/* What a freed connection still owes its real server: the unbind. */
+struct unbind {
+	__u32 real_id; /* 0: nothing owed */
+	__u32 control; /* template to release */
+	__u8 flags;
 };
 
 /* Packet, byte and connection counters (per CPU). */
