@@ -295,8 +295,9 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * filled from xvs_conns by a packet that needed no state change (UDP; TCP
  * in ESTABLISHED, a bare ACK) toward a real server forwarded to by DR or
  * NAT, and is trusted for XVS_FLOW_TTL_NS at most, and only while:
- *   - its generation is current: every connection freed (timer, flush,
- *     rescheduling), on any CPU, moves xvs_seq[XVS_SEQ_FLOW_GEN] on;
+ *   - its generation is current: every connection taken out of the table
+ *     before its time (replaced, its server gone, flushed), on any CPU,
+ *     moves xvs_flow_gen on (see xvs_flow_forget());
  *   - its real server is listed and needs no per-server forwarding data
  *     (xvs_real_live);
  *   - the packet needs no state change either (xvs_steady()).
@@ -314,19 +315,26 @@ static __always_inline __u32 xvs_flow_tick(__u64 now)
 	return (__u32)(now >> XVS_FLOW_TICK_SHIFT);
 }
 
-static __always_inline __u32 xvs_flow_gen(void)
+static __always_inline __u32 xvs_flow_generation(void)
 {
-	__u32 i = XVS_SEQ_FLOW_GEN;
-	__u64 *g = bpf_map_lookup_elem(&xvs_seq, &i);
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&xvs_flow_gen, &zero);
 
 	return g ? (__u32)*(volatile __u64 *)g : 0;
 }
 
-/* A connection was freed: every CPU's cached flows are out of date. */
+/*
+ * A connection was taken out of the table before its time (replaced, its
+ * real server gone, flushed): every CPU's cached flows are retired. (One
+ * freed by its timer needs nothing: an entry is never trusted past the
+ * deadline its connection had when it was filled, and a deadline brought
+ * forward since by a state change can only leave a late packet going, for
+ * at most a second, where its connection went.)
+ */
 static __always_inline void xvs_flow_forget(void)
 {
-	__u32 i = XVS_SEQ_FLOW_GEN;
-	__u64 *g = bpf_map_lookup_elem(&xvs_seq, &i);
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&xvs_flow_gen, &zero);
 
 	if (g)
 		__sync_fetch_and_add(g, 1);
@@ -387,6 +395,25 @@ static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struc
 			return f;
 	}
 	return NULL;
+}
+
+/* Forgets packet p's flow in this CPU's region (p: IPv4). */
+static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config *cfg)
+{
+	__u32 base = xvs_flow_base(p, cfg->flow_sets);
+
+#pragma unroll
+	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
+		__u32 i = base + w;
+		struct xvs_flow *f = bpf_map_lookup_elem(&xvs_flow_cache, &i);
+
+		if (!f)
+			return;
+		if (xvs_flow_is(f, p)) {
+			f->until = 0;
+			return;
+		}
+	}
 }
 
 /* Caches connection c of packet p as of now (gen: read before c was looked
@@ -478,6 +505,7 @@ static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, s
 	struct xvs_scratch *sc;
 	__u32 real_id = c->real_id, control = c->control, zero = 0;
 	__u8 flags = c->flags, fwd = c->fwd;
+	__u64 c_expires = c->expires;
 
 	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	if (!sc)
@@ -486,7 +514,8 @@ static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, s
 	xvs_out_key(ok, k, c);
 	if (bpf_map_delete_elem(&xvs_conns, k))
 		return 0;
-	xvs_flow_forget();
+	if (c_expires > xvs_now(xvs_cfg()))
+		xvs_flow_forget(); /* before its time */
 	if (fwd == XVS_FWD_MASQ) {
 		idx = bpf_map_lookup_elem(&xvs_conns_out, ok);
 		if (idx && xvs_key_eq(idx, k))
@@ -861,7 +890,7 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
  * are not the fast path's.
  */
 static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
-						      struct decision *d, __u64 gen)
+						      struct decision *d, __u32 gen)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct xvs_scratch *sc;
@@ -986,10 +1015,14 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 
 	xvs_count_pkt(live, c->real_id, c->svc_id, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
+	/* Cached while nothing but the timer changes; forgotten here once
+	 * something else does (a FIN, an RST: the state machine runs here). */
 	if (d->steady && (live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE &&
 	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE) && c->family == XVS_AF_INET &&
 	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
-		xvs_flow_fill(p, c, cfg, now, (__u32)gen);
+		xvs_flow_fill(p, c, cfg, now, gen);
+	else if (cfg->flow_sets && p->family == XVS_AF_INET)
+		xvs_flow_drop(p, cfg);
 	d->rs = r;
 	__builtin_memcpy(d->new_addr, c->daddr, 16);
 	d->new_port = c->dport;
@@ -1003,8 +1036,8 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct xvs_flow *f;
-	__u32 live;
-	__u64 now, gen = 0;
+	__u32 live, gen = 0;
+	__u64 now;
 
 	if (!cfg)
 		return XVS_ACT_PASS;
@@ -1014,8 +1047,8 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	/* An established flow's packet, cached: forwarded from here. */
 	d->steady = cfg->flow_sets && xvs_steady(p);
 	if (d->steady) {
-		gen = xvs_flow_gen();
-		f = xvs_flow_find(p, cfg, now, (__u32)gen);
+		gen = xvs_flow_generation();
+		f = xvs_flow_find(p, cfg, now, gen);
 		if (f) {
 			live = xvs_live(f->real_id);
 			if ((live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE) {

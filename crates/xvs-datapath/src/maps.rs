@@ -70,8 +70,6 @@ pub const SEQ_RAND: u32 = 1;
 pub const SEQ_SVC: u32 = 2;
 /// `xvs_seq` index of the last real-server slot handed out (user space only).
 pub const SEQ_SLOT: u32 = 3;
-/// `xvs_seq` index of the flow cache's generation (BPF only).
-pub const SEQ_FLOW_GEN: u32 = 4;
 /// Ways of a flow-cache set (`XVS_FLOW_WAYS`).
 pub const FLOW_WAYS: u32 = 4;
 /// `tpl.flags`: invalidated (no longer in the index).

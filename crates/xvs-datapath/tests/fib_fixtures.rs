@@ -718,9 +718,10 @@ fn cached_next_hops_follow_neighbour_changes() {
 /// from the FIB): an established connection's packets go to the same real
 /// server as from the table and are counted alike; a real server taken out
 /// stops its cached flows at once (dropped as unavailable, not forwarded
-/// for another second); flushed connections are not forwarded from it; and
-/// a connection's timer in the table lags its last packet by at most a
-/// second (the entry is trusted for a second, then the table restarts it).
+/// for another second); flushed connections are not forwarded from it; a
+/// FIN takes its flow out; and a connection's timer in the table lags its
+/// last packet by at most a second (the entry is trusted for a second, then
+/// the table restarts it).
 #[test]
 fn established_flows_from_the_flow_cache_follow_the_table() {
     common::require_root();
@@ -791,6 +792,25 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
             dp.set_clock(Some(t0 + 3 * S / 2)).unwrap();
             assert_eq!(send(&dp, 41000, 0x10), Ok(owner[0]));
             assert_eq!(left(&dp), 900, "{prog:?}: the timer restarted");
+
+            // A FIN takes the full path and its flow out of the cache: the
+            // bare ACK after it restarts the FIN_WAIT timer, as the table
+            // says (from a stale cached entry it would not).
+            let fin = 41003;
+            dp.set_clock(Some(t0 + 2 * S)).unwrap();
+            assert_eq!(send(&dp, fin, 0x10), Ok(owner[3])); // cached afresh
+            assert_eq!(send(&dp, fin, 0x11), Ok(owner[3]));
+            let state = |dp: &Datapath| {
+                dp.connections()
+                    .iter()
+                    .find(|c| c.cport == fin)
+                    .map(|c| (c.state.to_string(), c.expires))
+                    .unwrap()
+            };
+            assert_eq!(state(&dp), ("FIN_WAIT".to_string(), 120), "{prog:?}");
+            dp.set_clock(Some(t0 + 5 * S / 2)).unwrap();
+            assert_eq!(send(&dp, fin, 0x10), Ok(owner[3]));
+            assert_eq!(state(&dp), ("FIN_WAIT".to_string(), 120), "{prog:?}");
 
             // The first connection's real server taken out: its cached
             // flows are dropped at once; the other server's go on.

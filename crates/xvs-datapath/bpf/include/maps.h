@@ -134,15 +134,13 @@ struct {
 /*
  * Sequence numbers: [0] last template id, [1] next twos test draw; user
  * space only: [2] last service id, [3] last real server slot (pinned, so a
- * restarted daemon never hands out an id still in use); [4] the flow
- * cache's generation, moved on by every connection freed.
+ * restarted daemon never hands out an id still in use).
  */
 #define XVS_SEQ_TPL 0
 #define XVS_SEQ_RAND 1
-#define XVS_SEQ_FLOW_GEN 4
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 8);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } xvs_seq SEC(".maps");
@@ -231,6 +229,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xvs_flow);
 } xvs_flow_cache SEC(".maps");
+
+/*
+ * The flow cache's generation: a connection taken out of the table other
+ * than by its timer (replaced, its server gone, flushed) moves it on, which
+ * retires every cached flow on every CPU. A map of its own, so the cache
+ * line every packet reads is written only then. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xvs_flow_gen SEC(".maps");
 
 /* Timeouts and sysctls, one entry. */
 struct {

@@ -298,7 +298,7 @@ struct xvs_flow {
 	__be16 rport; /* real server port */
 	__be32 raddr; /* real server address */
 	__u32 until;  /* usable while the clock is before it (0: empty) */
-	__u32 gen;    /* xvs_seq[XVS_SEQ_FLOW_GEN] when filled (low 32 bits) */
+	__u32 gen;    /* xvs_flow_gen when filled (low 32 bits) */
 	__u32 real_id;
 };
 
