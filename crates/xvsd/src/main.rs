@@ -3,7 +3,7 @@
 //! ```text
 //! xvsd -i IFACE[:xdp|:xdp-generic|:tc] [-i IFACE2] [-f RULES] [--socket PATH]
 //!      [--name NAME] [--netns NETNS] [--http ADDR:PORT [--http-token-file FILE]]
-//!      [--max-conns N] [--detach-on-exit]
+//!      [--max-conns N] [--flow-cache N] [--detach-on-exit]
 //! xvsd --cleanup [--name NAME] [--netns NETNS]
 //! ```
 //!
@@ -42,6 +42,7 @@ pub struct Args {
     pub http: Option<SocketAddr>,
     pub http_token_file: Option<PathBuf>,
     pub max_conns: Option<u32>,
+    pub flow_cache: Option<u32>,
     pub detach_on_exit: bool,
     pub cleanup: bool,
 }
@@ -71,6 +72,8 @@ Options:
                                 any address but loopback needs --http-token-file
   --http-token-file FILE        bearer token HTTP callers must present
   --max-conns N                 connection table size (default 10000000)
+  --flow-cache N                established IPv4 flows cached per CPU in front of
+                                the table, 32 bytes each (default 32768; 0: none)
   --detach-on-exit              on SIGTERM/SIGINT, detach from the interfaces and
                                 remove the pinned state (default: leave the
                                 datapath forwarding for the next xvsd to adopt)
@@ -91,6 +94,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
         http: None,
         http_token_file: None,
         max_conns: None,
+        flow_cache: None,
         detach_on_exit: false,
         cleanup: false,
     };
@@ -166,6 +170,15 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
                         .ok()
                         .filter(|&n: &u32| n > 0)
                         .ok_or_else(|| format!("bad --max-conns '{v}'"))?,
+                );
+            }
+            "--flow-cache" => {
+                let v = value("a number")?;
+                a.flow_cache = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n: &u32| n <= 1 << 24)
+                        .ok_or_else(|| format!("bad --flow-cache '{v}' (0 to 16777216)"))?,
                 );
             }
             "--detach-on-exit" => a.detach_on_exit = true,
@@ -245,5 +258,10 @@ mod tests {
             "--http 198.18.0.1:8080 is not a loopback address: give --http-token-file too"
         );
         assert_eq!(args("--max-conns 0").unwrap_err(), "bad --max-conns '0'");
+        assert_eq!(
+            args("--flow-cache lots").unwrap_err(),
+            "bad --flow-cache 'lots' (0 to 16777216)"
+        );
+        assert_eq!(args("--flow-cache 0").unwrap().unwrap().flow_cache, Some(0));
     }
 }

@@ -165,6 +165,9 @@ pub fn run(args: Args) -> Result<(), String> {
     if let Some(n) = args.max_conns {
         opts.max_conns = n;
     }
+    if let Some(n) = args.flow_cache {
+        opts.flow_cache = n;
+    }
     let dp = Datapath::load_with(opts).map_err(|e| format!("loading the datapath: {e}"))?;
     let adopted = dp.adopted();
     let rules_file = p.state_dir.join("rules");

@@ -321,6 +321,8 @@ fn xdp_comes_with_tc_behind_it_for_unresolved_neighbours() {
             &ns,
             "--max-conns",
             "65536",
+            "--flow-cache",
+            "4096",
             "-i",
             "x0:xdp",
         ])
