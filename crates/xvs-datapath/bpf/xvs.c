@@ -378,27 +378,10 @@ static __always_inline int xvs_flow_live(const struct xvs_flow *f, __u32 t, __u3
 	return f->until && (__s32)(f->until - t) > 0 && f->gen == gen;
 }
 
-/* The cached flow of steady packet p, or NULL. */
-static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struct xvs_config *cfg,
-						      __u64 now, __u32 gen)
-{
-	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = xvs_flow_tick(now);
-
-#pragma unroll
-	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
-		__u32 i = base + w;
-		struct xvs_flow *f = bpf_map_lookup_elem(&xvs_flow_cache, &i);
-
-		if (!f)
-			return NULL;
-		if (xvs_flow_is(f, p) && xvs_flow_live(f, t, gen))
-			return f;
-	}
-	return NULL;
-}
-
-/* Forgets packet p's flow in this CPU's region (p: IPv4). */
-static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config *cfg)
+/* The entry of packet p's flow in this CPU's region, live or not, or NULL
+ * (a flow has one at most: xvs_flow_fill() reuses it). */
+static __always_inline struct xvs_flow *xvs_flow_entry(const struct pkt *p,
+						       struct xvs_config *cfg)
 {
 	__u32 base = xvs_flow_base(p, cfg->flow_sets);
 
@@ -408,12 +391,29 @@ static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config
 		struct xvs_flow *f = bpf_map_lookup_elem(&xvs_flow_cache, &i);
 
 		if (!f)
-			return;
-		if (xvs_flow_is(f, p)) {
-			f->until = 0;
-			return;
-		}
+			return NULL;
+		if (xvs_flow_is(f, p))
+			return f;
 	}
+	return NULL;
+}
+
+/* The cached flow of steady packet p, or NULL. */
+static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struct xvs_config *cfg,
+						      __u64 now, __u32 gen)
+{
+	struct xvs_flow *f = xvs_flow_entry(p, cfg);
+
+	return f && xvs_flow_live(f, xvs_flow_tick(now), gen) ? f : NULL;
+}
+
+/* Forgets packet p's flow in this CPU's region (p: IPv4). */
+static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config *cfg)
+{
+	struct xvs_flow *f = xvs_flow_entry(p, cfg);
+
+	if (f)
+		f->until = 0;
 }
 
 /* Caches connection c of packet p as of now (gen: read before c was looked
@@ -498,8 +498,11 @@ static __always_inline void xvs_unbind(struct unbind *u)
  * says what to unbind (xvs_unbind) and 1 is returned; the caller may unbind
  * later, as the kernel's ip_vs_conn_expire_now() leaves an entry counted
  * until its timer runs.
+ * now: the clock; one taken out before its deadline retires the flow
+ * cache (xvs_flow_forget()).
  */
-static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, struct unbind *u)
+static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, struct unbind *u,
+					   __u64 now)
 {
 	struct conn_key *idx, *ok;
 	struct xvs_scratch *sc;
@@ -514,7 +517,7 @@ static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, s
 	xvs_out_key(ok, k, c);
 	if (bpf_map_delete_elem(&xvs_conns, k))
 		return 0;
-	if (c_expires > xvs_now(xvs_cfg()))
+	if (c_expires > now)
 		xvs_flow_forget(); /* before its time */
 	if (fwd == XVS_FWD_MASQ) {
 		idx = bpf_map_lookup_elem(&xvs_conns_out, ok);
@@ -527,11 +530,11 @@ static __always_inline int xvs_conn_unlink(struct conn_key *k, struct conn *c, s
 	return 1;
 }
 
-static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c)
+static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c, __u64 now)
 {
 	struct unbind u = {};
 
-	if (!xvs_conn_unlink(k, c, &u))
+	if (!xvs_conn_unlink(k, c, &u, now))
 		return 0;
 	xvs_unbind(&u);
 	return 1;
@@ -922,7 +925,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 
 	c = bpf_map_lookup_elem(&xvs_conns, k);
 	if (c && c->expires <= now) {
-		xvs_conn_free(k, c);
+		xvs_conn_free(k, c, now);
 		c = NULL;
 	}
 	if (!c) {
@@ -934,7 +937,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 			__builtin_memcpy(ikc, ik, sizeof(*ikc));
 			cc = bpf_map_lookup_elem(&xvs_conns, ikc);
 			if (cc && cc->expires <= now) {
-				xvs_conn_free(ikc, cc);
+				xvs_conn_free(ikc, cc, now);
 				cc = NULL;
 			}
 			if (cc) {
@@ -970,7 +973,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		if (resched) {
 			/* Replaced: the old entry still counts while its
 			 * successor is scheduled (unbound below). */
-			xvs_conn_unlink(k, c, old);
+			xvs_conn_unlink(k, c, old, now);
 			c = NULL;
 		}
 	}
@@ -984,7 +987,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		if (!(live & XVS_LIVE_F_AVAILABLE)) {
 			if (!cfg->expire_nodest_conn)
 				return XVS_ACT_DROP_UNAVAIL;
-			xvs_conn_unlink(k, c, old);
+			xvs_conn_unlink(k, c, old, now);
 			c = NULL;
 		} else if ((live & XVS_LIVE_F_REAL) || c->fwd == XVS_FWD_TUNNEL) {
 			/* the next hop or the tunnel is in its configuration */
@@ -2099,5 +2102,5 @@ int xvs_ctl(struct xdp_md *ctx)
 		return 0;
 	if (!force && c->expires > now)
 		return 1;
-	return xvs_conn_free(&k, c) ? 2 : 0;
+	return xvs_conn_free(&k, c, now) ? 2 : 0;
 }
