@@ -28,7 +28,7 @@ pub mod web;
 
 pub use cmd::{require_root, ChildGuard};
 pub use error::{Error, Result};
-pub use load::{curl, wrk, WrkOptions, WrkResult};
+pub use load::{curl, spread_script, wrk, WrkOptions, WrkResult};
 pub use netns::{sweep_stale, Netns};
 pub use plan::{AddressPlan, Cidr, Mode, Role};
 pub use topology::{Topology, TopologyBuilder};
