@@ -76,8 +76,9 @@ struct decision {
 	__u8 fwd;           /* XVS_FWD_* */
 	__u8 family;        /* FORWARD: of new_addr */
 	__u8 steady;        /* the packet may fill the flow cache (xvs_steady()) */
-	__u8 pad[3];
-	__u64 now;          /* the clock the decision was made at */
+	__u8 cached;        /* FORWARD: from the flow cache */
+	__u16 hz;           /* ticks of the caches' clock a second (xvs_config.hz) */
+	__u64 tick;         /* the flow and hop caches' clock (xvs_tick()) at the decision */
 };
 
 /*
@@ -99,6 +100,22 @@ static __always_inline __u64 xvs_now(struct xvs_config *cfg)
 	if (cfg && cfg->now_ns)
 		return cfg->now_ns;
 	return bpf_ktime_get_coarse_ns();
+}
+
+/*
+ * The flow and hop caches' clock: jiffies, cfg->hz a second. The verifier
+ * turns bpf_jiffies64() into a load (bpf_ktime_get_coarse_ns() is a call,
+ * which an established flow's packet would otherwise make for nothing
+ * else). Under the now_ns test hook, derived from it. User space measures
+ * HZ; were it ever set too low, the caches would only keep entries for
+ * less time than meant, never more.
+ */
+static __always_inline __u64 xvs_tick(struct xvs_config *cfg)
+{
+	if (cfg->now_ns)
+		return cfg->now_ns / XVS_NSEC * cfg->hz +
+		       (cfg->now_ns % XVS_NSEC) * cfg->hz / XVS_NSEC;
+	return bpf_jiffies64();
 }
 
 /* Counters ---------------------------------------------------------------- */
@@ -307,13 +324,7 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * XVS_FLOW_TTL_NS (what ipvsadm -Lc shows can be up to a second short).
  * IPv6 connections are not cached (their key alone is 40 bytes).
  */
-#define XVS_FLOW_TTL_NS (1ULL * XVS_NSEC)
-#define XVS_FLOW_TICK_SHIFT 20 /* struct xvs_flow times: ns >> 20 */
-
-static __always_inline __u32 xvs_flow_tick(__u64 now)
-{
-	return (__u32)(now >> XVS_FLOW_TICK_SHIFT);
-}
+/* An entry is trusted for a second (cfg->hz ticks) at most. */
 
 static __always_inline __u32 xvs_flow_generation(void)
 {
@@ -398,13 +409,13 @@ static __always_inline struct xvs_flow *xvs_flow_entry(const struct pkt *p,
 	return NULL;
 }
 
-/* The cached flow of steady packet p, or NULL. */
+/* The cached flow of steady packet p at tick t, or NULL. */
 static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struct xvs_config *cfg,
-						      __u64 now, __u32 gen)
+						      __u64 t, __u32 gen)
 {
 	struct xvs_flow *f = xvs_flow_entry(p, cfg);
 
-	return f && xvs_flow_live(f, xvs_flow_tick(now), gen) ? f : NULL;
+	return f && xvs_flow_live(f, (__u32)t, gen) ? f : NULL;
 }
 
 /* Forgets packet p's flow in this CPU's region (p: IPv4). */
@@ -416,16 +427,25 @@ static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config
 		f->until = 0;
 }
 
-/* Caches connection c of packet p as of now (gen: read before c was looked
- * up), in the way of its set it already has, else an empty or stale one,
- * else one picked by the clock's low bits. */
+/* Caches connection c of packet p as of now (ns) and tick (gen: read
+ * before c was looked up), in the way of its set it already has, else an
+ * empty or stale one, else one picked by the clock's low bits. Trusted for
+ * a second, and never past c's deadline as it stands. */
 static __always_inline void xvs_flow_fill(const struct pkt *p, const struct conn *c,
-					  struct xvs_config *cfg, __u64 now, __u32 gen)
+					  struct xvs_config *cfg, __u64 now, __u64 tick,
+					  __u32 gen)
 {
-	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = xvs_flow_tick(now);
+	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = (__u32)tick;
 	__u32 victim = base + (t & (XVS_FLOW_WAYS - 1)), stale = ~0U;
-	__u64 until = now + XVS_FLOW_TTL_NS;
+	__u64 ticks = cfg->hz;
 	struct xvs_flow *f;
+
+	if (c->expires <= now)
+		return;
+	if (c->expires - now < XVS_NSEC)
+		ticks = (c->expires - now) * cfg->hz / XVS_NSEC;
+	if (!ticks)
+		return;
 
 #pragma unroll
 	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
@@ -446,8 +466,6 @@ static __always_inline void xvs_flow_fill(const struct pkt *p, const struct conn
 	f = bpf_map_lookup_elem(&xvs_flow_cache, &victim);
 	if (!f)
 		return;
-	if (until > c->expires)
-		until = c->expires;
 	f->saddr = p->saddr[0];
 	f->daddr = p->daddr[0];
 	f->sport = p->sport;
@@ -456,7 +474,7 @@ static __always_inline void xvs_flow_fill(const struct pkt *p, const struct conn
 	f->fwd = c->fwd;
 	f->rport = c->dport;
 	f->raddr = c->daddr[0];
-	f->until = xvs_flow_tick(until) | 1; /* never 0 (empty) */
+	f->until = (t + (__u32)ticks) | 1; /* never 0 (empty) */
 	f->gen = gen;
 	f->real_id = c->real_id;
 }
@@ -887,7 +905,7 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 }
 
 /*
- * The decision past the flow cache: d->now and d->steady are set, gen is
+ * The decision past the flow cache: d->tick and d->steady are set, gen is
  * the flow cache's generation read before anything was looked up. A
  * subprogram, so that its frame and the scheduler's call chain under it
  * are not the fast path's.
@@ -903,11 +921,12 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	struct real *r = NULL;
 	struct unbind *old;
 	__u32 zero = 0, live = 0;
-	__u64 now = d->now;
+	__u64 now;
 	int act;
 
 	if (!cfg)
 		return XVS_ACT_PASS;
+	now = xvs_now(cfg);
 	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	if (!sc)
 		return XVS_ACT_PASS;
@@ -1023,7 +1042,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	if (d->steady && (live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE &&
 	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE) && c->family == XVS_AF_INET &&
 	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
-		xvs_flow_fill(p, c, cfg, now, gen);
+		xvs_flow_fill(p, c, cfg, now, d->tick, gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
 		xvs_flow_drop(p, cfg);
 	d->rs = r;
@@ -1040,18 +1059,17 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 	struct xvs_config *cfg = xvs_cfg();
 	struct xvs_flow *f;
 	__u32 live, gen = 0;
-	__u64 now;
 
 	if (!cfg)
 		return XVS_ACT_PASS;
-	now = xvs_now(cfg);
-	d->now = now;
+	d->tick = xvs_tick(cfg);
+	d->hz = cfg->hz;
 
 	/* An established flow's packet, cached: forwarded from here. */
 	d->steady = cfg->flow_sets && xvs_steady(p);
 	if (d->steady) {
 		gen = xvs_flow_generation();
-		f = xvs_flow_find(p, cfg, now, gen);
+		f = xvs_flow_find(p, cfg, d->tick, gen);
 		if (f) {
 			live = xvs_live(f->real_id);
 			if ((live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE) {
@@ -1065,6 +1083,7 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 				d->new_port = f->rport;
 				d->fwd = f->fwd;
 				d->family = XVS_AF_INET;
+				d->cached = 1;
 				return XVS_ACT_FORWARD;
 			}
 		}
@@ -1092,10 +1111,8 @@ static __always_inline int xvs_account(int act)
 }
 
 /* Parses and classifies; returns -1 when the packet is to be decided on. */
-static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_end, __u32 pkt_len)
+static __always_inline int xvs_classify_rc(struct pkt *p, int rc, __u32 pkt_len)
 {
-	int rc = parse_packet(p, data, data_end);
-
 	if (rc == XVS_PARSE_MALFORMED) {
 		xvs_count(XVS_CNT_MALFORMED);
 		return 1;
@@ -1114,6 +1131,11 @@ static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_en
 		return 1;
 	}
 	return -1;
+}
+
+static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_end, __u32 pkt_len)
+{
+	return xvs_classify_rc(p, parse_packet(p, data, data_end), pkt_len);
 }
 
 /* XDP ---------------------------------------------------------------------- */
@@ -1245,7 +1267,7 @@ struct xvs_hop {
 	__u32 ifindex;   /* egress device */
 	__be32 saddr[4]; /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC); IPv4 in [0] */
 	__u32 pad;
-	__u64 now; /* xvs_fib(): the clock, for xvs_fib_lookup()'s cache entry */
+	__u64 tick; /* xvs_fib(): the caches' clock, for xvs_fib_lookup()'s entry */
 };
 
 /* Per CPU, off the stack (the scheduler's call chain leaves it short). */
@@ -1255,18 +1277,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xvs_hop);
 } xvs_hop_scratch SEC(".maps");
-
-/*
- * XDP redirect targets: ifindex -> ifindex. User space adds every device the
- * XDP program is attached to (and any it names); a target missing here is
- * sent with bpf_redirect(ifindex) instead.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, __u32);
-} xvs_tx_ports SEC(".maps");
 
 static __always_inline struct xvs_hop *xvs_hop_slot(void)
 {
@@ -1285,7 +1295,7 @@ static __always_inline int xvs_mac_zero(const __u8 *m)
 #define XVS_FIB_REPLY 0x200 /* a NAT reply toward the client (cache key only) */
 
 /*
- * The FIB's successful answers, per CPU, reused for XVS_HOP_CACHE_NS: a
+ * The FIB's successful answers, per CPU, reused for a second: a
  * direct-mapped cache of XVS_HOP_CACHE_SLOTS entries, each holding its full
  * key (destination, ingress device, xvs_fib()'s flags) so a collision only
  * costs a lookup. Like the kernel's IPVS, which keeps a route per real
@@ -1296,13 +1306,12 @@ static __always_inline int xvs_mac_zero(const __u8 *m)
  * once.
  */
 #define XVS_HOP_CACHE_SLOTS 256
-#define XVS_HOP_CACHE_NS (1ULL * XVS_NSEC)
 
 struct xvs_hop_cached {
 	__be32 dst[4];
 	__u32 in_ifindex;
 	__u32 fl;  /* xvs_fib()'s flags; 0 = empty */
-	__u64 at;  /* bpf_ktime_get_coarse_ns() of the lookup */
+	__u64 at;  /* xvs_tick() of the lookup */
 	__u8 dmac[ETH_ALEN];
 	__u8 smac[ETH_ALEN];
 	__u32 ifindex;
@@ -1328,7 +1337,7 @@ static __always_inline __u32 xvs_hop_cache_slot(__u32 in_ifindex, __u32 fl, cons
 
 /*
  * xvs_fib() past its cache: bpf_fib_lookup(), and a successful answer
- * stored in xvs_hop_cache as of h->now. A separate subprogram: the
+ * stored in xvs_hop_cache as of h->tick. A separate subprogram: the
  * lookup's parameters and its branches stay off the packet's fast path.
  */
 static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex, __u32 fl,
@@ -1370,7 +1379,7 @@ static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex,
 			__builtin_memcpy(e->dst, dst, sizeof(e->dst));
 			e->in_ifindex = in_ifindex;
 			e->fl = fl;
-			e->at = h->now;
+			e->at = h->tick;
 			__builtin_memcpy(e->dmac, h->dmac, ETH_ALEN);
 			__builtin_memcpy(e->smac, h->smac, ETH_ALEN);
 			e->ifindex = h->ifindex;
@@ -1398,29 +1407,39 @@ static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex,
  * per-CPU struct xvs_hop. fl: the family (XVS_AF_INET / XVS_AF_INET6),
  * plus XVS_FIB_WANT_SRC to also derive the source address the director
  * would use (BPF_FIB_LOOKUP_SRC, kernel >= 6.7), plus XVS_FIB_REPLY for a
- * NAT reply (its own cache entries). now: the decision's clock. Answered
+ * NAT reply (its own cache entries). d: the decision (its clock). Answered
  * from xvs_hop_cache (inline: no call on an established flow's packet)
  * when it can be, else by xvs_fib_lookup().
  */
-static __always_inline int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl, const __be32 *src,
-				   const __be32 *dst, __u64 now)
+static __always_inline struct xvs_hop_cached *xvs_hop_cached(__u32 in_ifindex, __u32 fl,
+							     const __be32 *dst, __u64 tick, __u32 hz)
 {
-	struct xvs_hop *h = xvs_hop_slot();
 	__u32 slot = xvs_hop_cache_slot(in_ifindex, fl, dst);
 	struct xvs_hop_cached *e = bpf_map_lookup_elem(&xvs_hop_cache, &slot);
 
-	if (!h)
-		return XVS_HOP_FAIL;
 	if (e && e->fl == fl && e->in_ifindex == in_ifindex && e->dst[0] == dst[0] &&
 	    e->dst[1] == dst[1] && e->dst[2] == dst[2] && e->dst[3] == dst[3] &&
-	    now - e->at < XVS_HOP_CACHE_NS) {
+	    tick - e->at < hz)
+		return e;
+	return NULL;
+}
+
+static __always_inline int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl, const __be32 *src,
+				   const __be32 *dst, const struct decision *d)
+{
+	struct xvs_hop *h = xvs_hop_slot();
+	struct xvs_hop_cached *e = xvs_hop_cached(in_ifindex, fl, dst, d->tick, d->hz);
+
+	if (!h)
+		return XVS_HOP_FAIL;
+	if (e) {
 		__builtin_memcpy(h->dmac, e->dmac, ETH_ALEN);
 		__builtin_memcpy(h->smac, e->smac, ETH_ALEN);
 		h->ifindex = e->ifindex;
 		__builtin_memcpy(h->saddr, e->saddr, sizeof(h->saddr));
 		return XVS_HOP_OK;
 	}
-	h->now = now;
+	h->tick = d->tick;
 	return xvs_fib_lookup(ctx, in_ifindex, fl, src, dst);
 }
 
@@ -1430,13 +1449,13 @@ static __always_inline int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl, const 
  * per-CPU struct xvs_hop.
  */
 static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-					const __be32 *src, int want_src, __u64 now)
+					const __be32 *src, int want_src, const struct decision *d)
 {
 	struct xvs_hop *h;
 
 	if (xvs_mac_zero(r->mac))
 		return xvs_fib(ctx, in_ifindex, r->family | (want_src ? XVS_FIB_WANT_SRC : 0), src,
-			       r->addr, now);
+			       r->addr, d);
 	h = xvs_hop_slot();
 	if (!h)
 		return XVS_HOP_FAIL;
@@ -1447,16 +1466,16 @@ static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struc
 	return XVS_HOP_OK;
 }
 
-/* XDP: out of ifindex; XDP_TX when that is where the frame came in. */
+/*
+ * XDP: out of ifindex; XDP_TX when that is where the frame came in. (A
+ * redirect by ifindex is queued and flushed in bulk as one through a
+ * DEVMAP is, and costs one helper call where a DEVMAP that may not hold
+ * the device would cost two.)
+ */
 static __always_inline int xvs_xdp_out(struct xdp_md *ctx, __u32 ifindex)
 {
-	int act;
-
 	if (ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
-	act = bpf_redirect_map(&xvs_tx_ports, ifindex, 0);
-	if (act == XDP_REDIRECT)
-		return act;
 	return bpf_redirect(ifindex, 0);
 }
 
@@ -1618,7 +1637,7 @@ static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
  * from the FIB) the one the FIB chose; all 0 = none.
  */
 static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct real *r,
-				       struct xvs_tun *t, __u64 now)
+				       struct xvs_tun *t, const struct decision *d)
 {
 	struct xvs_hop *h;
 	int fib = xvs_mac_zero(r->mac), rc, none;
@@ -1627,7 +1646,7 @@ static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct
 	none = xvs_addr_zero(t->saddr);
 	if (none && !fib)
 		return -1; /* explicit next hop, no tunnel source: the stack's */
-	rc = xvs_real_hop(ctx, in_ifindex, r, t->saddr, fib && none, now);
+	rc = xvs_real_hop(ctx, in_ifindex, r, t->saddr, fib && none, d);
 	if (rc != XVS_HOP_FAIL && none) {
 		h = xvs_hop_slot();
 		if (h)
@@ -1654,7 +1673,7 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 
 	if (!r || !t)
 		return XDP_DROP;
-	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, t, d->now);
+	rc = xvs_tun_hop(ctx, ctx->ingress_ifindex, r, t, d);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return XDP_PASS;
@@ -1694,7 +1713,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 
 	if (!r || !t)
 		return TC_ACT_SHOT;
-	rc = xvs_tun_hop(skb, skb->ifindex, r, t, d->now);
+	rc = xvs_tun_hop(skb, skb->ifindex, r, t, d);
 	if (rc < 0) {
 		xvs_count(XVS_CNT_LOCAL);
 		return TC_ACT_OK;
@@ -1741,9 +1760,9 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 	int rc;
 
 	if (d->rs)
-		rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr, 0, d->now);
+		rc = xvs_real_hop(ctx, ctx->ingress_ifindex, d->rs, p->saddr, 0, d);
 	else
-		rc = xvs_fib(ctx, ctx->ingress_ifindex, d->family, p->saddr, d->new_addr, d->now);
+		rc = xvs_fib(ctx, ctx->ingress_ifindex, d->family, p->saddr, d->new_addr, d);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
@@ -1777,7 +1796,7 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 
 	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
-	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d->now);
+	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -1805,6 +1824,24 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
 		return XDP_PASS;
 	act = xvs_decide(&p, 0, &d);
+	if (act == XVS_ACT_FORWARD && d.cached) {
+		/* From the flow cache (IPv4, DR or NAT, next hop from the FIB):
+		 * with the hop cached too, sent from here, no call but the
+		 * redirect's. */
+		struct xvs_hop_cached *e =
+			xvs_hop_cached(ctx->ingress_ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
+		struct ethhdr *eth = data;
+
+		if (e && (void *)(eth + 1) <= data_end) {
+			if (d.fwd == XVS_FWD_MASQ &&
+			    xdp_nat(&p, data_end, 1, d.new_addr[0], d.new_port))
+				return XDP_ABORTED; /* cannot happen: checked by the parser */
+			__builtin_memcpy(eth->h_dest, e->dmac, ETH_ALEN);
+			__builtin_memcpy(eth->h_source, e->smac, ETH_ALEN);
+			xvs_count(XVS_CNT_FORWARDED);
+			return xvs_xdp_out(ctx, e->ifindex);
+		}
+	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_xdp_reply(ctx, &p, &d);
 	if (act != XVS_ACT_FORWARD)
@@ -1909,9 +1946,9 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 	int rc;
 
 	if (d->rs)
-		rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr, 0, d->now);
+		rc = xvs_real_hop(skb, skb->ifindex, d->rs, p->saddr, 0, d);
 	else
-		rc = xvs_fib(skb, skb->ifindex, d->family, p->saddr, d->new_addr, d->now);
+		rc = xvs_fib(skb, skb->ifindex, d->family, p->saddr, d->new_addr, d);
 	if (rc == XVS_HOP_FAIL) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
@@ -1945,7 +1982,7 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 
 	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
-	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d->now);
+	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d);
 	h = xvs_hop_slot();
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
@@ -2004,25 +2041,34 @@ int xvs_tc(struct __sk_buff *skb)
 	struct pkt p = {};
 	void *data, *data_end;
 	__u32 want;
-	int act;
+	int act, rc;
 
 	/* A frame xvs_xdp already handled and left for bpf_redirect_neigh. */
 	if (xvs_tc_from_xdp(skb))
 		return xvs_tc_redirect_meta(skb);
 
 	/*
-	 * Direct packet access only covers the linear part of the skb. Make sure
-	 * the headers we may read are in it (GRO/GSO skbs can be paged early).
+	 * Direct packet access only covers the linear part of the skb, which
+	 * usually holds the headers and nothing more (a local stack's TCP
+	 * segments carry their payload in page fragments; GRO/GSO skbs can be
+	 * paged early). Only when the headers parse_packet() reads run past it
+	 * are they pulled in: bpf_skb_pull_data() copies, and on a cloned skb
+	 * (every TCP segment a local stack sends is one) reallocates its head.
 	 */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	rc = parse_packet(&p, data, data_end);
 	want = skb->protocol == bpf_htons(ETH_P_IPV6) ? XVS_MAX_HDR_LEN6 : XVS_MAX_HDR_LEN;
 	if (want > skb->len)
 		want = skb->len;
-	if ((long)skb->data + want > (long)skb->data_end)
+	if (rc == XVS_PARSE_MALFORMED && data + want > data_end) {
 		bpf_skb_pull_data(skb, want);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-
-	if (xvs_classify(&p, data, data_end, skb->len) >= 0)
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		__builtin_memset(&p, 0, sizeof(p));
+		rc = parse_packet(&p, data, data_end);
+	}
+	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
 		return TC_ACT_OK;
 	act = xvs_decide(&p, skb->mark, &d);
 	if (act == XVS_ACT_REPLY)
@@ -2053,11 +2099,13 @@ int xvs_tc(struct __sk_buff *skb)
  * EXPIRE returns 0 if there is no such entry, 1 if it is still live, 2 if
  * this run freed it. EXPIRE_TPL the same (1 also when the template is kept
  * because it still controls connections: its timer then restarts, 60 s).
- * CLEAR_OVERLOAD returns 1 if the real server exists.
+ * CLEAR_OVERLOAD returns 1 if the real server exists. JIFFIES returns the
+ * low 32 bits of the kernel's jiffies (user space measures HZ with it).
  */
 #define XVS_CTL_EXPIRE 1
 #define XVS_CTL_CLEAR_OVERLOAD 2
 #define XVS_CTL_EXPIRE_TPL 3
+#define XVS_CTL_JIFFIES 4
 
 SEC("xdp")
 int xvs_ctl(struct xdp_md *ctx)
@@ -2076,6 +2124,8 @@ int xvs_ctl(struct xdp_md *ctx)
 	if (data + 4 + sizeof(k) + 1 > data_end)
 		return 0;
 	op = *(__u8 *)data;
+	if (op == XVS_CTL_JIFFIES)
+		return (__u32)bpf_jiffies64();
 	force = *(__u8 *)(data + 4 + sizeof(k));
 	if (op == XVS_CTL_EXPIRE_TPL) {
 		id = *(__u32 *)(data + 4);

@@ -407,6 +407,8 @@ pub struct Datapath {
     lblcr: HashMap<MapData, LblKey, LblcrSet>,
     nr_cpus: usize,
     flow_sets: u32,
+    /// The kernel's HZ, for the caches' clock (`Config::hz`).
+    hz: u32,
     sync: sync::SyncState,
     hooks: sync::TestHooks,
     pin: Option<PinState>,
@@ -482,6 +484,7 @@ impl Datapath {
             ebpf,
             nr_cpus,
             flow_sets,
+            hz: 0,
             sync: sync::SyncState::default(),
             hooks: sync::TestHooks::default(),
             pin: opts.pin_dir.map(|dir| PinState {
@@ -498,8 +501,10 @@ impl Datapath {
             prog: TC_PROG,
             source,
         })?;
+        dp.hz = dp.kernel_hz()?;
         // A pinned configuration is the previous run's: kept until the
-        // next sync rewrites it, but for the flow cache's size, this run's.
+        // next sync rewrites it, but for the flow cache's size (and the
+        // clock), this run's.
         if !found.contains(name::CONFIG) {
             dp.write_config(
                 &xvs_core::conn::Timeouts::default(),
@@ -508,6 +513,7 @@ impl Datapath {
         } else {
             let mut c = dp.config.get(&0, 0).map_err(map_err(name::CONFIG))?;
             c.flow_sets = flow_sets;
+            c.hz = dp.hz;
             dp.config.set(0, c, 0).map_err(map_err(name::CONFIG))?;
         }
         if dp.adopted() {
@@ -559,17 +565,13 @@ impl Datapath {
     }
 
     /// Attaches the XDP program to `iface` (resolved in the calling thread's
-    /// network namespace). Uses a bpf_link where the kernel has it. The
-    /// device also becomes a redirect target of the program's DEVMAP
-    /// ([`Datapath::add_xdp_tx_port`]).
+    /// network namespace). Uses a bpf_link where the kernel has it.
     pub fn attach_xdp<'a>(
         &mut self,
         iface: impl Into<Iface<'a>>,
         mode: XdpMode,
     ) -> Result<Attachment> {
         let index = iface.into().index()?;
-        // A redirect target first (harmless if the attach fails).
-        self.add_xdp_tx_port(Iface::Index(index))?;
         self.xdp_mut()?
             .attach_to_if_index(index, mode)
             .map(Attachment::Xdp)
@@ -577,30 +579,6 @@ impl Datapath {
                 prog: XDP_PROG,
                 source,
             })
-    }
-
-    /// Lets the XDP program redirect to `iface` through its DEVMAP
-    /// (`xvs_tx_ports`, `bpf_redirect_map`) rather than `bpf_redirect`.
-    /// [`Datapath::attach_xdp`] adds the device it attaches to; add any
-    /// other egress device the FIB (or [`L2`]) may pick. The index is
-    /// resolved in the calling thread's network namespace.
-    pub fn add_xdp_tx_port<'a>(&mut self, iface: impl Into<Iface<'a>>) -> Result<()> {
-        let index = iface.into().index()?;
-        let map = self
-            .ebpf
-            .map_mut(name::TX_PORTS)
-            .ok_or(Error::Missing(name::TX_PORTS))?;
-        let mut ports = aya::maps::DevMapHash::try_from(map).map_err(map_err(name::TX_PORTS))?;
-        ports.insert(index, index, None, 0).map_err(|e| match e {
-            aya::maps::xdp::XdpMapError::MapError(source) => Error::Map {
-                map: name::TX_PORTS,
-                source,
-            },
-            // No chained program is passed.
-            aya::maps::xdp::XdpMapError::ChainedProgramNotSupported => {
-                Error::Unsupported("chained devmap programs")
-            }
-        })
     }
 
     /// Attaches the tc program to the clsact ingress hook of `iface` (resolved

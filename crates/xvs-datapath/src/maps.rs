@@ -44,8 +44,6 @@ pub mod name {
     pub const FLOW_CACHE: &str = "xvs_flow_cache";
     /// Per-CPU packet counters (`counter::*`).
     pub const COUNTERS: &str = "xvs_counters";
-    /// XDP redirect targets (DEVMAP_HASH, ifindex -> ifindex).
-    pub const TX_PORTS: &str = "xvs_tx_ports";
     /// Valid templates: `TplKey` -> template id.
     pub const TPL_INDEX: &str = "xvs_tpl_index";
     /// Templates: id -> `Tpl`.
@@ -450,6 +448,10 @@ pub struct Config {
     pub flow_sets: u32,
     /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_coarse_ns`).
     pub now_ns: u64,
+    /// The kernel's HZ (measured: [`crate::kernel_hz`]): ticks a second of
+    /// the flow and hop caches' clock, jiffies. 0: nothing is cached.
+    pub hz: u32,
+    pub pad: u32,
 }
 
 /// `struct xvs_stats`: counters of one CPU.
@@ -509,7 +511,7 @@ const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);
 const _: () = assert!(HTAB_SLOTS >= HTAB_SIZE);
 const _: () = assert!(size_of::<ConnKey>() == 40);
 const _: () = assert!(size_of::<Conn>() == 56);
-const _: () = assert!(size_of::<Config>() == 104);
+const _: () = assert!(size_of::<Config>() == 112);
 const _: () = assert!(size_of::<TplKey>() == 36);
 const _: () = assert!(size_of::<Tpl>() == 88);
 const _: () = assert!(size_of::<LblKey>() == 20);

@@ -386,8 +386,6 @@ impl Datapath {
     ) -> Result<PinnedAttachment> {
         let dir = self.need_pin_dir()?;
         let ifindex = iface.into().index()?;
-        // A redirect target of this program's DEVMAP, as `attach_xdp` does.
-        self.add_xdp_tx_port(Iface::Index(ifindex))?;
         let path = Hook::Xdp.link_path(&dir, ifindex);
         if path.exists() {
             if let Some(a) = self.replace_link(Hook::Xdp, ifindex, &path)? {

@@ -42,6 +42,7 @@ const BPF_NOEXIST: u64 = 1;
 const CTL_EXPIRE: u8 = 1;
 const CTL_CLEAR_OVERLOAD: u8 = 2;
 const CTL_EXPIRE_TPL: u8 = 3;
+const CTL_JIFFIES: u8 = 4;
 
 /// lblc/lblcr cache expiration (the `lblc_expiration`/`lblcr_expiration`
 /// sysctls' default, 24 h), seconds.
@@ -359,6 +360,7 @@ impl Datapath {
         c.rand_fixed = self.hooks.rand_fixed as u32;
         c.now_ns = self.hooks.now_ns;
         c.flow_sets = self.flow_sets;
+        c.hz = self.hz;
         self.hooks.timeouts = Some(*t);
         self.hooks.sysctls = Some(*s);
         self.config.set(0, c, 0).map_err(map_err(name::CONFIG))
@@ -444,6 +446,26 @@ impl Datapath {
             source,
         })?;
         Ok(res.return_value)
+    }
+
+    /// The kernel's HZ (jiffies a second), for the datapath caches' clock:
+    /// jiffies read by the datapath over 40 ms of the monotonic clock, to
+    /// the nearest of the values Linux builds with (100, 250, 300, 1000).
+    /// Measured once per process. Were it ever taken too low, the caches
+    /// would keep entries for less time than meant, never more; so a
+    /// reading between two values goes to the lower one.
+    pub(crate) fn kernel_hz(&self) -> Result<u32> {
+        static HZ: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        if let Some(&hz) = HZ.get() {
+            return Ok(hz);
+        }
+        let j0 = self.run_ctl(CTL_JIFFIES, &[])?;
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        let j1 = self.run_ctl(CTL_JIFFIES, &[])?;
+        let secs = t0.elapsed().as_secs_f64();
+        let hz = hz_of(j1.wrapping_sub(j0), secs);
+        Ok(*HZ.get_or_init(|| hz))
     }
 
     fn ctl_expire_tpl(&self, id: u32, force: bool) -> Result<u32> {
@@ -1249,5 +1271,44 @@ impl Datapath {
         }
         self.sync = st;
         Ok(())
+    }
+}
+
+/// HZ from `ticks` jiffies over `secs` seconds: the nearest of the values
+/// Linux builds with, the lower one on a tie (see `Datapath::kernel_hz`).
+pub(crate) fn hz_of(ticks: u32, secs: f64) -> u32 {
+    const BUILT: [u32; 4] = [100, 250, 300, 1000];
+    let est = if secs > 0.0 {
+        f64::from(ticks) / secs
+    } else {
+        0.0
+    };
+    let mut best = BUILT[0];
+    for hz in BUILT {
+        if (f64::from(hz) - est).abs() < (f64::from(best) - est).abs() {
+            best = hz;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hz_of;
+
+    #[test]
+    fn hz_is_read_to_the_nearest_built_value_and_the_lower_on_a_tie() {
+        // 40 ms give +-1 jiffy: every reading of each HZ maps back to it.
+        for (hz, ticks) in [(100, 3..=5), (250, 9..=11), (300, 12..=13), (1000, 39..=41)] {
+            for t in ticks {
+                assert_eq!(hz_of(t, 0.040), hz, "{t} ticks in 40 ms");
+            }
+        }
+        // Halfway between 250 and 300: 250 (a low HZ only shortens the
+        // caches' lifetimes).
+        assert_eq!(hz_of(11, 0.040), 250);
+        assert_eq!(hz_of(0, 0.040), 100);
+        assert_eq!(hz_of(5, 0.0), 100);
+        assert_eq!(hz_of(500, 0.040), 1000);
     }
 }

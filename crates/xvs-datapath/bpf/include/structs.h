@@ -278,6 +278,8 @@ struct xvs_config {
 	__u32 lblcr_expiration; /* seconds (lblcr_expiration sysctl, default 24 h) */
 	__u32 flow_sets;      /* sets of xvs_flow_cache (a power of two; 0: no flow cache) */
 	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_coarse_ns) */
+	__u32 hz;             /* the kernel's HZ, measured by user space: the caches' clock (xvs_tick) */
+	__u32 pad;
 };
 
 /*
@@ -285,8 +287,8 @@ struct xvs_config {
  * connection's packets go, as read from xvs_conns not long ago. A packet
  * that finds its flow here is forwarded without touching xvs_conns (see
  * xvs_flow_find() in xvs.c). 32 bytes, so that many flows stay in a CPU's
- * own cache. Times are the datapath's clock in units of 2^20 ns (about a
- * millisecond), modulo 2^32.
+ * own cache. Times are the caches' clock (xvs_tick(): jiffies), modulo
+ * 2^32.
  */
 struct xvs_flow {
 	__be32 saddr; /* the connection: client, */
