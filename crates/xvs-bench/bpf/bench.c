@@ -7,13 +7,16 @@
  *    flows (fixing the TCP/UDP checksum) and returns XDP_TX, so the frame
  *    leaves the client's veth and enters the director.
  *  - xvsb_fwd_xdp / xvsb_fwd_tc: the ceiling, a no-op forwarder: rewrites
- *    the two MAC addresses and redirects (or XDP_TX) without looking at IP.
+ *    the two MAC addresses and redirects (or XDP_TX) without looking at IP
+ *    (tc: at the destination address, and with several real servers at the
+ *    source port, which picks one per flow, statelessly).
  *  - xvsb_sink: counts frames (and those addressed to a real server's MAC)
  *    and drops them, on the wire in front of the real servers.
  *  - xvsb_pass: XDP_PASS, for a veth that must accept redirected frames.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -25,6 +28,7 @@ struct gen_cfg {
 	__u32 base_port; /* host order */
 	__u32 l4_off;    /* offset of the TCP/UDP header in the frame */
 	__u32 csum_off;  /* offset of the L4 checksum within that header */
+	__u32 random;    /* 0: flow n % nflows for frame n; 1: a pseudo-random flow */
 };
 
 struct {
@@ -59,11 +63,15 @@ struct {
 	__type(value, struct gen_tpl);
 } xvsb_gen_tpl SEC(".maps");
 
+#define XVSB_FWD_MACS 16
+
 struct fwd_cfg {
-	__u8 dmac[6];
+	__u8 dmac[XVSB_FWD_MACS][6]; /* XDP: dmac[0]; tc: see nmacs */
 	__u8 smac[6];
+	__u8 pad[2];
 	__u32 ifindex; /* 0: XDP_TX */
 	__be32 vip;    /* tc: only IPv4 to this address (0: every frame) */
+	__u32 nmacs;   /* tc: dmac[source port % nmacs] (TCP/UDP; else dmac[0]) */
 };
 
 struct {
@@ -112,7 +120,16 @@ int xvsb_gen(struct xdp_md *ctx)
 	/* One CPU runs the generator (BPF_PROG_RUN): no atomics needed. */
 	__u64 n = *seq;
 	*seq = n + 1;
-	__u16 port = cfg->base_port + (__u32)(n % cfg->nflows);
+	__u64 f = n;
+	if (cfg->random) {
+		/* splitmix64's finalizer: every frame an independent-looking
+		 * pick, the same sequence every run */
+		f = (n + 1) * 0x9e3779b97f4a7c15ULL;
+		f = (f ^ (f >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		f = (f ^ (f >> 27)) * 0x94d049bb133111ebULL;
+		f ^= f >> 31;
+	}
+	__u16 port = cfg->base_port + (__u32)(f % cfg->nflows);
 	__u16 new = __builtin_bswap16(port);
 	__u16 old = *(__u16 *)l4;
 	*(__u16 *)l4 = new;
@@ -124,12 +141,12 @@ int xvsb_gen(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-static __always_inline int fwd_rewrite(void *data, void *end, struct fwd_cfg *cfg)
+static __always_inline int fwd_rewrite(void *data, void *end, struct fwd_cfg *cfg, __u32 i)
 {
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
+	if ((void *)(eth + 1) > end || i >= XVSB_FWD_MACS)
 		return -1;
-	__builtin_memcpy(eth->h_dest, cfg->dmac, 6);
+	__builtin_memcpy(eth->h_dest, cfg->dmac[i], 6);
 	__builtin_memcpy(eth->h_source, cfg->smac, 6);
 	return 0;
 }
@@ -141,7 +158,7 @@ int xvsb_fwd_xdp(struct xdp_md *ctx)
 	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	if (fwd_rewrite((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg))
+	if (fwd_rewrite((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg, 0))
 		return XDP_PASS;
 	if (cfg->ifindex)
 		return bpf_redirect(cfg->ifindex, 0);
@@ -151,20 +168,22 @@ int xvsb_fwd_xdp(struct xdp_md *ctx)
 SEC("classifier")
 int xvsb_fwd_tc(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, i = 0;
 	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
 	if (!cfg)
 		return TC_ACT_OK;
-	if (cfg->vip) {
-		void *data = (void *)(long)skb->data;
-		void *end = (void *)(long)skb->data_end;
-		struct ethhdr *eth = data;
-		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) ||
-		    ip->daddr != cfg->vip)
-			return TC_ACT_OK;
-	}
-	if (fwd_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, cfg))
+	if (cfg->vip && ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) ||
+			 ip->daddr != cfg->vip))
+		return TC_ACT_OK;
+	/* Several real servers: one per flow, by source port (stateless). */
+	if (cfg->nmacs > 1 && (void *)(ip + 1) + 4 <= end && ip->ihl == 5 &&
+	    (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP))
+		i = __builtin_bswap16(*(__u16 *)(ip + 1)) % cfg->nmacs;
+	if (fwd_rewrite(data, end, cfg, i))
 		return TC_ACT_OK;
 	return bpf_redirect(cfg->ifindex, 0);
 }

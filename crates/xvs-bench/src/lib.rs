@@ -99,8 +99,8 @@ impl Config {
             contenders: peers::ALL.to_vec(),
             duration: Duration::from_secs(10),
             repeats: 3,
-            threads: 1,
-            connections: 16,
+            threads: 3,
+            connections: 15,
             servers: 3,
             warmup: true,
             quick: false,
@@ -109,6 +109,7 @@ impl Config {
                 forwarders: pktgen::ALL_FORWARDERS.to_vec(),
                 l4s: vec![pktgen::L4::Tcp, pktgen::L4::Udp],
                 flows: 10_000,
+                order: pktgen::FlowOrder::Cyclic,
                 duration: Duration::from_secs(3),
                 repeats: 3,
             },
@@ -316,21 +317,36 @@ fn children_cpu_ms() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Checks that `r` answers through the VIP and (for balancers) that every
-/// real server gets a share of new connections.
+/// Checks that every real server answers: through `r`'s URL, new
+/// connections reach them all (round robin at once, noop-fwd's source-port
+/// pick within a few dozen); `direct`: each at its own address.
 fn verify(t: &Topology, r: &mut Running) -> Result<()> {
     r.check_running()?;
-    let n = t.plan().server_count();
+    let plan = t.plan();
+    let n = plan.server_count();
+    let want: std::collections::BTreeSet<String> = (0..n).map(|i| format!("rs{i}")).collect();
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..(2 * n).max(4) {
-        let body = curl(t.client(), &r.url)?;
-        seen.insert(body.trim().to_string());
-    }
-    let want: std::collections::BTreeSet<String> = if r.contender.balances() {
-        (0..n).map(|i| format!("rs{i}")).collect()
+    if r.contender.through_vip() {
+        for _ in 0..12 * n {
+            let body = curl(t.client(), &r.url)?;
+            seen.insert(body.trim().to_string());
+            if seen == want {
+                break;
+            }
+        }
     } else {
-        ["rs0".to_string()].into()
-    };
+        for (i, a) in plan.server_addrs().iter().enumerate() {
+            let body = curl(t.client(), &format!("http://{a}:80/"))?;
+            if body.trim() != format!("rs{i}") {
+                return Err(Error::Invalid(format!(
+                    "{}: http://{a}:80/ answered {:?}, expected rs{i}",
+                    r.contender.name(),
+                    body.trim()
+                )));
+            }
+            seen.insert(body.trim().to_string());
+        }
+    }
     if seen == want {
         Ok(())
     } else {
@@ -340,6 +356,17 @@ fn verify(t: &Topology, r: &mut Running) -> Result<()> {
             r.url
         )))
     }
+}
+
+/// The wrk run of `r`: `cfg`'s threads and connections (`direct`: its
+/// threads spread over the real servers).
+fn wrk_options(r: &Running, cfg: &Config, duration: Duration) -> WrkOptions {
+    let mut o = WrkOptions::new(&r.url);
+    o.threads = cfg.threads;
+    o.connections = cfg.connections;
+    o.duration = duration;
+    o.script = r.script.clone();
+    o
 }
 
 /// rx_packets of the director's d0 and d1.
@@ -359,10 +386,7 @@ fn director_packets(t: &Topology) -> u64 {
 }
 
 fn measure(t: &Topology, r: &Running, w: Workload, cfg: &Config, round: u32) -> Result<Sample> {
-    let mut o = WrkOptions::new(&r.url);
-    o.threads = cfg.threads;
-    o.connections = cfg.connections;
-    o.duration = cfg.duration;
+    let mut o = wrk_options(r, cfg, cfg.duration);
     o.close = w == Workload::Close;
     let pgid = r.process.as_ref().map(|p| p.pid());
     r.activate(t)?;
@@ -426,7 +450,10 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
 
     let mut outcomes = BTreeMap::new();
     let mut running = Vec::new();
-    for &c in &cfg.contenders {
+    // The contenders are only for wrk: none are started (nor warmed up)
+    // for the other parts.
+    let contenders: &[Contender] = if cfg.parts.wrk { &cfg.contenders } else { &[] };
+    for &c in contenders {
         if let Some(why) = c.unavailable() {
             eprintln!("xvs-bench: {}: {why}", c.name());
             outcomes.insert(c, Outcome::Unavailable(why.into()));
@@ -457,9 +484,7 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
 
     if cfg.warmup {
         for r in &running {
-            let mut o = WrkOptions::new(&r.url);
-            o.duration = Duration::from_secs(1);
-            o.connections = cfg.connections;
+            let o = wrk_options(r, cfg, Duration::from_secs(1));
             r.activate(&t)?;
             let _ = wrk(t.client(), &o);
             r.deactivate(&t)?;

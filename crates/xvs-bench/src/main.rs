@@ -7,7 +7,7 @@ use xvs_bench::{peers::Contender, report, Config};
 const USAGE: &str = "usage: xvs-bench [--quick] [--duration SECS] [--repeats N] [--connections N]
                  [--threads N] [--servers N] [--only NAME,NAME...] [--no-warmup]
                  [--parts wrk,rate,conns,ctl] [--rate-duration SECS] [--rate-repeats N]
-                 [--flows N] [--forwarders NAME,...]
+                 [--flows N] [--flow-order random|cyclic] [--forwarders NAME,...]
                  [--tsv FILE] [--report FILE] [--update-doc FILE] [--plots DIR]
 
 Builds a NAT lab in network namespaces (client, director, real servers
@@ -61,6 +61,11 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "--rate-duration" => cfg.rate.duration = Duration::from_secs(num(val()?)?.max(1)),
             "--rate-repeats" => cfg.rate.repeats = num(val()?)?.max(1) as u32,
             "--flows" => cfg.rate.flows = num(val()?)?.max(1) as u32,
+            "--flow-order" => {
+                let v = val()?;
+                cfg.rate.order = xvs_bench::pktgen::FlowOrder::parse(&v)
+                    .ok_or_else(|| format!("--flow-order: want cyclic or random: {v}"))?;
+            }
             "--forwarders" => {
                 cfg.rate.forwarders = val()?
                     .split(',')
@@ -85,6 +90,21 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if cfg.parts.wrk
+        && cfg.contenders.contains(&Contender::Direct)
+        && !(cfg.threads as usize).is_multiple_of(cfg.servers.max(1))
+    {
+        return Err(format!(
+            "--threads {} is not a multiple of --servers {}: direct spreads wrk's threads over the real servers",
+            cfg.threads, cfg.servers
+        ));
+    }
+    if cfg.connections < cfg.threads {
+        return Err(format!(
+            "--connections {} is fewer than --threads {}",
+            cfg.connections, cfg.threads
+        ));
     }
     let mut shown = Vec::new();
     let mut it = args.iter();

@@ -11,7 +11,8 @@ use crate::xvs::{Method, Xvs};
 /// Everything the benchmark can compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Contender {
-    /// Client straight to real server 0, the director a plain router.
+    /// Client straight to the real servers at their own addresses (wrk's
+    /// threads spread over them), the director a plain router.
     Direct,
     /// HAProxy, mode tcp, roundrobin, on the director.
     Haproxy,
@@ -19,9 +20,9 @@ pub enum Contender {
     NginxStream,
     /// nftables DNAT with `numgen inc mod N` on the director (kernel NAT).
     NftDnat,
-    /// A no-op tc forwarder on the director: IPv4 to the VIP gets rs0's
-    /// MAC and leaves through d1 (DR to one server, no state): the ceiling
-    /// of a forwarder on xvs's path.
+    /// A no-op tc forwarder on the director: IPv4 to the VIP gets a real
+    /// server's MAC (one per flow, by source port) and leaves through d1
+    /// (DR, no state): the ceiling of a forwarder on xvs's path.
     NoopFwd,
     XvsDr,
     XvsNat,
@@ -85,18 +86,19 @@ impl Contender {
         !matches!(self, Contender::Haproxy | Contender::NginxStream)
     }
 
-    /// Whether the client's requests are spread over all real servers.
-    pub fn balances(self) -> bool {
-        !matches!(self, Contender::Direct | Contender::NoopFwd)
+    /// Whether the client reaches the real servers through the VIP (every
+    /// contender but `direct`, which loads each at its own address).
+    pub fn through_vip(self) -> bool {
+        self != Contender::Direct
     }
 
     pub fn describe(self) -> &'static str {
         match self {
-            Contender::Direct => "client to real server rs0 at its own address; the director only routes",
+            Contender::Direct => "client to the real servers at their own addresses (wrk's threads spread over them); the director only routes",
             Contender::Haproxy => "HAProxy 'mode tcp', 'balance roundrobin', nbthread 1, on the director",
             Contender::NginxStream => "nginx 'stream' proxy_pass to an upstream of the real servers (round robin), 1 worker, on the director",
             Contender::NftDnat => "nftables 'dnat to numgen inc mod N map {...}' in prerouting on the director (conntrack NAT, no user space)",
-            Contender::NoopFwd => "no-op tc forwarder on d0 (bench.c): IPv4 to the VIP gets rs0's MAC and is redirected out of d1; no parsing beyond that, no state, one real server",
+            Contender::NoopFwd => "no-op tc forwarder on d0 (bench.c): IPv4 to the VIP gets a real server's MAC, picked by source port, and is redirected out of d1; no parsing beyond that, no state",
             Contender::XvsDr => "xvs DR: xvs_tc on d0 rewrites the MACs and redirects to the real server, which holds the VIP on lo",
             Contender::XvsNat => "xvs NAT: xvs_tc on d0 (DNAT, redirect out of d1) and d1 (SNAT of the replies)",
             Contender::XvsTun => "xvs TUN: xvs_tc on d0 encapsulates in IPIP; the xvs decap program on each real server's r0 strips it",
@@ -118,6 +120,8 @@ pub struct Running {
     pub xvs: Option<Xvs>,
     /// noop-fwd: the bench programs while active.
     noop: Option<std::cell::RefCell<Option<crate::pktgen::BenchProgs>>>,
+    /// direct: the wrk script spreading its threads over the real servers.
+    pub script: Option<std::path::PathBuf>,
     _dir: Option<TempDir>,
 }
 
@@ -140,8 +144,11 @@ impl Running {
                 .director()
                 .enter(|| xvs_datapath::ifindex("d1"))?
                 .map_err(|e| Error::Invalid(format!("d1: {e}")))?;
+            let macs: Vec<[u8; 6]> = (0..plan.server_count())
+                .map(|i| plan.iface(xvs_testhost::Role::Server(i), "r0").unwrap().mac)
+                .collect();
             p.set_fwd(
-                plan.iface(xvs_testhost::Role::Server(0), "r0").unwrap().mac,
+                &macs,
                 plan.iface(xvs_testhost::Role::Director, "d1").unwrap().mac,
                 d1,
                 Some(t.vip()),
@@ -272,12 +279,23 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
     let servers = t.plan().server_addrs();
     let d = t.director();
     let (url, process, log, dir) = match c {
-        Contender::Direct => (
-            format!("http://{}:{WEB_PORT}/", servers[0]),
-            None,
-            None,
-            None,
-        ),
+        Contender::Direct => {
+            let dir = tempdir("direct")?;
+            let addrs: Vec<std::net::SocketAddr> = servers
+                .iter()
+                .map(|a| std::net::SocketAddr::from((*a, WEB_PORT)))
+                .collect();
+            write(
+                &dir.path().join("spread.lua"),
+                &xvs_testhost::spread_script(&addrs),
+            )?;
+            (
+                format!("http://{}:{WEB_PORT}/", servers[0]),
+                None,
+                None,
+                Some(dir),
+            )
+        }
         Contender::Haproxy => {
             cmd::require_tool("haproxy", "haproxy")?;
             let dir = tempdir("haproxy")?;
@@ -343,6 +361,7 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
                 log: None,
                 xvs: Some(x),
                 noop: None,
+                script: None,
                 _dir: None,
             });
         }
@@ -355,13 +374,16 @@ pub fn start(t: &Topology, c: Contender) -> Result<Running> {
                 log: None,
                 xvs: None,
                 noop: Some(std::cell::RefCell::new(None)),
+                script: None,
                 _dir: None,
             });
         }
     };
     let ruleset = (c == Contender::NftDnat).then(|| dir.as_ref().unwrap().path().join("dnat.nft"));
+    let script = (c == Contender::Direct).then(|| dir.as_ref().unwrap().path().join("spread.lua"));
     Ok(Running {
         ruleset,
+        script,
         xvs: None,
         noop: None,
         contender: c,

@@ -250,6 +250,7 @@ struct GenCfg {
     base_port: u32,
     l4_off: u32,
     csum_off: u32,
+    random: u32,
 }
 // SAFETY: plain data, no padding.
 unsafe impl aya::Pod for GenCfg {}
@@ -265,13 +266,18 @@ unsafe impl aya::Pod for GenTpl {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct FwdCfg {
-    dmac: [u8; 6],
+    dmac: [[u8; 6]; FWD_MACS],
     smac: [u8; 6],
+    pad: [u8; 2],
     ifindex: u32,
     vip: [u8; 4],
+    nmacs: u32,
 }
-// SAFETY: plain data, no padding (6 + 6 + 4 + 4).
+// SAFETY: plain data, no implicit padding (16 * 6 + 6 + 2 + 4 + 4 + 4).
 unsafe impl aya::Pod for FwdCfg {}
+
+/// bench.c's XVSB_FWD_MACS.
+pub const FWD_MACS: usize = 16;
 
 /// The loaded bench object: dropping it detaches its programs.
 pub struct BenchProgs {
@@ -335,15 +341,25 @@ impl BenchProgs {
         Ok(())
     }
 
-    /// Configures the no-op forwarders: new MACs, egress `ifindex` and,
-    /// for tc, the only destination it forwards (None: every frame).
+    /// Configures the no-op forwarders: new MACs (XDP: the first of
+    /// `dmacs`; tc: one of them per flow, by source port), egress
+    /// `ifindex` and, for tc, the only destination it forwards (None:
+    /// every frame).
     pub fn set_fwd(
         &mut self,
-        dmac: [u8; 6],
+        dmacs: &[[u8; 6]],
         smac: [u8; 6],
         ifindex: u32,
         vip: Option<Ipv4Addr>,
     ) -> Result<()> {
+        if dmacs.is_empty() || dmacs.len() > FWD_MACS {
+            return Err(err(
+                "xvsb_fwd_cfg",
+                format!("{} MACs (1 to {FWD_MACS})", dmacs.len()),
+            ));
+        }
+        let mut dmac = [[0; 6]; FWD_MACS];
+        dmac[..dmacs.len()].copy_from_slice(dmacs);
         let mut a: Array<&mut MapData, FwdCfg> =
             Array::try_from(self.ebpf.map_mut("xvsb_fwd_cfg").unwrap())
                 .map_err(|e| err("map", e))?;
@@ -352,15 +368,17 @@ impl BenchProgs {
             FwdCfg {
                 dmac,
                 smac,
+                pad: [0; 2],
                 ifindex,
                 vip: vip.map(|v| v.octets()).unwrap_or_default(),
+                nmacs: dmacs.len() as u32,
             },
             0,
         )
         .map_err(|e| err("xvsb_fwd_cfg", e))
     }
 
-    fn set_gen(&mut self, nflows: u32, l4: L4, frame: &[u8]) -> Result<()> {
+    fn set_gen(&mut self, nflows: u32, l4: L4, frame: &[u8], order: FlowOrder) -> Result<()> {
         let mut tpl = GenTpl { b: [0; 60] };
         let n = frame.len().min(60);
         tpl.b[..n].copy_from_slice(&frame[..n]);
@@ -378,6 +396,7 @@ impl BenchProgs {
                 base_port: BASE_PORT.into(),
                 l4_off: 34,
                 csum_off: if l4 == L4::Tcp { 16 } else { 6 },
+                random: u32::from(order == FlowOrder::Random),
             },
             0,
         )
@@ -419,10 +438,10 @@ impl BenchProgs {
         count: u32,
         nflows: u32,
         l4: L4,
-        reset: bool,
+        reset: Option<FlowOrder>,
     ) -> Result<()> {
-        if reset {
-            self.set_gen(nflows, l4, frame)?;
+        if let Some(order) = reset {
+            self.set_gen(nflows, l4, frame, order)?;
         }
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
         // rx_queue_index, egress_ifindex.
@@ -452,8 +471,39 @@ pub struct RateConfig {
     pub forwarders: Vec<Forwarder>,
     pub l4s: Vec<L4>,
     pub flows: u32,
+    /// Which flow each established-traffic frame belongs to.
+    pub order: FlowOrder,
     pub duration: Duration,
     pub repeats: u32,
+}
+
+/// The order of the generator's flows in established traffic (the
+/// warm-up always goes through them in turn, one SYN each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOrder {
+    /// Frame n belongs to flow n mod flows: each flow comes back exactly
+    /// every `flows` frames. Any cache of flows that holds fewer than all
+    /// of them, least-recently-used first (a CPU's caches among them),
+    /// misses on every frame: the worst case.
+    Cyclic,
+    /// Each frame belongs to a flow picked pseudo-randomly (the same
+    /// sequence every run), as independent flows interleave.
+    Random,
+}
+
+impl FlowOrder {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowOrder::Cyclic => "cyclic",
+            FlowOrder::Random => "random",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FlowOrder> {
+        [FlowOrder::Cyclic, FlowOrder::Random]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
 }
 
 fn mac(t: &Topology, role: Role, ifname: &str) -> [u8; 6] {
@@ -477,7 +527,7 @@ fn run_one(
         .enter(|| xvs_datapath::ifindex("d1"))?
         .map_err(|e| err("d1", e))?;
     progs.set_fwd(
-        mac(t, Role::Server(0), "r0"),
+        &[mac(t, Role::Server(0), "r0")],
         mac(t, Role::Director, "d1"),
         d1,
         None,
@@ -542,14 +592,21 @@ fn run_one(
         // Warm-up: one SYN (UDP: one datagram) per flow, twice over in
         // case some were dropped on the way.
         for _ in 0..2 {
-            progs.send(&first, c0, cfg.flows, cfg.flows, l4, true)?;
+            progs.send(
+                &first,
+                c0,
+                cfg.flows,
+                cfg.flows,
+                l4,
+                Some(FlowOrder::Cyclic),
+            )?;
         }
         if std::env::var_os("XVSB_DEBUG").is_some() {
             eprintln!("warm-up: sink {:?}, seq {:?}", progs.sink(), progs.seq());
         }
         // Then established traffic: a short run to settle, then the
         // measured one, in chunks until the duration has passed.
-        progs.send(&est, c0, 100_000, cfg.flows, l4, true)?;
+        progs.send(&est, c0, 100_000, cfg.flows, l4, Some(cfg.order))?;
         // The rate, without the kernel's BPF run-time accounting (two clock
         // reads around every program run: a cost of its own per packet,
         // the same for every forwarder, that would narrow their gaps).
@@ -558,7 +615,7 @@ fn run_one(
         let start = Instant::now();
         let mut sent = 0u64;
         while start.elapsed() < cfg.duration {
-            progs.send(&est, c0, chunk, cfg.flows, l4, false)?;
+            progs.send(&est, c0, chunk, cfg.flows, l4, None)?;
             sent += u64::from(chunk);
         }
         let secs = start.elapsed().as_secs_f64();
@@ -568,7 +625,7 @@ fn run_one(
         let prog_ns = {
             let _stats = crate::bpfsys::enable_run_time_stats().ok();
             let s0 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
-            progs.send(&est, c0, STATS_PACKETS, cfg.flows, l4, false)?;
+            progs.send(&est, c0, STATS_PACKETS, cfg.flows, l4, None)?;
             let s1 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
             match (s0, s1) {
                 (Some((t0, c0)), Some((t1, c1))) if c1 > c0 => (t1 - t0) as f64 / (c1 - c0) as f64,
@@ -711,7 +768,7 @@ mod root_tests {
         let src = Ipv4Addr::new(198, 18, 0, 2);
         let dst = Ipv4Addr::new(198, 18, 0, 100);
         let f = frame([2; 6], [4; 6], src, dst, L4::Tcp, BASE_PORT, 80, 0x10);
-        p.set_gen(3, L4::Tcp, &f).unwrap();
+        p.set_gen(3, L4::Tcp, &f, FlowOrder::Cyclic).unwrap();
         let mut ports = Vec::new();
         for _ in 0..4 {
             let mut out = vec![0u8; 256];

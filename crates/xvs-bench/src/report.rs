@@ -412,7 +412,7 @@ pub fn markdown(r: &RunResult, figs: &[(String, String)], prefix: &str) -> Strin
     fig(&mut o, "latency.png");
     let _ = writeln!(
         o,
-        "`noop-fwd` is a no-op tc forwarder on xvs's own path (d0 ingress → rs0's MAC → d1; no parsing beyond the destination address, no state, one real server): the ceiling of any forwarder there. Both `direct` and the xvs contenders cross the director once each way, so no hop is added.\n"
+        "`noop-fwd` is a no-op tc forwarder on xvs's own path (d0 ingress → a real server's MAC, picked by source port → d1; no parsing beyond the destination address and ports, no state): the ceiling of any forwarder there. `direct` spreads wrk's threads over the three real servers at their own addresses, as every balancer spreads the connections, so each contender loads the same three nginx workers. Both `direct` and the xvs contenders cross the director once each way, so no hop is added.\n"
     );
     group(&mut o, "http");
     let _ = writeln!(
@@ -647,8 +647,12 @@ fn rate_table(o: &mut String, r: &RunResult) {
     let rc = &r.config.rate;
     let _ = writeln!(
         o,
-        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow) with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook. The rate is measured with the kernel's BPF run-time accounting off (it reads the clock around every program run, a cost per packet that would narrow the gaps); ns/packet in the d0 program: that accounting (BPF_ENABLE_STATS) of the forwarding program alone, over 500,000 more packets right after the measured run.\n",
+        "Packet rate: `xvsb_gen` sends 60-byte frames of {} flows (TCP ACKs after one SYN per flow; UDP after one datagram per flow), {}, with XDP live frames from the client's c0 into the director's d0; the sink on p-d (the bridge port in front of the real servers) counts frames addressed to a real server and drops them. {} s per run, {} runs per case in rotating order; everything runs on the one CPU that issues BPF_PROG_RUN, so generator and sink cost are part of every number alike. tc cases: `xvsb_pass` on d0 turns the frames into skbs that meet the tc hook. The rate is measured with the kernel's BPF run-time accounting off (it reads the clock around every program run, a cost per packet that would narrow the gaps); ns/packet in the d0 program: that accounting (BPF_ENABLE_STATS) of the forwarding program alone, over 500,000 more packets right after the measured run.\n",
         rc.flows,
+        match rc.order {
+            crate::pktgen::FlowOrder::Random => "each frame of a flow picked pseudo-randomly (`--flow-order random`; the same sequence every run)",
+            crate::pktgen::FlowOrder::Cyclic => "each flow in turn (the default order: the worst case for any least-recently-used cache smaller than all the flows, a CPU's own among them; `--flow-order random` picks each frame's flow pseudo-randomly)",
+        },
         rc.duration.as_secs(),
         rc.repeats
     );
