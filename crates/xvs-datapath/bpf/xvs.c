@@ -311,7 +311,8 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * cache miss on its bucket array): one cache line, no call. An entry is
  * filled from xvs_conns by a packet that needed no state change (UDP; TCP
  * in ESTABLISHED, a bare ACK) toward a real server forwarded to by DR or
- * NAT, and is trusted for XVS_FLOW_TTL_NS at most, and only while:
+ * NAT, and is trusted for a second (cfg->hz ticks of xvs_tick()) at most,
+ * never past its connection's deadline as it stood then, and only while:
  *   - its generation is current: every connection taken out of the table
  *     before its time (replaced, its server gone, flushed), on any CPU,
  *     moves xvs_flow_gen on (see xvs_flow_forget());
@@ -321,10 +322,9 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * A hit skips the connection's timer restart: the next packet after the
  * entry's time is up takes the full path, which restarts it; so an active
  * connection's timer in xvs_conns lags its last packet by at most
- * XVS_FLOW_TTL_NS (what ipvsadm -Lc shows can be up to a second short).
+ * a second (what ipvsadm -Lc shows can be up to a second short).
  * IPv6 connections are not cached (their key alone is 40 bytes).
  */
-/* An entry is trusted for a second (cfg->hz ticks) at most. */
 
 static __always_inline __u32 xvs_flow_generation(void)
 {
@@ -383,10 +383,18 @@ static __always_inline int xvs_flow_is(const struct xvs_flow *f, const struct pk
 	       f->dport == p->dport && f->proto == p->proto;
 }
 
-/* Whether entry f may be used at tick t, generation gen. */
+/* The largest HZ Linux is built with (user space never sets more). */
+#define XVS_HZ_MAX 1000
+
+/* Whether entry f may be used at tick t, generation gen: its time left is
+ * 1 to XVS_HZ_MAX + 1 ticks (a fill gives it at most hz, +1 for the bit
+ * that keeps until from 0). Not "until is ahead of t" by a signed
+ * difference, which an entry left alone for 2^31 ticks (25 days at
+ * HZ=1000) would pass again, for as long; this one only for a second or
+ * so once the clock has gone round 2^32. */
 static __always_inline int xvs_flow_live(const struct xvs_flow *f, __u32 t, __u32 gen)
 {
-	return f->until && (__s32)(f->until - t) > 0 && f->gen == gen;
+	return f->until && f->until - t - 1 <= XVS_HZ_MAX && f->gen == gen;
 }
 
 /* The entry of packet p's flow in this CPU's region, live or not, or NULL

@@ -564,6 +564,12 @@ impl Datapath {
         })
     }
 
+    /// The kernel's HZ as measured at load: ticks a second of the clock the
+    /// flow and hop caches run on (jiffies).
+    pub fn clock_hz(&self) -> u32 {
+        self.hz
+    }
+
     /// Attaches the XDP program to `iface` (resolved in the calling thread's
     /// network namespace). Uses a bpf_link where the kernel has it.
     pub fn attach_xdp<'a>(

@@ -847,3 +847,50 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
         }
     });
 }
+
+/// A cached flow left alone until its tick is 2^31 (plus ten seconds) in
+/// the past, so that a signed "until is ahead" would take it for fresh:
+/// its connection long expired, the bare ACK is not forwarded from the
+/// cache.
+#[test]
+fn a_flow_cached_long_ago_stays_out_when_the_clock_comes_round() {
+    common::require_root();
+    in_private_netns(|| {
+        director();
+        let fx0 = xvs_datapath::ifindex("fx0").unwrap();
+        let t0 = 5_000_000_000_000u64;
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+        ];
+        let seg = |flags: u8| {
+            eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, VIP, 6, &tcp(42000, 80, flags)),
+            )
+        };
+        for prog in PROGS {
+            let t = common::table(&rules);
+            let mut dp = common::load();
+            let hz = u64::from(dp.clock_hz());
+            assert!(hz >= 100, "HZ measured at load: {hz}");
+            dp.set_clock(Some(t0)).unwrap();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            for flags in [0x02, 0x10, 0x10] {
+                let out = dp.test_run_on(prog, &seg(flags), fx0).unwrap();
+                assert_eq!(out.verdict, redirect(prog), "{prog:?}");
+            }
+            let later = t0 + ((1u64 << 31) + 10 * hz) * 1_000_000_000 / hz;
+            dp.set_clock(Some(later)).unwrap();
+            let out = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
+            let pass = match prog {
+                Prog::Xdp => XDP_PASS,
+                Prog::Tc => TC_ACT_OK,
+            };
+            assert_eq!(out.verdict, pass, "{prog:?}");
+            assert_eq!(dp.counters().unwrap().forwarded, 3, "{prog:?}");
+        }
+    });
+}
