@@ -124,6 +124,15 @@ pub fn prepare_lab(t: &Topology) -> Result<()> {
             ("net.ipv4.conf.all.rp_filter", "0"),
             ("net.ipv4.conf.r0.rp_filter", "0"),
             ("net.ipv4.conf.lo.rp_filter", "0"),
+            // No TIME_WAIT on the real servers (they close first under
+            // `Connection: close`): one contender's closed connections
+            // would meet the next's SYNs on the same four-tuple (direct
+            // and every NAT-like path reach rs:80 from the client's
+            // address), and with TCP timestamps taken from another offset
+            // (the client's offset depends on the address it connects to)
+            // PAWS drops those SYNs for a minute: seen as 1 s stalls that
+            // cut direct and nft-dnat to a third in some rounds.
+            ("net.ipv4.tcp_max_tw_buckets", "0"),
         ])?;
         s.ip(&["addr", "add", &vip32, "dev", "lo"])?;
     }
