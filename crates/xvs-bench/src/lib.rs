@@ -110,6 +110,7 @@ impl Config {
                 l4s: vec![pktgen::L4::Tcp, pktgen::L4::Udp],
                 flows: 10_000,
                 order: pktgen::FlowOrder::Cyclic,
+                sweep: vec![100, 1_000],
                 duration: Duration::from_secs(3),
                 repeats: 3,
             },
@@ -245,6 +246,8 @@ pub struct RunResult {
     pub rates: Vec<pktgen::RateSample>,
     /// Why the packet-rate part failed, if it did.
     pub rate_error: Option<String>,
+    /// Packet rate by number of flows (`RateConfig::sweep`; empty if not run).
+    pub sweep: Vec<pktgen::RateSample>,
     /// Connection table at scale (None if not run).
     pub conns: Option<conntable::ConnResult>,
     /// Control plane timings (empty if not run): the asked size, and if
@@ -528,13 +531,22 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         }
     }
     drop(running);
-    let (mut rates, mut rate_error) = (Vec::new(), None);
+    let (mut rates, mut rate_error, mut sweep) = (Vec::new(), None, Vec::new());
     if cfg.parts.rate {
         match pktgen::run(&t, &cfg.rate) {
             Ok(r) => rates = r,
             Err(e) => {
                 eprintln!("xvs-bench: packet rate FAILED: {e}");
                 rate_error = Some(e.to_string());
+            }
+        }
+        if !cfg.rate.sweep.is_empty() {
+            match pktgen::sweep(&t, &cfg.rate) {
+                Ok(r) => sweep = r,
+                Err(e) => {
+                    eprintln!("xvs-bench: packet rate by flows FAILED: {e}");
+                    rate_error.get_or_insert(e.to_string());
+                }
             }
         }
     }
@@ -563,6 +575,7 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         ctl,
         rates,
         rate_error,
+        sweep,
         config: cfg.clone(),
         samples,
         outcomes,

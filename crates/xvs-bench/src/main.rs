@@ -7,7 +7,8 @@ use xvs_bench::{peers::Contender, report, Config};
 const USAGE: &str = "usage: xvs-bench [--quick] [--duration SECS] [--repeats N] [--connections N]
                  [--threads N] [--servers N] [--only NAME,NAME...] [--no-warmup]
                  [--parts wrk,rate,conns,ctl] [--rate-duration SECS] [--rate-repeats N]
-                 [--flows N] [--flow-order random|cyclic] [--forwarders NAME,...]
+                 [--flows N] [--flow-order random|cyclic] [--sweep N,N...|none]
+                 [--forwarders NAME,...]
                  [--tsv FILE] [--report FILE] [--update-doc FILE] [--plots DIR]
 
 Builds a NAT lab in network namespaces (client, director, real servers
@@ -61,6 +62,22 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "--rate-duration" => cfg.rate.duration = Duration::from_secs(num(val()?)?.max(1)),
             "--rate-repeats" => cfg.rate.repeats = num(val()?)?.max(1) as u32,
             "--flows" => cfg.rate.flows = num(val()?)?.max(1) as u32,
+            "--sweep" => {
+                let v = val()?;
+                cfg.rate.sweep = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|n| {
+                            n.trim()
+                                .parse::<u32>()
+                                .ok()
+                                .filter(|n| *n > 0)
+                                .ok_or_else(|| format!("--sweep: not a number of flows: {n}"))
+                        })
+                        .collect::<Result<_, _>>()?
+                };
+            }
             "--flow-order" => {
                 let v = val()?;
                 cfg.rate.order = xvs_bench::pktgen::FlowOrder::parse(&v)
@@ -164,7 +181,8 @@ fn main() -> ExitCode {
         }
         if !result.rates.is_empty() {
             let rp = p.with_extension("rate.tsv");
-            if let Err(e) = write(&rp, &xvs_bench::pktgen::to_tsv(&result.rates)) {
+            let all = [result.rates.clone(), result.sweep.clone()].concat();
+            if let Err(e) = write(&rp, &xvs_bench::pktgen::to_tsv(&all)) {
                 eprintln!("xvs-bench: {e}");
                 ok = false;
             }

@@ -473,6 +473,9 @@ pub struct RateConfig {
     pub flows: u32,
     /// Which flow each established-traffic frame belongs to.
     pub order: FlowOrder,
+    /// Other numbers of flows to measure `noop-xdp` and `xvs-dr-xdp` (TCP)
+    /// at, besides `flows` (see [`sweep`]).
+    pub sweep: Vec<u32>,
     pub duration: Duration,
     pub repeats: u32,
 }
@@ -718,6 +721,44 @@ pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
                 s.pps(),
                 s.sent,
                 s.received,
+                s.prog_ns,
+                f.prog_name()
+            );
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The packet rate of `noop-xdp` and `xvs-dr-xdp` (TCP) with each number
+/// of flows in `cfg.sweep`: how the cost of an established flow's packet
+/// grows with the flows that share the CPU's caches. Same method as
+/// [`run`], rounds in rotating order.
+pub fn sweep(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
+    let mut dp = Datapath::load_with(LoadOptions::default())
+        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
+    let mut out = Vec::new();
+    let cases: Vec<(Forwarder, u32)> = cfg
+        .sweep
+        .iter()
+        .flat_map(|&n| [(Forwarder::NoopXdp, n), (Forwarder::XvsXdp(Method::Dr), n)])
+        .collect();
+    let n = cases.len().max(1);
+    for round in 0..cfg.repeats {
+        for k in 0..cases.len() {
+            let (f, flows) = cases[(k + round as usize) % n];
+            let c = RateConfig {
+                flows,
+                ..cfg.clone()
+            };
+            let s = run_one(t, &mut dp, f, L4::Tcp, &c, round)?;
+            eprintln!(
+                "xvs-bench: rate by flows, round {}/{} {:<12} {:>6} flows {:>10.0} pps, {:.0} ns/packet in {}",
+                round + 1,
+                cfg.repeats,
+                f.name(),
+                flows,
+                s.pps(),
                 s.prog_ns,
                 f.prog_name()
             );

@@ -422,6 +422,7 @@ pub fn markdown(r: &RunResult, figs: &[(String, String)], prefix: &str) -> Strin
     fig(&mut o, "pktrate.png");
     group(&mut o, "rate");
     rate_table(&mut o, r);
+    sweep_table(&mut o, r);
     fig(&mut o, "conntable.png");
     group(&mut o, "conns");
     conn_table(&mut o, r);
@@ -699,6 +700,47 @@ fn rate_table(o: &mut String, r: &RunResult) {
     let _ = writeln!(o);
 }
 
+/// `noop-xdp` and `xvs-dr-xdp` (TCP) by number of flows: the sweep and the
+/// main run's own number.
+fn sweep_table(o: &mut String, r: &RunResult) {
+    if r.sweep.is_empty() {
+        return;
+    }
+    let noop = Forwarder::NoopXdp;
+    let dr = Forwarder::XvsXdp(crate::xvs::Method::Dr);
+    let of = |flows: u32, f: Forwarder| -> Option<(Stat, f64)> {
+        let v: Vec<&crate::pktgen::RateSample> = r
+            .sweep
+            .iter()
+            .chain(&r.rates)
+            .filter(|s| s.forwarder == f && s.l4 == L4::Tcp && s.flows == flows)
+            .collect();
+        let pps = Stat::of(v.iter().map(|s| s.pps()).collect())?;
+        let ns = Stat::of(v.iter().map(|s| s.prog_ns).collect()).map_or(f64::NAN, |s| s.median);
+        Some((pps, ns))
+    };
+    let mut flows: Vec<u32> = r.sweep.iter().chain(&r.rates).map(|s| s.flows).collect();
+    flows.sort_unstable();
+    flows.dedup();
+    let _ = writeln!(
+        o,
+        "Packet rate by number of flows (TCP, same method and order; each flow's entry in the flow cache is what grows with them, in a CPU's own caches first):\n\n| flows | noop-xdp | xvs-dr-xdp | xvs-dr-xdp vs noop-xdp | ns/packet in xvs_xdp (noop: xvsb_fwd_xdp) |\n|---:|---:|---:|---:|---:|"
+    );
+    for n in flows {
+        let (Some((a, an)), Some((b, bn))) = (of(n, noop), of(n, dr)) else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "| {n} | {} | {} | {} | {bn:.0} ({an:.0}) |",
+            fmt_pps(a.median),
+            fmt_pps(b.median),
+            ratio(Some(b.median), Some(a.median)),
+        );
+    }
+    let _ = writeln!(o);
+}
+
 fn conn_table(o: &mut String, r: &RunResult) {
     let Some(c) = &r.conns else { return };
     let _ = writeln!(
@@ -856,6 +898,18 @@ mod tests {
                 rate(Forwarder::XvsXdp(crate::xvs::Method::Dr), 850.0),
             ],
             rate_error: None,
+            sweep: vec![
+                crate::pktgen::RateSample {
+                    flows: 100,
+                    received: 2_000_000,
+                    ..rate(Forwarder::NoopXdp, 0.0)
+                },
+                crate::pktgen::RateSample {
+                    flows: 100,
+                    received: 1_800_000,
+                    ..rate(Forwarder::XvsXdp(crate::xvs::Method::Dr), 0.0)
+                },
+            ],
             conns: None,
             ctl: vec![],
         };
@@ -869,6 +923,15 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("![t](bench/results/throughput.png)"), "{md}");
+        // by number of flows: the sweep's 100 and the main run's 10
+        assert!(
+            md.contains("| 100 | 2.00 Mpps | 1.80 Mpps | 0.90x | 50 (50) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 10 | 1 kpps | 1 kpps | 0.85x | 50 (50) |"),
+            "{md}"
+        );
         let t = targets(&r);
         let get = |n: &str| t.iter().find(|t| t.name.starts_with(n)).unwrap().met;
         assert_eq!(get("xvs-dr HTTP keep-alive"), Some(true));
