@@ -8,7 +8,7 @@ set xtics rotate by -30
 set key top right
 set yrange [0:*]
 set output 'throughput.png'
-set multiplot layout 1,2 title 'HTTP through the director (wrk -c16, median of 3 rounds, bars: min-max)'
+set multiplot layout 1,2 title 'HTTP through the director (wrk -c15, median of 3 rounds, bars: min-max)'
 set title 'keep-alive: requests/s'
 plot 'http.dat' using 2:3:4:xtic(1) title 'req/s' lc rgb '#3366cc'
 set title 'Connection: close: new connections/s'
