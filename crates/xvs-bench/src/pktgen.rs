@@ -697,37 +697,12 @@ const STATS_PACKETS: u32 = 500_000;
 
 /// Runs every forwarder × L4 `repeats` times, alternating.
 pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
-    // The connection table and flow cache as xvsd has them by default
-    // (the table's size matters: its bucket array is what a lookup misses).
-    let mut dp = Datapath::load_with(LoadOptions::default())
-        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
-    let mut out = Vec::new();
-    let cases: Vec<(Forwarder, L4)> = cfg
+    let cases: Vec<(Forwarder, L4, u32)> = cfg
         .forwarders
         .iter()
-        .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l)))
+        .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l, cfg.flows)))
         .collect();
-    let n = cases.len().max(1);
-    for round in 0..cfg.repeats {
-        for k in 0..cases.len() {
-            let (f, l4) = cases[(k + round as usize) % n];
-            let s = run_one(t, &mut dp, f, l4, cfg, round)?;
-            eprintln!(
-                "xvs-bench: rate round {}/{} {:<12} {} {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
-                round + 1,
-                cfg.repeats,
-                f.name(),
-                l4.name(),
-                s.pps(),
-                s.sent,
-                s.received,
-                s.prog_ns,
-                f.prog_name()
-            );
-            out.push(s);
-        }
-    }
-    Ok(out)
+    run_cases(t, cfg, &cases)
 }
 
 /// The packet rate of `noop-xdp` and `xvs-dr-xdp` (TCP) with each number
@@ -735,30 +710,50 @@ pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
 /// grows with the flows that share the CPU's caches. Same method as
 /// [`run`], rounds in rotating order.
 pub fn sweep(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
+    let cases: Vec<(Forwarder, L4, u32)> = cfg
+        .sweep
+        .iter()
+        .flat_map(|&n| {
+            [
+                (Forwarder::NoopXdp, L4::Tcp, n),
+                (Forwarder::XvsXdp(Method::Dr), L4::Tcp, n),
+            ]
+        })
+        .collect();
+    run_cases(t, cfg, &cases)
+}
+
+/// Each (forwarder, L4, flows) case `cfg.repeats` times, the order rotated
+/// every round.
+fn run_cases(
+    t: &Topology,
+    cfg: &RateConfig,
+    cases: &[(Forwarder, L4, u32)],
+) -> Result<Vec<RateSample>> {
+    // The connection table and flow cache as xvsd has them by default
+    // (the table's size matters: its bucket array is what a lookup misses).
     let mut dp = Datapath::load_with(LoadOptions::default())
         .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
     let mut out = Vec::new();
-    let cases: Vec<(Forwarder, u32)> = cfg
-        .sweep
-        .iter()
-        .flat_map(|&n| [(Forwarder::NoopXdp, n), (Forwarder::XvsXdp(Method::Dr), n)])
-        .collect();
     let n = cases.len().max(1);
     for round in 0..cfg.repeats {
         for k in 0..cases.len() {
-            let (f, flows) = cases[(k + round as usize) % n];
+            let (f, l4, flows) = cases[(k + round as usize) % n];
             let c = RateConfig {
                 flows,
                 ..cfg.clone()
             };
-            let s = run_one(t, &mut dp, f, L4::Tcp, &c, round)?;
+            let s = run_one(t, &mut dp, f, l4, &c, round)?;
             eprintln!(
-                "xvs-bench: rate by flows, round {}/{} {:<12} {:>6} flows {:>10.0} pps, {:.0} ns/packet in {}",
+                "xvs-bench: rate round {}/{} {:<12} {} {:>6} flows {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
                 round + 1,
                 cfg.repeats,
                 f.name(),
+                l4.name(),
                 flows,
                 s.pps(),
+                s.sent,
+                s.received,
                 s.prog_ns,
                 f.prog_name()
             );
