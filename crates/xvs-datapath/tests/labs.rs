@@ -59,7 +59,7 @@ fn nat_wrr_2_to_1_splits_300_requests_200_to_100() {
 }
 
 /// The same through XDP on both director interfaces: DNATed packets and
-/// SNATed replies leave through the DEVMAP (`bpf_redirect_map`).
+/// SNATed replies leave by `bpf_redirect` to the other interface.
 #[test]
 fn nat_xdp_wrr_2_to_1_splits_300_requests_200_to_100() {
     nat_wrr_2_to_1(Attach::Xdp);

@@ -130,9 +130,9 @@ impl Lab {
     }
 
     /// [`Lab::nat`] with the real servers' next hops from `hops`, attached
-    /// with `attach`. XDP: native `xvs_xdp` on `d0` and `d1` (each in the
-    /// other's DEVMAP: the DNATed packets are redirected from d0 to d1, the
-    /// SNATed replies from d1 to d0); the veth peers those frames enter
+    /// with `attach`. XDP: native `xvs_xdp` on `d0` and `d1` (the DNATed
+    /// packets are redirected from d0 to d1, the SNATed replies from d1 to
+    /// d0); the veth peers those frames enter
     /// (`p-d` on the bridge, the client's `c0`) get an XDP_PASS program,
     /// and the client's and the real servers' tx checksum offload is off.
     /// With `pin`, the datapath's maps and links are pinned there (tc only):
