@@ -1488,7 +1488,7 @@ static __always_inline int xvs_xdp_out(struct xdp_md *ctx, __u32 ifindex)
 }
 
 /* XDP: writes the hop's MACs into the frame; -1 if it is too short. */
-static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const struct xvs_hop *h)
+static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const __u8 *dmac, const __u8 *smac)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -1496,8 +1496,8 @@ static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const struct xvs_hop
 
 	if ((void *)(eth + 1) > data_end)
 		return -1;
-	__builtin_memcpy(eth->h_dest, h->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, h->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	return 0;
 }
 
@@ -1703,7 +1703,7 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return xvs_xdp_to_tc(ctx, h, 0);
 	}
-	if (xvs_xdp_macs(ctx, h)) {
+	if (xvs_xdp_macs(ctx, h->dmac, h->smac)) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
@@ -1784,7 +1784,7 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return xvs_xdp_to_tc(ctx, h, d->fwd != XVS_FWD_MASQ);
 	}
-	if (xvs_xdp_macs(ctx, h))
+	if (xvs_xdp_macs(ctx, h->dmac, h->smac))
 		return XDP_ABORTED;
 	xvs_count(XVS_CNT_FORWARDED);
 	return xvs_xdp_out(ctx, h->ifindex);
@@ -1814,7 +1814,7 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return xvs_xdp_to_tc(ctx, h, 0);
 	}
-	if (xvs_xdp_macs(ctx, h))
+	if (xvs_xdp_macs(ctx, h->dmac, h->smac))
 		return XDP_ABORTED;
 	xvs_count(XVS_CNT_REPLIED);
 	return xvs_xdp_out(ctx, h->ifindex);
@@ -1838,14 +1838,13 @@ int xvs_xdp(struct xdp_md *ctx)
 		 * redirect's. */
 		struct xvs_hop_cached *e =
 			xvs_hop_cached(ctx->ingress_ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
-		struct ethhdr *eth = data;
 
-		if (e && (void *)(eth + 1) <= data_end) {
+		if (e) {
 			if (d.fwd == XVS_FWD_MASQ &&
 			    xdp_nat(&p, data_end, 1, d.new_addr[0], d.new_port))
 				return XDP_ABORTED; /* cannot happen: checked by the parser */
-			__builtin_memcpy(eth->h_dest, e->dmac, ETH_ALEN);
-			__builtin_memcpy(eth->h_source, e->smac, ETH_ALEN);
+			if (xvs_xdp_macs(ctx, e->dmac, e->smac))
+				return XDP_ABORTED;
 			xvs_count(XVS_CNT_FORWARDED);
 			return xvs_xdp_out(ctx, e->ifindex);
 		}

@@ -448,7 +448,7 @@ pub struct Config {
     pub flow_sets: u32,
     /// Test hook: the clock in ns if not 0 (else `bpf_ktime_get_coarse_ns`).
     pub now_ns: u64,
-    /// The kernel's HZ (measured: [`crate::kernel_hz`]): ticks a second of
+    /// The kernel's HZ (measured at load: [`crate::Datapath::clock_hz`]): ticks a second of
     /// the flow and hop caches' clock, jiffies. 0: nothing is cached.
     pub hz: u32,
     pub pad: u32,
