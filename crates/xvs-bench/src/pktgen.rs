@@ -474,7 +474,7 @@ pub struct RateConfig {
     /// Which flow each established-traffic frame belongs to.
     pub order: FlowOrder,
     /// Other numbers of flows to measure `noop-xdp` and `xvs-dr-xdp` (TCP)
-    /// at, besides `flows` (see [`sweep`]).
+    /// at, besides `flows` (see [`run`]).
     pub sweep: Vec<u32>,
     pub duration: Duration,
     pub repeats: u32,
@@ -695,22 +695,22 @@ pub fn to_tsv(v: &[RateSample]) -> String {
 /// for the forwarding program's ns/packet.
 const STATS_PACKETS: u32 = 500_000;
 
-/// Runs every forwarder × L4 `repeats` times, alternating.
-pub fn run(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
-    let cases: Vec<(Forwarder, L4, u32)> = cfg
+/// Runs every forwarder × L4 `repeats` times, alternating, at `cfg.flows`
+/// flows; then `noop-xdp` and `xvs-dr-xdp` (TCP) at each number of flows in
+/// `cfg.sweep` (how the cost of an established flow's packet grows with the
+/// flows that share the CPU's caches), the same way. Returns the two sets
+/// of samples: (main, sweep).
+pub fn run(t: &Topology, cfg: &RateConfig) -> Result<(Vec<RateSample>, Vec<RateSample>)> {
+    // The connection table and flow cache as xvsd has them by default
+    // (the table's size matters: its bucket array is what a lookup misses).
+    let mut dp = Datapath::load_with(LoadOptions::default())
+        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
+    let main: Vec<(Forwarder, L4, u32)> = cfg
         .forwarders
         .iter()
         .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l, cfg.flows)))
         .collect();
-    run_cases(t, cfg, &cases)
-}
-
-/// The packet rate of `noop-xdp` and `xvs-dr-xdp` (TCP) with each number
-/// of flows in `cfg.sweep`: how the cost of an established flow's packet
-/// grows with the flows that share the CPU's caches. Same method as
-/// [`run`], rounds in rotating order.
-pub fn sweep(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
-    let cases: Vec<(Forwarder, L4, u32)> = cfg
+    let sweep: Vec<(Forwarder, L4, u32)> = cfg
         .sweep
         .iter()
         .flat_map(|&n| {
@@ -720,20 +720,20 @@ pub fn sweep(t: &Topology, cfg: &RateConfig) -> Result<Vec<RateSample>> {
             ]
         })
         .collect();
-    run_cases(t, cfg, &cases)
+    Ok((
+        run_cases(t, &mut dp, cfg, &main)?,
+        run_cases(t, &mut dp, cfg, &sweep)?,
+    ))
 }
 
 /// Each (forwarder, L4, flows) case `cfg.repeats` times, the order rotated
 /// every round.
 fn run_cases(
     t: &Topology,
+    dp: &mut Datapath,
     cfg: &RateConfig,
     cases: &[(Forwarder, L4, u32)],
 ) -> Result<Vec<RateSample>> {
-    // The connection table and flow cache as xvsd has them by default
-    // (the table's size matters: its bucket array is what a lookup misses).
-    let mut dp = Datapath::load_with(LoadOptions::default())
-        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
     let mut out = Vec::new();
     let n = cases.len().max(1);
     for round in 0..cfg.repeats {
@@ -743,7 +743,7 @@ fn run_cases(
                 flows,
                 ..cfg.clone()
             };
-            let s = run_one(t, &mut dp, f, l4, &c, round)?;
+            let s = run_one(t, dp, f, l4, &c, round)?;
             eprintln!(
                 "xvs-bench: rate round {}/{} {:<12} {} {:>6} flows {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
                 round + 1,
