@@ -955,8 +955,11 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		xvs_conn_free(k, c, now);
 		c = NULL;
 	}
-	if (!c) {
-		/* ip_vs_out(): a NAT real server's reply? */
+	/* ip_vs_out(): a NAT real server's reply? Not a bare SYN, which
+	 * opens a connection: a new connection's SYN skips this lookup, a
+	 * miss on a bucket of a big table. */
+	if (!c && (p->proto != IPPROTO_TCP ||
+		   (p->tcp_flags & (XVS_TCP_SYN | XVS_TCP_ACK)) != XVS_TCP_SYN)) {
 		ik = bpf_map_lookup_elem(&xvs_conns_out, k);
 		if (ik) {
 			struct conn_key *ikc = &sc->ik;
