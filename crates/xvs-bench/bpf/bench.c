@@ -4,8 +4,9 @@
  *
  *  - xvsb_gen: run with BPF_PROG_RUN and BPF_F_TEST_XDP_LIVE_FRAMES on the
  *    client's veth; gives every frame the next source port of a set of
- *    flows (fixing the TCP/UDP checksum) and returns XDP_TX, so the frame
- *    leaves the client's veth and enters the director.
+ *    flows, or (GEN_FRESH) a client address and port no frame had before
+ *    (fixing the IP and TCP/UDP checksums), and returns XDP_TX, so the
+ *    frame leaves the client's veth and enters the director.
  *  - xvsb_fwd_xdp / xvsb_fwd_tc: the ceiling, a no-op forwarder: rewrites
  *    the two MAC addresses and redirects (or XDP_TX) without looking at IP
  *    (tc: at the destination address, and with several real servers at the
@@ -28,8 +29,15 @@ struct gen_cfg {
 	__u32 base_port; /* host order */
 	__u32 l4_off;    /* offset of the TCP/UDP header in the frame */
 	__u32 csum_off;  /* offset of the L4 checksum within that header */
-	__u32 random;    /* 0: flow n % nflows for frame n; 1: a pseudo-random flow */
+	__u32 mode;      /* GEN_CYCLIC, GEN_RANDOM or GEN_FRESH */
 };
+
+/* gen_cfg.mode: which flow frame n belongs to. */
+#define GEN_CYCLIC 0 /* flow n % nflows */
+#define GEN_RANDOM 1 /* a pseudo-random one of the nflows */
+#define GEN_FRESH 2  /* a new one: source port base + n % nflows, and the
+		      * template's source address + n / nflows in its low
+		      * 16 bits (nflows * 65536 frames before one repeats) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -121,7 +129,7 @@ int xvsb_gen(struct xdp_md *ctx)
 	__u64 n = *seq;
 	*seq = n + 1;
 	__u64 f = n;
-	if (cfg->random) {
+	if (cfg->mode == GEN_RANDOM) {
 		/* splitmix64's finalizer: every frame an independent-looking
 		 * pick, the same sequence every run */
 		f = (n + 1) * 0x9e3779b97f4a7c15ULL;
@@ -138,6 +146,18 @@ int xvsb_gen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (*check != 0)
 		*check = csum_replace16(*check, old, new);
+	if (cfg->mode == GEN_FRESH) {
+		/* the low half of the IPv4 source address (Ethernet + IPv4
+		 * without options: the template's), in the IP header's
+		 * checksum and the pseudo header's */
+		__u16 *lo = data + sizeof(struct ethhdr) + 14;
+		__u16 *ipcheck = data + sizeof(struct ethhdr) + 10;
+		__u16 a = __builtin_bswap16((__u16)(__builtin_bswap16(*lo) + n / cfg->nflows));
+		*ipcheck = csum_replace16(*ipcheck, *lo, a);
+		if (*check != 0)
+			*check = csum_replace16(*check, *lo, a);
+		*lo = a;
+	}
 	return XDP_TX;
 }
 

@@ -111,6 +111,13 @@ impl Config {
                 flows: 10_000,
                 order: pktgen::FlowOrder::Cyclic,
                 sweep: vec![100, 1_000],
+                new_flows: vec![
+                    pktgen::Forwarder::NoopXdp,
+                    pktgen::Forwarder::XvsXdp(xvs::Method::Dr),
+                    pktgen::Forwarder::XvsXdp(xvs::Method::Nat),
+                    pktgen::Forwarder::NoopTc,
+                    pktgen::Forwarder::XvsTc(xvs::Method::Dr),
+                ],
                 duration: Duration::from_secs(3),
                 repeats: 3,
             },
@@ -134,6 +141,10 @@ impl Config {
                 duration: Duration::from_secs(1),
                 repeats: 2,
                 l4s: vec![pktgen::L4::Tcp],
+                new_flows: vec![
+                    pktgen::Forwarder::NoopXdp,
+                    pktgen::Forwarder::XvsXdp(xvs::Method::Dr),
+                ],
                 ..full.rate.clone()
             },
             conn_runs: 3,
@@ -248,6 +259,9 @@ pub struct RunResult {
     pub rate_error: Option<String>,
     /// Packet rate by number of flows (`RateConfig::sweep`; empty if not run).
     pub sweep: Vec<pktgen::RateSample>,
+    /// New connections: SYNs of new flows (`RateConfig::new_flows`; empty
+    /// if not run).
+    pub new_flows: Vec<pktgen::RateSample>,
     /// Connection table at scale (None if not run).
     pub conns: Option<conntable::ConnResult>,
     /// Control plane timings (empty if not run): the asked size, and if
@@ -531,10 +545,10 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
         }
     }
     drop(running);
-    let (mut rates, mut rate_error, mut sweep) = (Vec::new(), None, Vec::new());
+    let (mut runs, mut rate_error) = (pktgen::RateRuns::default(), None);
     if cfg.parts.rate {
         match pktgen::run(&t, &cfg.rate) {
-            Ok((r, s)) => (rates, sweep) = (r, s),
+            Ok(r) => runs = r,
             Err(e) => {
                 eprintln!("xvs-bench: packet rate FAILED: {e}");
                 rate_error = Some(e.to_string());
@@ -564,9 +578,10 @@ pub fn run(cfg: &Config) -> Result<RunResult> {
     Ok(RunResult {
         conns,
         ctl,
-        rates,
+        rates: runs.main,
         rate_error,
-        sweep,
+        sweep: runs.sweep,
+        new_flows: runs.new_flows,
         config: cfg.clone(),
         samples,
         outcomes,

@@ -8,14 +8,16 @@ const USAGE: &str = "usage: xvs-bench [--quick] [--duration SECS] [--repeats N] 
                  [--threads N] [--servers N] [--only NAME,NAME...] [--no-warmup]
                  [--parts wrk,rate,conns,ctl] [--rate-duration SECS] [--rate-repeats N]
                  [--flows N] [--flow-order random|cyclic] [--sweep N,N...|none]
-                 [--forwarders NAME,...]
+                 [--forwarders NAME,...] [--new-flows NAME,...|none]
                  [--tsv FILE] [--report FILE] [--update-doc FILE] [--plots DIR]
 
 Builds a NAT lab in network namespaces (client, director, real servers
 running nginx) and measures, side by side, with rounds in rotating order:
 direct, haproxy, nginx-stream, nft-dnat, noop-fwd, xvs-dr, xvs-nat, xvs-tun
 (wrk); then the packet rate of the no-op XDP/tc forwarders and xvs with a
-live-frames generator; the connection table at 10k/1M/10M entries; and the
+live-frames generator, for established flows and for new ones (every frame
+a SYN of a new flow: new connections/s); the connection table at
+10k/1M/10M entries; and the
 control plane at 10,000 services x 10 real servers. Default: 10 s per wrk
 measurement, 3 rounds; --quick: 3 s, 2 rounds. Needs root.";
 
@@ -82,6 +84,19 @@ fn parse_args() -> Result<(Config, Outputs), String> {
                 let v = val()?;
                 cfg.rate.order = xvs_bench::pktgen::FlowOrder::parse(&v)
                     .ok_or_else(|| format!("--flow-order: want cyclic or random: {v}"))?;
+            }
+            "--new-flows" => {
+                let v = val()?;
+                cfg.rate.new_flows = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|n| {
+                            xvs_bench::pktgen::Forwarder::parse(n.trim())
+                                .ok_or_else(|| format!("--new-flows: unknown forwarder {n:?}"))
+                        })
+                        .collect::<Result<_, _>>()?
+                };
             }
             "--forwarders" => {
                 cfg.rate.forwarders = val()?
@@ -179,9 +194,14 @@ fn main() -> ExitCode {
             eprintln!("xvs-bench: {e}");
             ok = false;
         }
-        if !result.rates.is_empty() {
+        if !result.rates.is_empty() || !result.new_flows.is_empty() {
             let rp = p.with_extension("rate.tsv");
-            let all = [result.rates.clone(), result.sweep.clone()].concat();
+            let all = [
+                result.rates.clone(),
+                result.sweep.clone(),
+                result.new_flows.clone(),
+            ]
+            .concat();
             if let Err(e) = write(&rp, &xvs_bench::pktgen::to_tsv(&all)) {
                 eprintln!("xvs-bench: {e}");
                 ok = false;

@@ -140,12 +140,43 @@ impl L4 {
     }
 }
 
+/// What the generator sends in a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Traffic {
+    /// Established flows: one SYN (UDP: one datagram) per flow first,
+    /// then ACK segments (UDP datagrams) of [`RateConfig::flows`] flows in
+    /// [`RateConfig::order`].
+    Established,
+    /// TCP SYNs, each of a flow the director has not seen (client
+    /// addresses in [`NEW_FLOW_NET`]): every frame a new connection to
+    /// schedule, track and forward.
+    NewFlows,
+}
+
+impl Traffic {
+    pub fn name(self) -> &'static str {
+        match self {
+            Traffic::Established => "established",
+            Traffic::NewFlows => "new",
+        }
+    }
+}
+
+/// Client addresses of [`Traffic::NewFlows`]: 198.19.0.0/16, inside the
+/// benchmark range and apart from the lab's own addresses (198.18.0.0/16).
+pub const NEW_FLOW_NET: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
+/// Source ports per client address of [`Traffic::NewFlows`] (from
+/// [`BASE_PORT`]): 50,000 x 65,536 frames before a flow comes round again.
+pub const NEW_FLOW_PORTS: u32 = 50_000;
+
 /// One measurement of the packet rate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateSample {
     pub round: u32,
     pub forwarder: Forwarder,
     pub l4: L4,
+    pub traffic: Traffic,
+    /// Established: the flows; new flows: source ports per address.
     pub flows: u32,
     /// Frames the generator sent.
     pub sent: u64,
@@ -155,6 +186,10 @@ pub struct RateSample {
     /// Mean ns per packet inside the director's program under test (the
     /// kernel's BPF run-time accounting); NaN if unavailable.
     pub prog_ns: f64,
+    /// New flows, xvs: connections the datapath made over the whole case
+    /// (the measured frames and the ones around them; its total `conns`
+    /// counter). 0 otherwise.
+    pub conns: u64,
 }
 
 impl RateSample {
@@ -250,8 +285,13 @@ struct GenCfg {
     base_port: u32,
     l4_off: u32,
     csum_off: u32,
-    random: u32,
+    mode: u32,
 }
+
+/// bench.c's `gen_cfg.mode`.
+const GEN_CYCLIC: u32 = 0;
+const GEN_RANDOM: u32 = 1;
+const GEN_FRESH: u32 = 2;
 // SAFETY: plain data, no padding.
 unsafe impl aya::Pod for GenCfg {}
 
@@ -378,7 +418,7 @@ impl BenchProgs {
         .map_err(|e| err("xvsb_fwd_cfg", e))
     }
 
-    fn set_gen(&mut self, nflows: u32, l4: L4, frame: &[u8], order: FlowOrder) -> Result<()> {
+    fn set_gen(&mut self, nflows: u32, l4: L4, frame: &[u8], mode: u32) -> Result<()> {
         let mut tpl = GenTpl { b: [0; 60] };
         let n = frame.len().min(60);
         tpl.b[..n].copy_from_slice(&frame[..n]);
@@ -396,7 +436,7 @@ impl BenchProgs {
                 base_port: BASE_PORT.into(),
                 l4_off: 34,
                 csum_off: if l4 == L4::Tcp { 16 } else { 6 },
-                random: u32::from(order == FlowOrder::Random),
+                mode,
             },
             0,
         )
@@ -429,8 +469,9 @@ impl BenchProgs {
     }
 
     /// Sends `count` copies of `frame` out of interface `ifindex` (of the
-    /// calling thread's namespace) with live frames, the flow index
-    /// cycling over `nflows` source ports from [`BASE_PORT`].
+    /// calling thread's namespace) with live frames, each given a flow by
+    /// the generator: `reset` starts it over in mode `GEN_*` with `nflows`
+    /// source ports from [`BASE_PORT`], None goes on where it was.
     fn send(
         &mut self,
         frame: &[u8],
@@ -438,10 +479,10 @@ impl BenchProgs {
         count: u32,
         nflows: u32,
         l4: L4,
-        reset: Option<FlowOrder>,
+        reset: Option<u32>,
     ) -> Result<()> {
-        if let Some(order) = reset {
-            self.set_gen(nflows, l4, frame, order)?;
+        if let Some(mode) = reset {
+            self.set_gen(nflows, l4, frame, mode)?;
         }
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
         // rx_queue_index, egress_ifindex.
@@ -476,6 +517,8 @@ pub struct RateConfig {
     /// Other numbers of flows to measure `noop-xdp` and `xvs-dr-xdp` (TCP)
     /// at, besides `flows` (see [`run`]).
     pub sweep: Vec<u32>,
+    /// Forwarders measured with [`Traffic::NewFlows`] too (TCP).
+    pub new_flows: Vec<Forwarder>,
     pub duration: Duration,
     pub repeats: u32,
 }
@@ -520,6 +563,7 @@ fn run_one(
     dp: &mut Datapath,
     f: Forwarder,
     l4: L4,
+    traffic: Traffic,
     cfg: &RateConfig,
     round: u32,
 ) -> Result<RateSample> {
@@ -590,26 +634,45 @@ fn run_one(
     let src = t.plan().client_addr();
     let vip = t.vip();
     let first = frame(dmac, smac, src, vip, l4, BASE_PORT, PORT, 0x02);
-    let est = frame(dmac, smac, src, vip, l4, BASE_PORT, PORT, 0x10);
+    let (est, nflows) = match traffic {
+        Traffic::Established => (
+            frame(dmac, smac, src, vip, l4, BASE_PORT, PORT, 0x10),
+            cfg.flows,
+        ),
+        Traffic::NewFlows => (
+            frame(
+                dmac,
+                smac,
+                NEW_FLOW_NET,
+                vip,
+                L4::Tcp,
+                BASE_PORT,
+                PORT,
+                0x02,
+            ),
+            NEW_FLOW_PORTS,
+        ),
+    };
     let result = t.client().enter(|| -> Result<RateSample> {
-        // Warm-up: one SYN (UDP: one datagram) per flow, twice over in
-        // case some were dropped on the way.
-        for _ in 0..2 {
-            progs.send(
-                &first,
-                c0,
-                cfg.flows,
-                cfg.flows,
-                l4,
-                Some(FlowOrder::Cyclic),
-            )?;
+        let mode = match (traffic, cfg.order) {
+            (Traffic::NewFlows, _) => GEN_FRESH,
+            (Traffic::Established, FlowOrder::Cyclic) => GEN_CYCLIC,
+            (Traffic::Established, FlowOrder::Random) => GEN_RANDOM,
+        };
+        if traffic == Traffic::Established {
+            // Warm-up: one SYN (UDP: one datagram) per flow, twice over in
+            // case some were dropped on the way.
+            for _ in 0..2 {
+                progs.send(&first, c0, nflows, nflows, l4, Some(GEN_CYCLIC))?;
+            }
+            if std::env::var_os("XVSB_DEBUG").is_some() {
+                eprintln!("warm-up: sink {:?}, seq {:?}", progs.sink(), progs.seq());
+            }
         }
-        if std::env::var_os("XVSB_DEBUG").is_some() {
-            eprintln!("warm-up: sink {:?}, seq {:?}", progs.sink(), progs.seq());
-        }
-        // Then established traffic: a short run to settle, then the
-        // measured one, in chunks until the duration has passed.
-        progs.send(&est, c0, 100_000, cfg.flows, l4, Some(cfg.order))?;
+        // Then the traffic: a short run to settle, then the measured one,
+        // in chunks until the duration has passed (new flows: the
+        // generator goes on to flows none of these frames had).
+        progs.send(&est, c0, 100_000, nflows, l4, Some(mode))?;
         // The rate, without the kernel's BPF run-time accounting (two clock
         // reads around every program run: a cost of its own per packet,
         // the same for every forwarder, that would narrow their gaps).
@@ -618,7 +681,7 @@ fn run_one(
         let start = Instant::now();
         let mut sent = 0u64;
         while start.elapsed() < cfg.duration {
-            progs.send(&est, c0, chunk, cfg.flows, l4, None)?;
+            progs.send(&est, c0, chunk, nflows, l4, None)?;
             sent += u64::from(chunk);
         }
         let secs = start.elapsed().as_secs_f64();
@@ -628,7 +691,7 @@ fn run_one(
         let prog_ns = {
             let _stats = crate::bpfsys::enable_run_time_stats().ok();
             let s0 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
-            progs.send(&est, c0, STATS_PACKETS, cfg.flows, l4, None)?;
+            progs.send(&est, c0, STATS_PACKETS, nflows, l4, None)?;
             let s1 = prog.as_ref().and_then(|p| crate::bpfsys::run_stats(p.fd));
             match (s0, s1) {
                 (Some((t0, c0)), Some((t1, c1))) if c1 > c0 => (t1 - t0) as f64 / (c1 - c0) as f64,
@@ -639,31 +702,55 @@ fn run_one(
             round,
             forwarder: f,
             l4,
-            flows: cfg.flows,
+            traffic,
+            flows: nflows,
             sent,
             received: r1 - r0,
             seconds: secs,
             prog_ns,
+            conns: 0,
         })
     })?;
-    let conns = dp.conn_count();
     if let Some(a) = xvs_att {
         let _ = d.enter(|| dp.detach(a));
     }
     drop(progs);
+    let mut result = result;
     if matches!(f, Forwarder::XvsXdp(_) | Forwarder::XvsTc(_)) {
-        dp.flush_conns().map_err(|e| err("flush", e))?;
-        let s = result.as_ref().ok();
-        if let Some(s) = s {
-            // The warm-up must have made every flow a tracked connection.
-            if (conns as u32) < cfg.flows {
-                return Err(err(
-                    &f.name(),
-                    format!(
-                        "only {conns} of {} flows tracked after the warm-up ({s:?})",
-                        cfg.flows
-                    ),
-                ));
+        match traffic {
+            Traffic::Established => {
+                let conns = dp.conn_count();
+                dp.flush_conns().map_err(|e| err("flush", e))?;
+                // The warm-up must have made every flow a tracked connection.
+                if let Ok(s) = &result {
+                    if (conns as u32) < cfg.flows {
+                        return Err(err(
+                            &f.name(),
+                            format!(
+                                "only {conns} of {} flows tracked after the warm-up ({s:?})",
+                                cfg.flows
+                            ),
+                        ));
+                    }
+                }
+            }
+            Traffic::NewFlows => {
+                // (a datapath of its own, dropped by the caller: no flush)
+                let conns = dp.total_stats().map_err(|e| err("counters", e))?.conns;
+                if let Ok(s) = &mut result {
+                    // Every SYN that reached a real server was a new
+                    // connection, scheduled and tracked.
+                    if conns < s.received {
+                        return Err(err(
+                            &f.name(),
+                            format!(
+                                "{conns} connections made for {} new flows forwarded ({s:?})",
+                                s.received
+                            ),
+                        ));
+                    }
+                    s.conns = conns;
+                }
             }
         }
     }
@@ -672,20 +759,23 @@ fn run_one(
 
 /// The samples as TSV, with a header.
 pub fn to_tsv(v: &[RateSample]) -> String {
-    let mut s =
-        String::from("round\tforwarder\tproto\tflows\tsent\treceived\tseconds\tpps\tprog_ns\n");
+    let mut s = String::from(
+        "round\tforwarder\tproto\ttraffic\tflows\tsent\treceived\tseconds\tpps\tprog_ns\tconns\n",
+    );
     for x in v {
         s.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.0}\t{:.1}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.0}\t{:.1}\t{}\n",
             x.round,
             x.forwarder.name(),
             x.l4.name(),
+            x.traffic.name(),
             x.flows,
             x.sent,
             x.received,
             x.seconds,
             x.pps(),
-            x.prog_ns
+            x.prog_ns,
+            x.conns
         ));
     }
     s
@@ -695,62 +785,99 @@ pub fn to_tsv(v: &[RateSample]) -> String {
 /// for the forwarding program's ns/packet.
 const STATS_PACKETS: u32 = 500_000;
 
+/// The packet-rate part's samples.
+#[derive(Clone, Debug, Default)]
+pub struct RateRuns {
+    /// Every forwarder x L4 at `RateConfig::flows` established flows.
+    pub main: Vec<RateSample>,
+    /// `noop-xdp` and `xvs-dr-xdp` (TCP) at each of `RateConfig::sweep`.
+    pub sweep: Vec<RateSample>,
+    /// `RateConfig::new_flows`, TCP, with [`Traffic::NewFlows`].
+    pub new_flows: Vec<RateSample>,
+}
+
 /// Runs every forwarder × L4 `repeats` times, alternating, at `cfg.flows`
 /// flows; then `noop-xdp` and `xvs-dr-xdp` (TCP) at each number of flows in
 /// `cfg.sweep` (how the cost of an established flow's packet grows with the
-/// flows that share the CPU's caches), the same way. Returns the two sets
-/// of samples: (main, sweep).
-pub fn run(t: &Topology, cfg: &RateConfig) -> Result<(Vec<RateSample>, Vec<RateSample>)> {
+/// flows that share the CPU's caches), the same way; then the
+/// `cfg.new_flows` forwarders with new flows.
+pub fn run(t: &Topology, cfg: &RateConfig) -> Result<RateRuns> {
     // The connection table and flow cache as xvsd has them by default
     // (the table's size matters: its bucket array is what a lookup misses).
-    let mut dp = Datapath::load_with(LoadOptions::default())
-        .map_err(|e| err("loading the datapath", format!("{e:?}")))?;
-    let main: Vec<(Forwarder, L4, u32)> = cfg
+    let mut dp = load()?;
+    let est = Traffic::Established;
+    let main: Vec<Case> = cfg
         .forwarders
         .iter()
-        .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l, cfg.flows)))
+        .flat_map(|f| cfg.l4s.iter().map(move |l| (*f, *l, est, cfg.flows)))
         .collect();
-    let sweep: Vec<(Forwarder, L4, u32)> = cfg
+    let sweep: Vec<Case> = cfg
         .sweep
         .iter()
         .flat_map(|&n| {
             [
-                (Forwarder::NoopXdp, L4::Tcp, n),
-                (Forwarder::XvsXdp(Method::Dr), L4::Tcp, n),
+                (Forwarder::NoopXdp, L4::Tcp, est, n),
+                (Forwarder::XvsXdp(Method::Dr), L4::Tcp, est, n),
             ]
         })
         .collect();
-    Ok((
-        run_cases(t, &mut dp, cfg, &main)?,
-        run_cases(t, &mut dp, cfg, &sweep)?,
-    ))
+    let new_flows: Vec<Case> = cfg
+        .new_flows
+        .iter()
+        .map(|f| (*f, L4::Tcp, Traffic::NewFlows, NEW_FLOW_PORTS))
+        .collect();
+    Ok(RateRuns {
+        main: run_cases(t, &mut dp, cfg, &main)?,
+        sweep: run_cases(t, &mut dp, cfg, &sweep)?,
+        new_flows: run_cases(t, &mut dp, cfg, &new_flows)?,
+    })
 }
 
-/// Each (forwarder, L4, flows) case `cfg.repeats` times, the order rotated
-/// every round.
+/// A datapath as xvsd loads it by default.
+fn load() -> Result<Datapath> {
+    Datapath::load_with(LoadOptions::default())
+        .map_err(|e| err("loading the datapath", format!("{e:?}")))
+}
+
+/// (forwarder, L4, traffic, flows) of one case.
+type Case = (Forwarder, L4, Traffic, u32);
+
+/// Each case `cfg.repeats` times, the order rotated every round. xvs with
+/// new flows gets a freshly loaded datapath each time (millions of
+/// connections: cheaper to drop than to flush), the rest share `dp`.
 fn run_cases(
     t: &Topology,
     dp: &mut Datapath,
     cfg: &RateConfig,
-    cases: &[(Forwarder, L4, u32)],
+    cases: &[Case],
 ) -> Result<Vec<RateSample>> {
     let mut out = Vec::new();
     let n = cases.len().max(1);
     for round in 0..cfg.repeats {
         for k in 0..cases.len() {
-            let (f, l4, flows) = cases[(k + round as usize) % n];
+            let (f, l4, traffic, flows) = cases[(k + round as usize) % n];
             let c = RateConfig {
                 flows,
                 ..cfg.clone()
             };
-            let s = run_one(t, dp, f, l4, &c, round)?;
+            let mut own = None;
+            let dp: &mut Datapath = if traffic == Traffic::NewFlows && f != f.ceiling() {
+                own.insert(load()?)
+            } else {
+                &mut *dp
+            };
+            let s = run_one(t, dp, f, l4, traffic, &c, round)?;
+            drop(own);
             eprintln!(
-                "xvs-bench: rate round {}/{} {:<12} {} {:>6} flows {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
+                "xvs-bench: rate round {}/{} {:<12} {} {:>11} {:>10.0} pps at the sink ({} sent, {} received), {:.0} ns/packet in {}",
                 round + 1,
                 cfg.repeats,
                 f.name(),
                 l4.name(),
-                flows,
+                match traffic {
+                    Traffic::Established => format!("{flows} flows"),
+                    Traffic::NewFlows => "new flows".into(),
+                },
                 s.pps(),
                 s.sent,
                 s.received,
@@ -804,7 +931,7 @@ mod root_tests {
         let src = Ipv4Addr::new(198, 18, 0, 2);
         let dst = Ipv4Addr::new(198, 18, 0, 100);
         let f = frame([2; 6], [4; 6], src, dst, L4::Tcp, BASE_PORT, 80, 0x10);
-        p.set_gen(3, L4::Tcp, &f, FlowOrder::Cyclic).unwrap();
+        p.set_gen(3, L4::Tcp, &f, GEN_CYCLIC).unwrap();
         let mut ports = Vec::new();
         for _ in 0..4 {
             let mut out = vec![0u8; 256];
@@ -832,5 +959,57 @@ mod root_tests {
             assert_eq!(out, want);
         }
         assert_eq!(ports, [BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT]);
+    }
+
+    /// New flows: the generator gives every frame a flow no frame had
+    /// before, going on to the next client address once the ports are
+    /// used up, and keeps the IP and TCP checksums valid. Needs root.
+    #[test]
+    fn generator_gives_each_new_flow_frame_a_flow_of_its_own() {
+        xvs_testhost::require_root().expect("needs root");
+        let mut p = BenchProgs::load().unwrap();
+        let dst = Ipv4Addr::new(198, 18, 0, 100);
+        let f = frame(
+            [2; 6],
+            [4; 6],
+            NEW_FLOW_NET,
+            dst,
+            L4::Tcp,
+            BASE_PORT,
+            80,
+            0x02,
+        );
+        p.set_gen(2, L4::Tcp, &f, GEN_FRESH).unwrap();
+        let mut flows = Vec::new();
+        for _ in 0..5 {
+            let mut out = vec![0u8; 256];
+            let r = p
+                .xdp("xvsb_gen")
+                .unwrap()
+                .test_run(TestRunOptions {
+                    data_in: Some(&f),
+                    data_out: Some(&mut out),
+                    ..TestRunOptions::default()
+                })
+                .unwrap();
+            out.truncate(r.data_size_out as usize);
+            let src = Ipv4Addr::new(out[26], out[27], out[28], out[29]);
+            let port = u16::from_be_bytes([out[34], out[35]]);
+            // byte for byte the frame built for that flow: checksums too
+            let want = frame([2; 6], [4; 6], src, dst, L4::Tcp, port, 80, 0x02);
+            assert_eq!(out, want, "{src}:{port}");
+            flows.push((src, port));
+        }
+        let a = |n: u8| Ipv4Addr::new(198, 19, 0, n);
+        assert_eq!(
+            flows,
+            [
+                (a(0), BASE_PORT),
+                (a(0), BASE_PORT + 1),
+                (a(1), BASE_PORT),
+                (a(1), BASE_PORT + 1),
+                (a(2), BASE_PORT),
+            ]
+        );
     }
 }

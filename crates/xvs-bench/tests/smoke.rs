@@ -1,9 +1,9 @@
 //! Smoke test of the benchmark runner: its quick mode against one peer
 //! (HAProxy) and one xvs contender (DR, through xvs-datapath) for a couple
 //! of seconds, plus one packet-rate run of the no-op XDP forwarder and xvs
-//! DR in XDP, must produce a parsable result with samples of each. Not a
-//! timing assertion. Needs root; installs the benchmark's packages if they
-//! are missing (bench/install-deps.sh).
+//! DR in XDP, established and new flows, must produce a parsable result
+//! with samples of each. Not a timing assertion. Needs root; installs the
+//! benchmark's packages if they are missing (bench/install-deps.sh).
 
 use std::{path::Path, process::Command};
 
@@ -92,4 +92,27 @@ fn quick_run_against_haproxy_and_xvs_dr_produces_a_parsable_result() {
             .unwrap_or_else(|e| panic!("{row}: {e}"));
         assert!(received > 0, "{row}");
     }
+    // New flows (--quick measures noop-xdp and xvs-dr-xdp): SYNs of new
+    // flows reached the sink, and xvs made a connection for each of them.
+    for f in ["noop-xdp", "xvs-dr-xdp"] {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {f} |")) && l.contains("conn/s"))
+            .unwrap_or_else(|| panic!("no new-flows row for {f}: {md}"));
+        let cols: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let received: u64 = cols[cols.len() - 1]
+            .parse()
+            .unwrap_or_else(|e| panic!("{row}: {e}"));
+        assert!(received > 0, "{row}");
+        if f == "xvs-dr-xdp" {
+            let made: u64 = cols[cols.len() - 3]
+                .parse()
+                .unwrap_or_else(|e| panic!("{row}: {e}"));
+            assert!(made >= received, "{row}");
+        }
+    }
+    assert!(
+        md.contains("| xvs-dr-xdp new connections/s ≥ 10× HAProxy mode tcp |"),
+        "{md}"
+    );
 }
