@@ -310,14 +310,17 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * without a hash-map lookup (helper calls, and on a big table a TLB and
  * cache miss on its bucket array): one cache line, no call. An entry is
  * filled from xvs_conns by a packet that needed no state change (UDP; TCP
- * in ESTABLISHED, a bare ACK) toward a real server forwarded to by DR or
- * NAT, and is trusted for a second (cfg->hz ticks of xvs_tick()) at most,
- * never past its connection's deadline as it stood then, and only while:
+ * in ESTABLISHED, a bare ACK) toward an IPv4 real server forwarded to by
+ * DR, NAT or TUN, and is trusted for a second (cfg->hz ticks of
+ * xvs_tick()) at most, never past its connection's deadline as it stood
+ * then, and only while:
  *   - its generation is current: every connection taken out of the table
  *     before its time (replaced, its server gone, flushed), on any CPU,
  *     moves xvs_flow_gen on (see xvs_flow_forget());
- *   - its real server is listed and needs no per-server forwarding data
- *     (xvs_real_live);
+ *   - its real server is listed (xvs_real_live); one whose forwarding
+ *     needs its configuration (a tunnel, an explicit next hop:
+ *     XVS_LIVE_F_REAL) has it looked up in xvs_reals, a small table, and
+ *     must be there;
  *   - the packet needs no state change either (xvs_steady()).
  * A hit skips the connection's timer restart: the next packet after the
  * entry's time is up takes the full path, which restarts it; so an active
@@ -1050,8 +1053,9 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
 	/* Cached while nothing but the timer changes; forgotten here once
 	 * something else does (a FIN, an RST: the state machine runs here). */
-	if (d->steady && (live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE &&
-	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE) && c->family == XVS_AF_INET &&
+	if (d->steady && (live & XVS_LIVE_F_AVAILABLE) &&
+	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE || c->fwd == XVS_FWD_TUNNEL) &&
+	    c->family == XVS_AF_INET &&
 	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
 		xvs_flow_fill(p, c, cfg, now, d->tick, gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
@@ -1082,11 +1086,18 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 		gen = xvs_flow_generation();
 		f = xvs_flow_find(p, cfg, d->tick, gen);
 		if (f) {
-			live = xvs_live(f->real_id);
-			if ((live & (XVS_LIVE_F_AVAILABLE | XVS_LIVE_F_REAL)) == XVS_LIVE_F_AVAILABLE) {
-				xvs_count_pkt(live, f->real_id, live >> XVS_LIVE_SVC_SHIFT,
-					      p->tot_len, 1);
-				d->rs = NULL;
+			__u32 rid = f->real_id;
+			struct real *r = NULL;
+
+			live = xvs_live(rid);
+			/* a tunnel or an explicit next hop: the server's
+			 * configuration (not there: the full path decides) */
+			if (live & XVS_LIVE_F_REAL)
+				r = bpf_map_lookup_elem(&xvs_reals, &rid);
+			if ((live & XVS_LIVE_F_AVAILABLE) && (r || !(live & XVS_LIVE_F_REAL))) {
+				xvs_count_pkt(live, rid, live >> XVS_LIVE_SVC_SHIFT, p->tot_len,
+					      1);
+				d->rs = r;
 				d->new_addr[0] = f->raddr;
 				d->new_addr[1] = 0;
 				d->new_addr[2] = 0;
@@ -1835,8 +1846,8 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
 		return XDP_PASS;
 	act = xvs_decide(&p, 0, &d);
-	if (act == XVS_ACT_FORWARD && d.cached) {
-		/* From the flow cache (IPv4, DR or NAT, next hop from the FIB):
+	if (act == XVS_ACT_FORWARD && d.cached && !d.rs) {
+		/* From the flow cache, DR or NAT, next hop from the FIB (IPv4):
 		 * with the hop cached too, sent from here, no call but the
 		 * redirect's. */
 		struct xvs_hop_cached *e =

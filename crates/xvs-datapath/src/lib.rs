@@ -324,7 +324,8 @@ pub struct LoadOptions {
     /// Entries of the per-CPU flow cache in front of the connection table
     /// (rounded down to a power of two, at least 4; 0: none). Each costs
     /// 32 bytes on every CPU: the default, [`DEFAULT_FLOW_CACHE`], is 1 MiB
-    /// per CPU. It holds IPv4 connections forwarded by DR or NAT.
+    /// per CPU. It holds established connections to IPv4 real servers,
+    /// forwarded by DR, NAT or TUN.
     pub flow_cache: u32,
 }
 

@@ -848,6 +848,78 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
     });
 }
 
+/// TUN flows from the flow cache: an established connection's packets are
+/// encapsulated byte for byte as from the table (outer source and next hop
+/// from the FIB, the tunnel as the real server's configuration says), the
+/// cache is what answers (the table's timer lags), and a real server taken
+/// out stops them at once.
+#[test]
+fn tun_flows_from_the_flow_cache_are_encapsulated_as_from_the_table() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        const S: u64 = 1_000_000_000;
+        let t0 = 5_000 * S;
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
+        ];
+        let seg = |flags: u8| {
+            eth(
+                FX0_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, VIP, 6, &tcp(40000, 80, flags)),
+            )
+        };
+        let outer = |input: &[u8]| {
+            let inner = &input[14..];
+            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
+            p.extend_from_slice(inner);
+            eth(GW_MAC, FX1_MAC, 0x0800, &p)
+        };
+        for prog in PROGS {
+            let mut t = common::table(&rules);
+            let mut dp = common::load();
+            dp.set_clock(Some(t0)).unwrap();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            // SYN, then the ACK that establishes it (and fills the cache)
+            for flags in [0x02, 0x10] {
+                let got = dp.test_run_on(prog, &seg(flags), fx0).unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?} {flags:#x}");
+                assert_eq!(got.packet, outer(&seg(flags)), "{prog:?} {flags:#x}");
+            }
+            let left = |dp: &Datapath| dp.connections()[0].expires;
+            assert_eq!(left(&dp), 900, "{prog:?}");
+            // half a second on: from the cache, the same bytes, the
+            // table's timer not restarted
+            dp.set_clock(Some(t0 + S / 2)).unwrap();
+            for _ in 0..3 {
+                let got = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?} cached");
+                assert_eq!(got.packet, outer(&seg(0x10)), "{prog:?} cached");
+            }
+            assert_eq!(left(&dp), 899, "{prog:?}: answered by the cache");
+            assert_eq!(dp.counters().unwrap().forwarded, 5, "{prog:?}");
+            let id = t.services().next().unwrap().dests[0].id;
+            let st = dp.real_stats(id).unwrap().unwrap();
+            assert_eq!((st.conns, st.inpkts), (1, 5), "{prog:?}");
+            // the real server taken out: dropped at once, not forwarded
+            // from the cache for another second
+            t.apply(&common::cmd("-d -t 198.18.2.1:80 -r 198.18.20.5"))
+                .unwrap();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            let got = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
+            let drop = match prog {
+                Prog::Xdp => XDP_DROP,
+                Prog::Tc => TC_ACT_SHOT,
+            };
+            assert_eq!(got.verdict, drop, "{prog:?} server gone");
+            assert_eq!(dp.counters().unwrap().unavailable, 1, "{prog:?}");
+        }
+    });
+}
+
 /// A cached flow left alone until its tick is 2^31 (plus ten seconds) in
 /// the past, so that a signed "until is ahead" would take it for fresh:
 /// its connection long expired, the bare ACK is not forwarded from the

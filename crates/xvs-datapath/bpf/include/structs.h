@@ -296,7 +296,7 @@ struct xvs_flow {
 	__be16 sport; /* ports, */
 	__be16 dport;
 	__u8 proto; /* protocol */
-	__u8 fwd;   /* XVS_FWD_MASQ or XVS_FWD_ROUTE */
+	__u8 fwd;   /* XVS_FWD_MASQ, XVS_FWD_ROUTE or XVS_FWD_TUNNEL */
 	__be16 rport; /* real server port */
 	__be32 raddr; /* real server address */
 	__u32 until;  /* usable while the clock is before it (0: empty) */
