@@ -1334,8 +1334,8 @@ struct xvs_hop_cached {
 	__u32 in_ifindex;
 	__u32 fl;  /* xvs_fib()'s flags; 0 = empty */
 	__u64 at;  /* xvs_tick() of the lookup */
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN]; /* the frame's first 12 bytes: xvs_tc stores */
+	__u8 smac[ETH_ALEN]; /* them from here in one go */
 	__u32 ifindex;
 	__be32 saddr[4];
 };
@@ -1516,12 +1516,12 @@ static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const __u8 *dmac, co
 }
 
 /* tc: the same with bpf_skb_store_bytes. */
-static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const struct xvs_hop *h)
+static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
 {
 	__u8 mac[ETH_ALEN * 2];
 
-	__builtin_memcpy(mac, h->dmac, ETH_ALEN);
-	__builtin_memcpy(mac + ETH_ALEN, h->smac, ETH_ALEN);
+	__builtin_memcpy(mac, dmac, ETH_ALEN);
+	__builtin_memcpy(mac + ETH_ALEN, smac, ETH_ALEN);
 	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) ? -1 : 0;
 }
 
@@ -1759,7 +1759,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h)) {
+	if (xvs_tc_macs(skb, h->dmac, h->smac)) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
 	}
@@ -1983,7 +1983,7 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h))
+	if (xvs_tc_macs(skb, h->dmac, h->smac))
 		return TC_ACT_SHOT;
 	xvs_count(XVS_CNT_FORWARDED);
 	/* To the egress of ifindex (the ingress device itself for one-armed DR). */
@@ -2013,7 +2013,7 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h))
+	if (xvs_tc_macs(skb, h->dmac, h->smac))
 		return TC_ACT_SHOT;
 	xvs_count(XVS_CNT_REPLIED);
 	return bpf_redirect(h->ifindex, 0);
@@ -2092,6 +2092,23 @@ int xvs_tc(struct __sk_buff *skb)
 	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
 		return TC_ACT_OK;
 	act = xvs_decide(&p, skb->mark, &d);
+	if (act == XVS_ACT_FORWARD && d.cached && !d.rs && d.fwd == XVS_FWD_ROUTE) {
+		/* From the flow cache, DR, next hop from the FIB (IPv4): with
+		 * the hop cached too, sent from here, without the call into
+		 * (and return from) xvs_tc_fwd(). (NAT's rewrite inline would
+		 * take this frame past the verifier's stack limit.) */
+		struct xvs_hop_cached *e =
+			xvs_hop_cached(skb->ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
+
+		if (e) {
+			/* dmac and smac side by side: one store, and no copy
+			 * of them on this frame's stack, which is at its limit */
+			if (bpf_skb_store_bytes(skb, 0, e->dmac, 2 * ETH_ALEN, 0))
+				return TC_ACT_SHOT;
+			xvs_count(XVS_CNT_FORWARDED);
+			return bpf_redirect(e->ifindex, 0);
+		}
+	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_tc_reply(skb, &p, &d);
 	if (act != XVS_ACT_FORWARD)
