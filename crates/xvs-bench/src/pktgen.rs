@@ -581,8 +581,8 @@ fn run_one(
     )?;
     if let Forwarder::XvsXdp(_) | Forwarder::XvsTc(_) = f {
         // xvs takes its next hops from the FIB, as xvsd does: the
-        // neighbours must be resolved before the sink swallows ARP.
-        xvs::resolve_servers(t)?;
+        // neighbours must be there, and stay, while the sink swallows ARP.
+        xvs::pin_server_neighbours(t)?;
     }
     lan.enter(|| progs.attach_xdp("xvsb_sink", "p-d"))??;
     let mut xvs_att = None;
@@ -716,6 +716,19 @@ fn run_one(
     }
     drop(progs);
     let mut result = result;
+    if let Ok(s) = &result {
+        // Every forwarder sends on (nearly) every frame; far fewer at the
+        // sink is a broken setup, not a rate (the tc path loses a few).
+        if s.received < s.sent / 2 {
+            return Err(err(
+                &f.name(),
+                format!(
+                    "only {} of {} frames reached a real server's MAC at the sink ({s:?})",
+                    s.received, s.sent
+                ),
+            ));
+        }
+    }
     if matches!(f, Forwarder::XvsXdp(_) | Forwarder::XvsTc(_)) {
         match traffic {
             Traffic::Established => {

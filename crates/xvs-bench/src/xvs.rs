@@ -39,7 +39,7 @@ use xvs_datapath::{
     decap::{Decap, DecapAttachment},
     Attachment, Datapath, LoadOptions, L2,
 };
-use xvs_testhost::{Error, Result, Topology};
+use xvs_testhost::{Error, Result, Role, Topology};
 
 /// The three forwarding methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,6 +138,41 @@ pub fn prepare_lab(t: &Topology) -> Result<()> {
     }
     t.director().sysctl("net.ipv4.conf.d1.accept_local", "1")?;
     resolve_servers(t)
+}
+
+/// Makes the director's neighbour entries for the real servers permanent,
+/// with their MACs from the lab's plan: for the packet rate, whose sink
+/// (on the bridge port in front of the servers) drops every frame the
+/// director sends them, ARP among them. An entry left to itself goes
+/// STALE, is probed once something uses it, and fails when the probes get
+/// no answer; xvs, taking its next hops from the FIB, then finds no
+/// neighbour and hands the frames to the stack (seen once: a whole run
+/// with nothing at the sink, eight minutes into a full bench).
+pub fn pin_server_neighbours(t: &Topology) -> Result<()> {
+    for (i, a) in t.plan().server_addrs().into_iter().enumerate() {
+        let mac = t
+            .plan()
+            .iface(Role::Server(i), "r0")
+            .ok_or_else(|| dp_err("lab", format!("real server {i} has no r0")))?
+            .mac;
+        let mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        t.director().ip(&[
+            "neigh",
+            "replace",
+            &a.to_string(),
+            "lladdr",
+            &mac,
+            "dev",
+            "d1",
+            "nud",
+            "permanent",
+        ])?;
+    }
+    Ok(())
 }
 
 /// One UDP datagram (to the discard port) from the director to every real
