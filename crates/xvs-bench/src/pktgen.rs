@@ -935,6 +935,22 @@ mod tests {
 mod root_tests {
     use super::*;
 
+    /// One frame through `xvsb_gen` (a test run: what it would send).
+    fn generate(p: &BenchProgs, f: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; 256];
+        let r = p
+            .xdp("xvsb_gen")
+            .unwrap()
+            .test_run(TestRunOptions {
+                data_in: Some(f),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .unwrap();
+        out.truncate(r.data_size_out as usize);
+        out
+    }
+
     /// The generator gives consecutive frames consecutive source ports and
     /// keeps the TCP checksum valid. Needs root (loads BPF programs).
     #[test]
@@ -947,17 +963,7 @@ mod root_tests {
         p.set_gen(3, L4::Tcp, &f, GEN_CYCLIC).unwrap();
         let mut ports = Vec::new();
         for _ in 0..4 {
-            let mut out = vec![0u8; 256];
-            let r = p
-                .xdp("xvsb_gen")
-                .unwrap()
-                .test_run(TestRunOptions {
-                    data_in: Some(&f),
-                    data_out: Some(&mut out),
-                    ..TestRunOptions::default()
-                })
-                .unwrap();
-            out.truncate(r.data_size_out as usize);
+            let out = generate(&p, &f);
             ports.push(u16::from_be_bytes([out[34], out[35]]));
             let want = frame(
                 [2; 6],
@@ -995,17 +1001,7 @@ mod root_tests {
         p.set_gen(2, L4::Tcp, &f, GEN_FRESH).unwrap();
         let mut flows = Vec::new();
         for _ in 0..5 {
-            let mut out = vec![0u8; 256];
-            let r = p
-                .xdp("xvsb_gen")
-                .unwrap()
-                .test_run(TestRunOptions {
-                    data_in: Some(&f),
-                    data_out: Some(&mut out),
-                    ..TestRunOptions::default()
-                })
-                .unwrap();
-            out.truncate(r.data_size_out as usize);
+            let out = generate(&p, &f);
             let src = Ipv4Addr::new(out[26], out[27], out[28], out[29]);
             let port = u16::from_be_bytes([out[34], out[35]]);
             // byte for byte the frame built for that flow: checksums too

@@ -153,6 +153,20 @@ fn redirect(prog: Prog) -> u32 {
     }
 }
 
+fn dropped(prog: Prog) -> u32 {
+    match prog {
+        Prog::Xdp => XDP_DROP,
+        Prog::Tc => TC_ACT_SHOT,
+    }
+}
+
+fn passed(prog: Prog) -> u32 {
+    match prog {
+        Prog::Xdp => XDP_PASS,
+        Prog::Tc => TC_ACT_OK,
+    }
+}
+
 /// DR with an empty L2: the real server's MAC and the egress device (fx1,
 /// not the ingress fx0: a redirect) come from the FIB; the IP packet is
 /// untouched. An explicit `L2` entry for the address still wins.
@@ -528,10 +542,7 @@ fn forwarding_off_on_the_ingress_device() {
                 &L2::default(),
             );
             let got = dp.test_run_on(prog, &syn_from_client(80), fx0).unwrap();
-            let drop = match prog {
-                Prog::Xdp => XDP_DROP,
-                Prog::Tc => TC_ACT_SHOT,
-            };
+            let drop = dropped(prog);
             assert_eq!(got.verdict, drop, "{prog:?} DR");
 
             let dp = datapath(
@@ -552,10 +563,7 @@ fn forwarding_off_on_the_ingress_device() {
                 &ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12)),
             );
             let got = dp.test_run_on(prog, &synack, fx1).unwrap();
-            let pass = match prog {
-                Prog::Xdp => XDP_PASS,
-                Prog::Tc => TC_ACT_OK,
-            };
+            let pass = passed(prog);
             assert_eq!(got.verdict, pass, "{prog:?} NAT reply");
             assert_eq!(
                 got.packet,
@@ -815,10 +823,7 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
             t.apply(&common::cmd(&format!("-d -t 198.18.2.1:80 -r {gone}")))
                 .unwrap();
             dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
-            let drop = match prog {
-                Prog::Xdp => XDP_DROP,
-                Prog::Tc => TC_ACT_SHOT,
-            };
+            let drop = dropped(prog);
             let other = ports
                 .clone()
                 .zip(&owner)
@@ -835,10 +840,7 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
             // Flushed: a bare ACK of a flushed connection is no new
             // connection; it is not forwarded from the cache either.
             dp.flush_conns().unwrap();
-            let pass = match prog {
-                Prog::Xdp => XDP_PASS,
-                Prog::Tc => TC_ACT_OK,
-            };
+            let pass = passed(prog);
             assert_eq!(
                 send(&dp, other, 0x10),
                 Err(pass),
@@ -910,10 +912,7 @@ fn tun_flows_from_the_flow_cache_are_encapsulated_as_from_the_table() {
                 .unwrap();
             dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
             let got = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
-            let drop = match prog {
-                Prog::Xdp => XDP_DROP,
-                Prog::Tc => TC_ACT_SHOT,
-            };
+            let drop = dropped(prog);
             assert_eq!(got.verdict, drop, "{prog:?} server gone");
             assert_eq!(dp.counters().unwrap().unavailable, 1, "{prog:?}");
         }
@@ -957,10 +956,7 @@ fn a_flow_cached_long_ago_stays_out_when_the_clock_comes_round() {
             let later = t0 + ((1u64 << 31) + 10 * hz) * 1_000_000_000 / hz;
             dp.set_clock(Some(later)).unwrap();
             let out = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
-            let pass = match prog {
-                Prog::Xdp => XDP_PASS,
-                Prog::Tc => TC_ACT_OK,
-            };
+            let pass = passed(prog);
             assert_eq!(out.verdict, pass, "{prog:?}");
             assert_eq!(dp.counters().unwrap().forwarded, 3, "{prog:?}");
         }
