@@ -29,6 +29,14 @@ type Outputs = (
     Option<PathBuf>,
 );
 
+/// A comma-separated list, each item through `one` (trimmed), or `none`.
+fn list_or_none<T>(v: &str, one: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',').map(|n| one(n.trim())).collect()
+}
+
 fn parse_args() -> Result<(Config, Outputs), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cfg = if args.iter().any(|a| a == "--quick") {
@@ -65,20 +73,12 @@ fn parse_args() -> Result<(Config, Outputs), String> {
             "--rate-repeats" => cfg.rate.repeats = num(val()?)?.max(1) as u32,
             "--flows" => cfg.rate.flows = num(val()?)?.max(1) as u32,
             "--sweep" => {
-                let v = val()?;
-                cfg.rate.sweep = if v == "none" {
-                    Vec::new()
-                } else {
-                    v.split(',')
-                        .map(|n| {
-                            n.trim()
-                                .parse::<u32>()
-                                .ok()
-                                .filter(|n| *n > 0)
-                                .ok_or_else(|| format!("--sweep: not a number of flows: {n}"))
-                        })
-                        .collect::<Result<_, _>>()?
-                };
+                cfg.rate.sweep = list_or_none(&val()?, |n| {
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--sweep: not a number of flows: {n}"))
+                })?;
             }
             "--flow-order" => {
                 let v = val()?;
@@ -86,17 +86,10 @@ fn parse_args() -> Result<(Config, Outputs), String> {
                     .ok_or_else(|| format!("--flow-order: want cyclic or random: {v}"))?;
             }
             "--new-flows" => {
-                let v = val()?;
-                cfg.rate.new_flows = if v == "none" {
-                    Vec::new()
-                } else {
-                    v.split(',')
-                        .map(|n| {
-                            xvs_bench::pktgen::Forwarder::parse(n.trim())
-                                .ok_or_else(|| format!("--new-flows: unknown forwarder {n:?}"))
-                        })
-                        .collect::<Result<_, _>>()?
-                };
+                cfg.rate.new_flows = list_or_none(&val()?, |n| {
+                    xvs_bench::pktgen::Forwarder::parse(n)
+                        .ok_or_else(|| format!("--new-flows: unknown forwarder {n:?}"))
+                })?;
             }
             "--forwarders" => {
                 cfg.rate.forwarders = val()?

@@ -146,6 +146,16 @@ fn syn_from_client(dport: u16) -> Vec<u8> {
     )
 }
 
+/// A TCP segment from the client's port `sport` to VIP:80 (`flags`).
+fn seg_from_client(sport: u16, flags: u8) -> Vec<u8> {
+    eth(
+        FX0_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(CLIENT, VIP, 6, &tcp(sport, 80, flags)),
+    )
+}
+
 fn redirect(prog: Prog) -> u32 {
     match prog {
         Prog::Xdp => XDP_REDIRECT,
@@ -742,14 +752,7 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
             let mut dp = common::load();
             dp.set_clock(Some(t0)).unwrap();
             dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
-            let seg = |sport: u16, flags: u8| {
-                eth(
-                    FX0_MAC,
-                    CLIENT_MAC,
-                    0x0800,
-                    &ipv4(CLIENT, VIP, 6, &tcp(sport, 80, flags)),
-                )
-            };
+            let seg = seg_from_client;
             // The real server's MAC, or the verdict of a packet not sent on.
             let send = |dp: &Datapath, sport: u16, flags: u8| -> Result<Mac, u32> {
                 let out = dp.test_run_on(prog, &seg(sport, flags), fx0).unwrap();
@@ -866,14 +869,7 @@ fn tun_flows_from_the_flow_cache_are_encapsulated_as_from_the_table() {
             "-A -t 198.18.2.1:80 -s rr",
             "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
         ];
-        let seg = |flags: u8| {
-            eth(
-                FX0_MAC,
-                CLIENT_MAC,
-                0x0800,
-                &ipv4(CLIENT, VIP, 6, &tcp(40000, 80, flags)),
-            )
-        };
+        let seg = |flags: u8| seg_from_client(40000, flags);
         let outer = |input: &[u8]| {
             let inner = &input[14..];
             let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
@@ -934,14 +930,7 @@ fn a_flow_cached_long_ago_stays_out_when_the_clock_comes_round() {
             "-A -t 198.18.2.1:80 -s rr",
             "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
         ];
-        let seg = |flags: u8| {
-            eth(
-                FX0_MAC,
-                CLIENT_MAC,
-                0x0800,
-                &ipv4(CLIENT, VIP, 6, &tcp(42000, 80, flags)),
-            )
-        };
+        let seg = |flags: u8| seg_from_client(42000, flags);
         for prog in PROGS {
             let t = common::table(&rules);
             let mut dp = common::load();
