@@ -278,6 +278,11 @@ pub fn frame(
 
 // ---- the bench programs -----------------------------------------------------
 
+/// bench.c's `gen_cfg.mode`.
+const GEN_CYCLIC: u32 = 0;
+const GEN_RANDOM: u32 = 1;
+const GEN_FRESH: u32 = 2;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct GenCfg {
@@ -288,10 +293,6 @@ struct GenCfg {
     mode: u32,
 }
 
-/// bench.c's `gen_cfg.mode`.
-const GEN_CYCLIC: u32 = 0;
-const GEN_RANDOM: u32 = 1;
-const GEN_FRESH: u32 = 2;
 // SAFETY: plain data, no padding.
 unsafe impl aya::Pod for GenCfg {}
 
