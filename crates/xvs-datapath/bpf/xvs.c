@@ -1284,7 +1284,7 @@ enum xvs_hop_rc {
 struct xvs_hop {
 	struct bpf_fib_lookup f; /* the lookup's parameters and results */
 	struct bpf_redir_neigh nh; /* NO_NEIGH: the next hop for bpf_redirect_neigh */
-	__u8 dmac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN]; /* in the frame's order (xvs_tc_macs()) */
 	__u8 smac[ETH_ALEN];
 	__u32 ifindex;   /* egress device */
 	__be32 saddr[4]; /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC); IPv4 in [0] */
@@ -1334,8 +1334,8 @@ struct xvs_hop_cached {
 	__u32 in_ifindex;
 	__u32 fl;  /* xvs_fib()'s flags; 0 = empty */
 	__u64 at;  /* xvs_tick() of the lookup */
-	__u8 dmac[ETH_ALEN]; /* the frame's first 12 bytes: xvs_tc stores */
-	__u8 smac[ETH_ALEN]; /* them from here in one go */
+	__u8 dmac[ETH_ALEN]; /* the frame's first 12 bytes, in order: */
+	__u8 smac[ETH_ALEN]; /* xvs_tc_macs() stores them from here */
 	__u32 ifindex;
 	__be32 saddr[4];
 };
@@ -1515,15 +1515,22 @@ static __always_inline int xvs_xdp_macs(struct xdp_md *ctx, const __u8 *dmac, co
 	return 0;
 }
 
-/* tc: the same with bpf_skb_store_bytes. */
-static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
+/*
+ * tc: the same with one bpf_skb_store_bytes, straight from macs: the
+ * destination MAC then the source MAC, side by side as the frame has them
+ * (xvs_hop's and xvs_hop_cached's dmac and smac; no copy on the stack,
+ * which xvs_tc's frame cannot spare).
+ */
+static __always_inline int xvs_tc_macs(struct __sk_buff *skb, const __u8 *macs)
 {
-	__u8 mac[ETH_ALEN * 2];
-
-	__builtin_memcpy(mac, dmac, ETH_ALEN);
-	__builtin_memcpy(mac + ETH_ALEN, smac, ETH_ALEN);
-	return bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) ? -1 : 0;
+	return bpf_skb_store_bytes(skb, 0, macs, 2 * ETH_ALEN, 0) ? -1 : 0;
 }
+_Static_assert(__builtin_offsetof(struct xvs_hop, smac) ==
+		       __builtin_offsetof(struct xvs_hop, dmac) + ETH_ALEN,
+	       "xvs_tc_macs: smac right after dmac");
+_Static_assert(__builtin_offsetof(struct xvs_hop_cached, smac) ==
+		       __builtin_offsetof(struct xvs_hop_cached, dmac) + ETH_ALEN,
+	       "xvs_tc_macs: smac right after dmac");
 
 /*
  * XDP cannot resolve a neighbour. A frame whose next hop has no neighbour
@@ -1759,7 +1766,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h->dmac, h->smac)) {
+	if (xvs_tc_macs(skb, h->dmac)) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
 	}
@@ -1983,7 +1990,7 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h->dmac, h->smac))
+	if (xvs_tc_macs(skb, h->dmac))
 		return TC_ACT_SHOT;
 	xvs_count(XVS_CNT_FORWARDED);
 	/* To the egress of ifindex (the ingress device itself for one-armed DR). */
@@ -2013,7 +2020,7 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
 	}
-	if (xvs_tc_macs(skb, h->dmac, h->smac))
+	if (xvs_tc_macs(skb, h->dmac))
 		return TC_ACT_SHOT;
 	xvs_count(XVS_CNT_REPLIED);
 	return bpf_redirect(h->ifindex, 0);
@@ -2101,9 +2108,7 @@ int xvs_tc(struct __sk_buff *skb)
 			xvs_hop_cached(skb->ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
 
 		if (e) {
-			/* dmac and smac side by side: one store, and no copy
-			 * of them on this frame's stack, which is at its limit */
-			if (bpf_skb_store_bytes(skb, 0, e->dmac, 2 * ETH_ALEN, 0))
+			if (xvs_tc_macs(skb, e->dmac))
 				return TC_ACT_SHOT;
 			xvs_count(XVS_CNT_FORWARDED);
 			return bpf_redirect(e->ifindex, 0);

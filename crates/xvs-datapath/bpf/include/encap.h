@@ -61,8 +61,9 @@
  *
  * XDP specifics: bpf_xdp_adjust_head() by -overhead, then the Ethernet header
  * and the outer headers are written at the new front directly (with
- * bpf_xdp_store_bytes() only if the frame is too short for that). Needs that much headroom (drivers give 256,
- * generic XDP at least XDP_PACKET_HEADROOM). XDP frames carry no checksum
+ * bpf_xdp_store_bytes() only if the frame is too short for that). Needs
+ * that much headroom (drivers give 256, generic XDP at least
+ * XDP_PACKET_HEADROOM). XDP frames carry no checksum
  * offload state; the inner packet is not touched, so its checksums stay as
  * they were.
  */
