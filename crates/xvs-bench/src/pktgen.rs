@@ -654,7 +654,7 @@ fn run_one(
             NEW_FLOW_PORTS,
         ),
     };
-    let result = t.client().enter(|| -> Result<RateSample> {
+    let mut result = t.client().enter(|| -> Result<RateSample> {
         let mode = match (traffic, cfg.order) {
             (Traffic::NewFlows, _) => GEN_FRESH,
             (Traffic::Established, FlowOrder::Cyclic) => GEN_CYCLIC,
@@ -716,7 +716,6 @@ fn run_one(
         let _ = d.enter(|| dp.detach(a));
     }
     drop(progs);
-    let mut result = result;
     if let Ok(s) = &result {
         // Every forwarder sends on (nearly) every frame; far fewer at the
         // sink is a broken setup, not a rate (the tc path loses a few).

@@ -458,14 +458,20 @@ fn median_rps(r: &RunResult, c: Contender, w: Workload) -> Option<f64> {
     summarise(&r.samples, c, w).map(|s| s.rps.median)
 }
 
-fn rate_median(r: &RunResult, f: Forwarder, l4: L4) -> Option<Stat> {
+/// The median rate of forwarder `f` with `l4` over `samples`
+/// (`RunResult::rates` or `new_flows`).
+fn pps_median(samples: &[crate::pktgen::RateSample], f: Forwarder, l4: L4) -> Option<Stat> {
     Stat::of(
-        r.rates
+        samples
             .iter()
             .filter(|s| s.forwarder == f && s.l4 == l4)
             .map(|s| s.pps())
             .collect(),
     )
+}
+
+fn rate_median(r: &RunResult, f: Forwarder, l4: L4) -> Option<Stat> {
+    pps_median(&r.rates, f, l4)
 }
 
 fn fmt_pps(v: f64) -> String {
@@ -490,24 +496,17 @@ fn haproxy_conns(r: &RunResult) -> Option<(f64, Option<f64>)> {
 
 /// The wrk contender of an xvs forwarder's method.
 fn contender_of(f: Forwarder) -> Option<Contender> {
-    match f {
-        Forwarder::XvsXdp(m) | Forwarder::XvsTc(m) => Some(match m {
-            crate::xvs::Method::Dr => Contender::XvsDr,
-            crate::xvs::Method::Nat => Contender::XvsNat,
-            crate::xvs::Method::Tun => Contender::XvsTun,
-        }),
-        _ => None,
-    }
+    let (Forwarder::XvsXdp(m) | Forwarder::XvsTc(m)) = f else {
+        return None;
+    };
+    crate::peers::ALL
+        .into_iter()
+        .find(|c| c.xvs_method() == Some(m))
 }
 
+/// New flows are TCP SYNs.
 fn new_flows_median(r: &RunResult, f: Forwarder) -> Option<Stat> {
-    Stat::of(
-        r.new_flows
-            .iter()
-            .filter(|s| s.forwarder == f)
-            .map(|s| s.pps())
-            .collect(),
-    )
+    pps_median(&r.new_flows, f, L4::Tcp)
 }
 
 /// "New connections/s ≥ 10× HAProxy mode tcp", judged on the director's

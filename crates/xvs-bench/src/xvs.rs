@@ -154,12 +154,7 @@ pub fn pin_server_neighbours(t: &Topology) -> Result<()> {
             .plan()
             .iface(Role::Server(i), "r0")
             .ok_or_else(|| dp_err("lab", format!("real server {i} has no r0")))?
-            .mac;
-        let mac = mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
+            .mac_string();
         t.director().ip(&[
             "neigh",
             "replace",
