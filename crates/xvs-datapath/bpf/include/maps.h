@@ -220,7 +220,7 @@ struct {
 #define XVS_FLOW_WAYS 4
 #endif
 #ifndef XVS_FLOW_CACHE
-#define XVS_FLOW_CACHE 32768
+#define XVS_FLOW_CACHE 65536
 #endif
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
