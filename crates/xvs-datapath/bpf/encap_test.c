@@ -130,6 +130,50 @@ int tun_test_xdp(struct xdp_md *ctx)
 	return bpf_redirect(c->ifindex, 0);
 }
 
+/*
+ * The same through xvs_encap_ipip4_xdp(), the flow cache's one-pass IPIP,
+ * where it applies (IPv4 in IPv4, no GUE): it writes the MACs itself.
+ * Anything it hands back untouched goes to xvs_encap_xdp() as above.
+ */
+SEC("xdp")
+int tun_test_xdp_ipip4(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 zero = 0, hash = 0;
+	struct tun_test_cfg *c = bpf_map_lookup_elem(&tun_test_cfg, &zero);
+	struct xvs_tun t;
+	int ret = XVS_ENCAP_GENERAL;
+
+	if (!c)
+		return XDP_ABORTED;
+	if (!selected(c, data, data_end, &hash))
+		return XDP_PASS;
+	t = c->tun;
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP) &&
+	    t.family == XVS_AF_INET && !t.dport)
+		ret = xvs_encap_ipip4_xdp(ctx, t.saddr[0], t.daddr[0], c->dmac, t.mtu);
+	if (ret == XVS_ENCAP_GENERAL) {
+		if (t.dport && !t.sport)
+			t.sport = xvs_gue_sport(hash);
+		ret = xvs_encap_xdp(ctx, &t);
+		if (ret == XVS_ENCAP_OK)
+			set_macs((void *)(long)ctx->data, (void *)(long)ctx->data_end, c);
+	}
+	note(ret);
+	if (ret == XVS_ENCAP_NO_ROOM)
+		return XDP_DROP;
+	if (ret != XVS_ENCAP_OK)
+		return XDP_PASS;
+	if (!c->ifindex)
+		return XDP_TX;
+	return bpf_redirect(c->ifindex, 0);
+}
+_Static_assert(__builtin_offsetof(struct tun_test_cfg, smac) ==
+		       __builtin_offsetof(struct tun_test_cfg, dmac) + ETH_ALEN,
+	       "xvs_encap_ipip4_xdp: smac right after dmac");
+
 SEC("classifier")
 int tun_test_tc(struct __sk_buff *skb)
 {

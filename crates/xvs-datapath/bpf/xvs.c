@@ -1531,6 +1531,9 @@ _Static_assert(__builtin_offsetof(struct xvs_hop, smac) ==
 _Static_assert(__builtin_offsetof(struct xvs_hop_cached, smac) ==
 		       __builtin_offsetof(struct xvs_hop_cached, dmac) + ETH_ALEN,
 	       "xvs_tc_macs: smac right after dmac");
+_Static_assert(__builtin_offsetof(struct real, src_mac) ==
+		       __builtin_offsetof(struct real, mac) + ETH_ALEN,
+	       "xvs_xdp_tun_cached: src_mac right after mac");
 
 /*
  * XDP cannot resolve a neighbour. A frame whose next hop has no neighbour
@@ -1775,6 +1778,62 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 }
 
 /*
+ * A TUN flow from the flow cache toward an IPv4 real server by IPIP, its
+ * next hop known without a call (explicit, or the FIB's answer cached):
+ * encapsulated here (xvs_encap_ipip4_xdp()), not through xvs_xdp_tun().
+ * Returns the device to send the frame out of (>= 0), XVS_TUN_DROP when it
+ * is to be dropped (counted), or XVS_TUN_GENERAL for anything else,
+ * untouched, which xvs_xdp_tun() takes as it is. (Not a verdict: once the
+ * frame's head has moved, the verifier must see that no path goes on to
+ * code holding the old packet pointers, and a helper's verdict could be
+ * anything.) A subprogram of its own: inlined, its locals took xvs_xdp's
+ * frame past what the scheduler's call chain leaves of the verifier's
+ * 512 bytes.
+ */
+#define XVS_TUN_GENERAL (-1)
+#define XVS_TUN_DROP (-2)
+static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
+							 const struct decision *d)
+{
+	const struct real *r = d->rs;
+	__u32 in_ifindex = ctx->ingress_ifindex;
+	struct xvs_hop_cached *e;
+	__be32 saddr;
+	const __u8 *macs;
+	__u32 ifindex;
+	int rc;
+
+	if (!r || r->family != XVS_AF_INET || r->tun_type != XVS_TUN_IPIP)
+		return XVS_TUN_GENERAL;
+	saddr = r->tun_saddr[0];
+	if (xvs_mac_zero(r->mac)) {
+		/* the key xvs_tun_hop() gives the FIB's answer */
+		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | (saddr ? 0 : XVS_FIB_WANT_SRC), r->addr,
+				   d->tick, d->hz);
+		if (!e)
+			return XVS_TUN_GENERAL;
+		if (!saddr)
+			saddr = e->saddr[0];
+		macs = e->dmac;
+		ifindex = e->ifindex;
+	} else {
+		macs = r->mac; /* and src_mac: side by side, as the frame has them */
+		ifindex = r->ifindex ? r->ifindex : in_ifindex;
+	}
+	if (!saddr)
+		return XVS_TUN_GENERAL;
+	rc = xvs_encap_ipip4_xdp(ctx, saddr, r->addr[0], macs, r->tun_mtu);
+	if (rc == XVS_ENCAP_GENERAL)
+		return XVS_TUN_GENERAL;
+	if (rc != XVS_ENCAP_OK) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XVS_TUN_DROP;
+	}
+	xvs_count(XVS_CNT_FORWARDED);
+	return (int)(ifindex & 0x7fffffff); /* ifindexes are positive ints */
+}
+
+/*
  * DR and NAT toward the real server (XDP): the next hop first, so nothing is
  * rewritten for a packet that goes nowhere; then the DNAT (NAT) and MACs.
  * Without a neighbour entry a DNATed packet is handed to the stack, which
@@ -1869,6 +1928,14 @@ int xvs_xdp(struct xdp_md *ctx)
 			xvs_count(XVS_CNT_FORWARDED);
 			return xvs_xdp_out(ctx, e->ifindex);
 		}
+	}
+	if (act == XVS_ACT_FORWARD && d.cached && d.fwd == XVS_FWD_TUNNEL) {
+		int rc = xvs_xdp_tun_cached(ctx, &d);
+
+		if (rc >= 0)
+			return xvs_xdp_out(ctx, rc);
+		if (rc == XVS_TUN_DROP)
+			return XDP_DROP;
 	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_xdp_reply(ctx, &p, &d);

@@ -57,20 +57,23 @@ fn to_rs(ethertype: u16, outer: &[u8]) -> Vec<u8> {
     eth(RS_MAC, EG_MAC, ethertype, outer)
 }
 
-/// Runs `input` through both variants and checks verdicts, output and the
-/// helper's return value.
+/// Runs `input` through the three variants (XDP, XDP with the one-pass
+/// IPIP where it applies, tc) and checks verdicts, output and the helper's
+/// return value.
 fn check_encap(c: TunTestCfg, input: &[u8], expect: &[u8]) {
     let e = EncapTest::load(c);
-    let (v, out) = e.run(Which::Xdp, input);
-    assert_eq!(e.stats(), (1, 0), "XDP helper result");
-    assert_eq!(
-        v,
-        if c.ifindex == 0 { XDP_TX } else { XDP_REDIRECT },
-        "XDP verdict"
-    );
-    assert_eq!(out, expect, "XDP output frame");
+    for (n, which) in [(1, Which::Xdp), (2, Which::XdpIpip4)] {
+        let (v, out) = e.run(which, input);
+        assert_eq!(e.stats(), (n, 0), "{which:?} helper result");
+        assert_eq!(
+            v,
+            if c.ifindex == 0 { XDP_TX } else { XDP_REDIRECT },
+            "{which:?} verdict"
+        );
+        assert_eq!(out, expect, "{which:?} output frame");
+    }
     let (v, out) = e.run(Which::Tc, input);
-    assert_eq!(e.stats(), (2, 0), "tc helper result");
+    assert_eq!(e.stats(), (3, 0), "tc helper result");
     assert_eq!(v, TC_ACT_REDIRECT, "tc verdict");
     assert_eq!(out, expect, "tc output frame");
     assert!(ipv4_or_v6_ok(expect));
@@ -84,8 +87,10 @@ fn ipv4_or_v6_ok(frame: &[u8]) -> bool {
 /// not selected, the helper was not called).
 fn check_encap_refused(c: TunTestCfg, input: &[u8], ret: Option<i64>) {
     let e = EncapTest::load(c);
-    let (v, out) = e.run(Which::Xdp, input);
-    assert_eq!((v, &out[..]), (XDP_PASS, input), "XDP");
+    for which in [Which::Xdp, Which::XdpIpip4] {
+        let (v, out) = e.run(which, input);
+        assert_eq!((v, &out[..]), (XDP_PASS, input), "{which:?}");
+    }
     let (v, out) = e.run(Which::Tc, input);
     assert_eq!((v, &out[..]), (TC_ACT_OK, input), "tc");
     let (n, last) = e.stats();
@@ -188,7 +193,7 @@ fn encap_without_df_gets_a_checksummed_header_without_df() {
     let c = fold(sum16(&[&inner[..10], &inner[12..20]].concat(), 0));
     inner[10..12].copy_from_slice(&c.to_be_bytes());
     let e = EncapTest::load(cfg(XvsTun::v4(DIP, RIP)));
-    for which in [Which::Xdp, Which::Tc] {
+    for which in [Which::Xdp, Which::XdpIpip4, Which::Tc] {
         let (_, out) = e.run(which, &client_frame(&inner));
         let o = &out[14..34];
         assert!(ipv4_csum_ok(o), "{which:?}: outer checksum {o:02x?}");

@@ -232,6 +232,9 @@ pub struct EncapTest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
     Xdp,
+    /// XDP through `xvs_encap_ipip4_xdp` where it applies (the flow cache's
+    /// one-pass IPIP), else as `Xdp`.
+    XdpIpip4,
     Tc,
 }
 
@@ -245,6 +248,12 @@ impl EncapTest {
             .try_into()
             .unwrap();
         x.load().expect("load tun_test_xdp (verifier)");
+        let x: &mut Xdp = ebpf
+            .program_mut("tun_test_xdp_ipip4")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        x.load().expect("load tun_test_xdp_ipip4 (verifier)");
         let t: &mut SchedClassifier = ebpf.program_mut("tun_test_tc").unwrap().try_into().unwrap();
         t.load().expect("load tun_test_tc (verifier)");
         let mut e = Self { ebpf };
@@ -287,13 +296,13 @@ impl EncapTest {
             ..TestRunOptions::default()
         };
         let res = match which {
-            Which::Xdp => {
-                let p: &Xdp = self
-                    .ebpf
-                    .program("tun_test_xdp")
-                    .unwrap()
-                    .try_into()
-                    .unwrap();
+            Which::Xdp | Which::XdpIpip4 => {
+                let name = if which == Which::Xdp {
+                    "tun_test_xdp"
+                } else {
+                    "tun_test_xdp_ipip4"
+                };
+                let p: &Xdp = self.ebpf.program(name).unwrap().try_into().unwrap();
                 p.test_run(opts)
             }
             Which::Tc => {
