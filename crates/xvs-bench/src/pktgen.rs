@@ -334,14 +334,15 @@ impl BenchProgs {
                 .ok_or_else(|| err(p, "missing"))?
                 .try_into()
                 .map_err(|e| err(p, e))?;
-            x.load().map_err(|e| err(p, format!("{e:?}")))?;
+            xvs_datapath::load_retrying(|| x.load()).map_err(|e| err(p, format!("{e:?}")))?;
         }
         let t: &mut SchedClassifier = ebpf
             .program_mut("xvsb_fwd_tc")
             .ok_or_else(|| err("xvsb_fwd_tc", "missing"))?
             .try_into()
             .map_err(|e| err("xvsb_fwd_tc", e))?;
-        t.load().map_err(|e| err("xvsb_fwd_tc", format!("{e:?}")))?;
+        xvs_datapath::load_retrying(|| t.load())
+            .map_err(|e| err("xvsb_fwd_tc", format!("{e:?}")))?;
         Ok(BenchProgs { ebpf })
     }
 

@@ -282,11 +282,13 @@ impl Decap {
             config,
             counters,
         };
-        d.xdp_mut()?.load().map_err(|source| DecapError::Program {
+        let x = d.xdp_mut()?;
+        crate::load_retrying(|| x.load()).map_err(|source| DecapError::Program {
             prog: XDP_PROG,
             source,
         })?;
-        d.tc_mut()?.load().map_err(|source| DecapError::Program {
+        let t = d.tc_mut()?;
+        crate::load_retrying(|| t.load()).map_err(|source| DecapError::Program {
             prog: TC_PROG,
             source,
         })?;

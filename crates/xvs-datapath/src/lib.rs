@@ -425,6 +425,26 @@ impl std::fmt::Debug for Datapath {
     }
 }
 
+/// Runs `load` (a program's `load()`) again while the kernel answers
+/// EAGAIN, up to five times in all, as libbpf does: the verifier gives up
+/// with EAGAIN when the loading thread has a signal pending, before it has
+/// looked at the program (seen here once in a CI run, "processed 1 insns").
+pub fn load_retrying(
+    mut load: impl FnMut() -> std::result::Result<(), ProgramError>,
+) -> std::result::Result<(), ProgramError> {
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
+            {
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -498,11 +518,11 @@ impl Datapath {
             }),
         };
         for prog in [XDP_PROG, CTL_PROG] {
-            dp.xdp_named_mut(prog)?
-                .load()
-                .map_err(|source| Error::Program { prog, source })?;
+            let x = dp.xdp_named_mut(prog)?;
+            load_retrying(|| x.load()).map_err(|source| Error::Program { prog, source })?;
         }
-        dp.tc_mut()?.load().map_err(|source| Error::Program {
+        let t = dp.tc_mut()?;
+        load_retrying(|| t.load()).map_err(|source| Error::Program {
             prog: TC_PROG,
             source,
         })?;
@@ -737,5 +757,49 @@ impl Datapath {
             verdict: res.return_value,
             packet: out,
         })
+    }
+}
+
+#[cfg(test)]
+mod load_retry_tests {
+    use std::{cell::Cell, io};
+
+    use aya::programs::ProgramError;
+
+    use super::load_retrying;
+
+    fn load_error(errno: i32) -> ProgramError {
+        ProgramError::LoadError {
+            io_error: io::Error::from_raw_os_error(errno),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        }
+    }
+
+    /// Calls `load_retrying` with a load that fails with `errno` `fails`
+    /// times, then succeeds; returns (result is ok, calls made).
+    fn run(errno: i32, fails: u32) -> (bool, u32) {
+        let calls = Cell::new(0);
+        let r = load_retrying(|| {
+            calls.set(calls.get() + 1);
+            if calls.get() <= fails {
+                Err(load_error(errno))
+            } else {
+                Ok(())
+            }
+        });
+        (r.is_ok(), calls.get())
+    }
+
+    #[test]
+    fn eagain_is_retried_up_to_five_attempts() {
+        assert_eq!(run(libc::EAGAIN, 0), (true, 1));
+        assert_eq!(run(libc::EAGAIN, 4), (true, 5));
+        assert_eq!(run(libc::EAGAIN, 5), (false, 5));
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        assert_eq!(run(libc::EACCES, 3), (false, 1));
+        assert_eq!(run(libc::EINVAL, 1), (false, 1));
     }
 }

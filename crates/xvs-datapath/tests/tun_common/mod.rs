@@ -242,20 +242,13 @@ impl EncapTest {
     pub fn load(cfg: TunTestCfg) -> Self {
         require_root();
         let mut ebpf = Ebpf::load(ENCAP_TEST_OBJECT).expect("parse encap_test.bpf.o");
-        let x: &mut Xdp = ebpf
-            .program_mut("tun_test_xdp")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        x.load().expect("load tun_test_xdp (verifier)");
-        let x: &mut Xdp = ebpf
-            .program_mut("tun_test_xdp_ipip4")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        x.load().expect("load tun_test_xdp_ipip4 (verifier)");
+        for name in ["tun_test_xdp", "tun_test_xdp_ipip4"] {
+            let x: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+            xvs_datapath::load_retrying(|| x.load())
+                .unwrap_or_else(|e| panic!("load {name} (verifier): {e:?}"));
+        }
         let t: &mut SchedClassifier = ebpf.program_mut("tun_test_tc").unwrap().try_into().unwrap();
-        t.load().expect("load tun_test_tc (verifier)");
+        xvs_datapath::load_retrying(|| t.load()).expect("load tun_test_tc (verifier)");
         let mut e = Self { ebpf };
         e.set(cfg);
         e
