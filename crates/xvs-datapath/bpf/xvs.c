@@ -438,15 +438,19 @@ static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config
 		f->until = 0;
 }
 
-/* Caches connection c of packet p as of now (ns) and tick (gen: read
- * before c was looked up), in the way of its set it already has, else an
- * empty or stale one, else one picked by the clock's low bits. Trusted for
- * a second, and never past c's deadline as it stands. */
-static __always_inline void xvs_flow_fill(const struct pkt *p, const struct conn *c,
-					  struct xvs_config *cfg, __u64 now, __u64 tick,
-					  __u32 gen)
+/* Caches connection c of packet p as of now (ns) and tick_gen (the
+ * caches' clock in the high 32 bits, the flow generation read before c
+ * was looked up in the low ones: five arguments at most), in the way of
+ * its set it already has, else an empty or stale one, else one picked by
+ * the clock's low bits. Trusted for a second, and never past c's deadline
+ * as it stands. A subprogram: its ways unrolled in xvs_decide_slow()
+ * took the scheduler's call chain past the verifier's 512-byte stack. */
+static __attribute__((noinline)) void xvs_flow_fill(const struct pkt *p, const struct conn *c,
+						   struct xvs_config *cfg, __u64 now,
+						   __u64 tick_gen)
 {
-	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = (__u32)tick;
+	__u32 gen = (__u32)tick_gen;
+	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = (__u32)(tick_gen >> 32);
 	__u32 victim = base + (t & (XVS_FLOW_WAYS - 1)), stale = ~0U;
 	__u64 ticks = cfg->hz;
 	struct xvs_flow *f;
@@ -1057,7 +1061,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE || c->fwd == XVS_FWD_TUNNEL) &&
 	    c->family == XVS_AF_INET &&
 	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
-		xvs_flow_fill(p, c, cfg, now, d->tick, gen);
+		xvs_flow_fill(p, c, cfg, now, (d->tick << 32) | gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
 		xvs_flow_drop(p, cfg);
 	d->rs = r;

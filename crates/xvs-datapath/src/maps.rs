@@ -69,7 +69,7 @@ pub const SEQ_SVC: u32 = 2;
 /// `xvs_seq` index of the last real-server slot handed out (user space only).
 pub const SEQ_SLOT: u32 = 3;
 /// Ways of a flow-cache set (`XVS_FLOW_WAYS`).
-pub const FLOW_WAYS: u32 = 4;
+pub const FLOW_WAYS: u32 = 8;
 /// `tpl.flags`: invalidated (no longer in the index).
 pub const TPL_F_INVALID: u8 = 0x1;
 

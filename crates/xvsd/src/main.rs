@@ -73,7 +73,7 @@ Options:
   --http-token-file FILE        bearer token HTTP callers must present
   --max-conns N                 connection table size (default 10000000)
   --flow-cache N                established IPv4 flows cached per CPU in front of
-                                the table, 32 bytes each (default 65536; 0: none)
+                                the table, 32 bytes each (default 32768; 0: none)
   --detach-on-exit              on SIGTERM/SIGINT, detach from the interfaces and
                                 remove the pinned state (default: leave the
                                 datapath forwarding for the next xvsd to adopt)
