@@ -308,7 +308,7 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  * front of xvs_conns for the bulk of an established IPv4 connection's
  * packets: a packet that finds its flow here is forwarded and counted
  * without a hash-map lookup (helper calls, and on a big table a TLB and
- * cache miss on its bucket array): one cache line, no call. An entry is
+ * cache miss on its bucket array): mostly one cache line, no call. An entry is
  * filled from xvs_conns by a packet that needed no state change (UDP; TCP
  * in ESTABLISHED, a bare ACK) toward an IPv4 real server forwarded to by
  * DR, NAT or TUN, and is trusted for a second (cfg->hz ticks of
