@@ -93,6 +93,20 @@ static __always_inline int selected(const struct tun_test_cfg *c, void *data, vo
 	return ports[1] == c->vport;
 }
 
+/* Notes ret and turns it into the XDP verdict: out of c->ifindex (or back
+ * out) when the frame was encapsulated. */
+static __always_inline int xdp_finish(const struct tun_test_cfg *c, int ret)
+{
+	note(ret);
+	if (ret == XVS_ENCAP_NO_ROOM)
+		return XDP_DROP;
+	if (ret != XVS_ENCAP_OK)
+		return XDP_PASS;
+	if (!c->ifindex)
+		return XDP_TX;
+	return bpf_redirect(c->ifindex, 0);
+}
+
 static __always_inline void set_macs(void *data, void *data_end, const struct tun_test_cfg *c)
 {
 	struct ethhdr *eth = data;
@@ -119,15 +133,9 @@ int tun_test_xdp(struct xdp_md *ctx)
 	if (t.dport && !t.sport)
 		t.sport = xvs_gue_sport(hash);
 	ret = xvs_encap_xdp(ctx, &t);
-	note(ret);
-	if (ret == XVS_ENCAP_NO_ROOM)
-		return XDP_DROP;
-	if (ret != XVS_ENCAP_OK)
-		return XDP_PASS;
-	set_macs((void *)(long)ctx->data, (void *)(long)ctx->data_end, c);
-	if (!c->ifindex)
-		return XDP_TX;
-	return bpf_redirect(c->ifindex, 0);
+	if (ret == XVS_ENCAP_OK)
+		set_macs((void *)(long)ctx->data, (void *)(long)ctx->data_end, c);
+	return xdp_finish(c, ret);
 }
 
 /*
@@ -161,14 +169,7 @@ int tun_test_xdp_ipip4(struct xdp_md *ctx)
 		if (ret == XVS_ENCAP_OK)
 			set_macs((void *)(long)ctx->data, (void *)(long)ctx->data_end, c);
 	}
-	note(ret);
-	if (ret == XVS_ENCAP_NO_ROOM)
-		return XDP_DROP;
-	if (ret != XVS_ENCAP_OK)
-		return XDP_PASS;
-	if (!c->ifindex)
-		return XDP_TX;
-	return bpf_redirect(c->ifindex, 0);
+	return xdp_finish(c, ret);
 }
 _Static_assert(__builtin_offsetof(struct tun_test_cfg, smac) ==
 		       __builtin_offsetof(struct tun_test_cfg, dmac) + ETH_ALEN,

@@ -157,6 +157,14 @@ static __always_inline __u16 xvs_encap_csum_fold(__u32 s)
 	return (__u16)~s;
 }
 
+/* The outer TOS for inner TOS tos: DSCP and ECN copied, CE as ECT(0). */
+static __always_inline __u8 xvs_encap_tos(__u8 tos)
+{
+	__u8 ecn = tos & XVS_ECN_MASK;
+
+	return (tos & ~XVS_ECN_MASK) | (ecn == XVS_ECN_CE ? XVS_ECN_ECT_0 : ecn);
+}
+
 /* What the encapsulation needs to know of the inner packet. */
 struct xvs_encap_inner {
 	__u32 len;     /* inner IP packet length, from its own header */
@@ -204,8 +212,7 @@ static __always_inline int xvs_encap_inner_info(__be16 h_proto, const __u8 *hdr,
 static __always_inline int xvs_encap_build(const struct xvs_tun *t, const struct xvs_encap_inner *in,
 					   __u8 *buf)
 {
-	__u8 ecn = in->tos & XVS_ECN_MASK;
-	__u8 tos = (in->tos & ~XVS_ECN_MASK) | (ecn == XVS_ECN_CE ? XVS_ECN_ECT_0 : ecn);
+	__u8 tos = xvs_encap_tos(in->tos);
 	__u8 ttl = t->ttl ? t->ttl : XVS_ENCAP_TTL;
 	__u32 l3len, l4len = t->dport ? XVS_GUE_HLEN : 0;
 	__u8 next = t->dport ? IPPROTO_UDP : in->proto;
@@ -349,26 +356,26 @@ static __always_inline int xvs_encap_ipip4_xdp(struct xdp_md *ctx, __be32 saddr,
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *in = data + sizeof(struct ethhdr), *out;
+	struct xvs_encap_inner inner = {};
 	struct ethhdr *eth;
 	__u32 len, s, a = bpf_ntohl(saddr), b = bpf_ntohl(daddr);
 	__u16 id = 0, frag = 0;
-	__u8 tos, ecn;
+	__u8 tos;
 
 	if ((void *)(in + 1) > data_end)
 		return XVS_ENCAP_INVALID;
-	if (in->version != 4 || in->ihl < 5)
+	/* the inner header as xvs_encap_xdp() reads it; its length against
+	 * the linear part here */
+	if (xvs_encap_inner_info(bpf_htons(ETH_P_IP), (const __u8 *)in, 0xffff, &inner))
 		return XVS_ENCAP_INVALID;
-	len = bpf_ntohs(in->tot_len);
-	if (len < (__u32)in->ihl * 4)
-		return XVS_ENCAP_INVALID;
+	len = inner.len;
 	if (len > (__u32)(data_end - (void *)in))
 		return XVS_ENCAP_GENERAL; /* in fragments, or short: theirs to tell */
 	if (len + sizeof(struct iphdr) > 0xffff ||
 	    (mtu && len + sizeof(struct iphdr) > mtu))
 		return XVS_ENCAP_TOO_BIG;
-	ecn = in->tos & XVS_ECN_MASK;
-	tos = (in->tos & ~XVS_ECN_MASK) | (ecn == XVS_ECN_CE ? XVS_ECN_ECT_0 : ecn);
-	if (in->frag_off & bpf_htons(XVS_IP_DF))
+	tos = xvs_encap_tos(inner.tos);
+	if (inner.df)
 		frag = XVS_IP_DF;
 	else
 		id = (__u16)bpf_get_prandom_u32();
