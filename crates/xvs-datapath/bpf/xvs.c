@@ -66,6 +66,13 @@ enum xvs_action {
 };
 
 /* What to do with a packet, besides the action. */
+/*
+ * decision.cached for a TUN flow XDP sends from its cache entry alone (rs
+ * NULL): IPIP over IPv4, the tunnel source and next hop from the FIB,
+ * new_port the tunnel's MTU (host order; 0: no check).
+ */
+#define XVS_CACHED_TUN_FIB 2
+
 struct decision {
 	/* FORWARD: the real server, when forwarding needs its configuration
 	 * (a new connection, an explicit next hop, a tunnel); NULL: the next
@@ -76,7 +83,7 @@ struct decision {
 	__u8 fwd;           /* XVS_FWD_* */
 	__u8 family;        /* FORWARD: of new_addr */
 	__u8 steady;        /* the packet may fill the flow cache (xvs_steady()) */
-	__u8 cached;        /* FORWARD: from the flow cache */
+	__u8 cached;        /* FORWARD: from the flow cache (1, or XVS_CACHED_TUN_FIB) */
 	__u16 hz;           /* ticks of the caches' clock a second (xvs_config.hz) */
 	__u64 tick;         /* the flow and hop caches' clock (xvs_tick()) at the decision */
 };
@@ -320,7 +327,8 @@ static __always_inline int xvs_key_eq(const struct conn_key *a, const struct con
  *   - its real server is listed (xvs_real_live); one whose forwarding
  *     needs its configuration (a tunnel, an explicit next hop:
  *     XVS_LIVE_F_REAL) has it looked up in xvs_reals, a small table, and
- *     must be there;
+ *     must be there (in XDP, an XVS_FLOW_TUN_FIB entry carries what it
+ *     needs of it instead);
  *   - the packet needs no state change either (xvs_steady()).
  * A hit skips the connection's timer restart: the next packet after the
  * entry's time is up takes the full path, which restarts it; so an active
@@ -438,29 +446,62 @@ static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config
 		f->until = 0;
 }
 
-/* Caches connection c of packet p as of now (ns) and tick_gen (the
- * caches' clock in the high 32 bits, the flow generation read before c
- * was looked up in the low ones: five arguments at most), in the way of
- * its set it already has, else an empty or stale one, else one picked by
- * the clock's low bits. Trusted for a second, and never past c's deadline
- * as it stands. A subprogram: its ways unrolled in xvs_decide_slow()
- * took the scheduler's call chain past the verifier's 512-byte stack. */
+static __always_inline int xvs_mac_zero(const __u8 *m)
+{
+	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
+}
+
+/*
+ * A cached TUN flow that XDP sends with nothing but the entry and the FIB
+ * (see xvs_flow_tun_fib()): the flag is in xvs_flow.fwd, the tunnel's MTU
+ * in xvs_flow.rport (a tunnel leaves the ports as they are).
+ */
+#define XVS_FLOW_TUN_FIB 0x80
+
+/*
+ * What connection c's cache entry may carry of real server r's tunnel,
+ * for xvs_flow_fill(): XVS_FLOW_TUN_FIB << 16 | the MTU when r is an IPv4
+ * IPIP tunnel whose source and next hop come from the FIB (no tunnel
+ * source, no MAC configured), else 0. The entry then stands for r's
+ * configuration as it was: user space retires every cached flow
+ * (XVS_CTL_FORGET_FLOWS) when it changes a real server's.
+ */
+static __always_inline __u32 xvs_flow_tun_fib(const struct conn *c, const struct real *r)
+{
+	if (c->fwd != XVS_FWD_TUNNEL || !r || r->family != XVS_AF_INET ||
+	    r->tun_type != XVS_TUN_IPIP || r->tun_saddr[0] || !xvs_mac_zero(r->mac))
+		return 0;
+	return XVS_FLOW_TUN_FIB << 16 | r->tun_mtu;
+}
+
+/* Caches connection c of packet p (r: its real server's configuration,
+ * or NULL) as of now (ns) and tick_gen (the caches' clock in the high 32
+ * bits, the flow generation read before c was looked up in the low ones:
+ * five arguments at most), in the way of its set it already has, else an
+ * empty or stale one, else one picked by the clock's low bits. Trusted
+ * for a second, and never past c's deadline as it stands. A subprogram:
+ * its ways unrolled in xvs_decide_slow() took the scheduler's call chain
+ * past the verifier's 512-byte stack. */
 static __attribute__((noinline)) void xvs_flow_fill(const struct pkt *p, const struct conn *c,
-						   struct xvs_config *cfg, __u64 now,
+						   const struct real *r, __u64 now,
 						   __u64 tick_gen)
 {
-	__u32 gen = (__u32)tick_gen;
-	__u32 base = xvs_flow_base(p, cfg->flow_sets), t = (__u32)(tick_gen >> 32);
-	__u32 victim = base + (t & (XVS_FLOW_WAYS - 1)), stale = ~0U;
-	__u64 ticks = cfg->hz;
+	struct xvs_config *cfg = xvs_cfg();
+	__u32 gen = (__u32)tick_gen, t = (__u32)(tick_gen >> 32), base, victim, tun;
+	__u32 stale = ~0U;
+	__u64 ticks;
 	struct xvs_flow *f;
 
-	if (c->expires <= now)
+	if (!cfg || c->expires <= now)
 		return;
+	ticks = cfg->hz;
 	if (c->expires - now < XVS_NSEC)
 		ticks = (c->expires - now) * cfg->hz / XVS_NSEC;
 	if (!ticks)
 		return;
+	base = xvs_flow_base(p, cfg->flow_sets);
+	victim = base + (t & (XVS_FLOW_WAYS - 1));
+	tun = xvs_flow_tun_fib(c, r);
 
 #pragma unroll
 	for (int w = 0; w < XVS_FLOW_WAYS; w++) {
@@ -486,8 +527,8 @@ static __attribute__((noinline)) void xvs_flow_fill(const struct pkt *p, const s
 	f->sport = p->sport;
 	f->dport = p->dport;
 	f->proto = p->proto;
-	f->fwd = c->fwd;
-	f->rport = c->dport;
+	f->fwd = c->fwd | (__u8)(tun >> 16);
+	f->rport = tun ? (__u16)tun : c->dport;
 	f->raddr = c->daddr[0];
 	f->until = (t + (__u32)ticks) | 1; /* never 0 (empty) */
 	f->gen = gen;
@@ -1061,7 +1102,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	    (c->fwd == XVS_FWD_MASQ || c->fwd == XVS_FWD_ROUTE || c->fwd == XVS_FWD_TUNNEL) &&
 	    c->family == XVS_AF_INET &&
 	    (p->proto != IPPROTO_TCP || c->state == XVS_TCP_S_ESTABLISHED))
-		xvs_flow_fill(p, c, cfg, now, (d->tick << 32) | gen);
+		xvs_flow_fill(p, c, r, now, (d->tick << 32) | gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
 		xvs_flow_drop(p, cfg);
 	d->rs = r;
@@ -1072,8 +1113,10 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 	return XVS_ACT_FORWARD;
 }
 
-/* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet. */
-static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d)
+/* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet; xdp: for the
+ * XDP program, which sends a cached XVS_FLOW_TUN_FIB flow without its real
+ * server's configuration (XVS_CACHED_TUN_FIB). */
+static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision *d, int xdp)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct xvs_flow *f;
@@ -1093,12 +1136,16 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 			__u32 rid = f->real_id;
 			struct real *r = NULL;
 
+			/* (in d at once: one value fewer held across the calls) */
+			d->cached = xdp && (f->fwd & XVS_FLOW_TUN_FIB) ? XVS_CACHED_TUN_FIB : 1;
 			live = xvs_live(rid);
 			/* a tunnel or an explicit next hop: the server's
-			 * configuration (not there: the full path decides) */
-			if (live & XVS_LIVE_F_REAL)
+			 * configuration (not there: the full path decides),
+			 * unless the entry has what XDP needs of it */
+			if ((live & XVS_LIVE_F_REAL) && d->cached == 1)
 				r = bpf_map_lookup_elem(&xvs_reals, &rid);
-			if ((live & XVS_LIVE_F_AVAILABLE) && (r || !(live & XVS_LIVE_F_REAL))) {
+			if ((live & XVS_LIVE_F_AVAILABLE) &&
+			    (r || d->cached != 1 || !(live & XVS_LIVE_F_REAL))) {
 				xvs_count_pkt(live, rid, live >> XVS_LIVE_SVC_SHIFT, p->tot_len,
 					      1);
 				d->rs = r;
@@ -1107,11 +1154,11 @@ static __always_inline int xvs_decide(struct pkt *p, __u32 mark, struct decision
 				d->new_addr[2] = 0;
 				d->new_addr[3] = 0;
 				d->new_port = f->rport;
-				d->fwd = f->fwd;
+				d->fwd = f->fwd & ~XVS_FLOW_TUN_FIB;
 				d->family = XVS_AF_INET;
-				d->cached = 1;
 				return XVS_ACT_FORWARD;
 			}
+			d->cached = 0;
 		}
 	}
 	return xvs_decide_slow(p, mark, d, gen);
@@ -1309,11 +1356,6 @@ static __always_inline struct xvs_hop *xvs_hop_slot(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&xvs_hop_scratch, &zero);
-}
-
-static __always_inline int xvs_mac_zero(const __u8 *m)
-{
-	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
 }
 
 /* xvs_fib()'s flags: the family, and whether to derive the source. */
@@ -1805,11 +1847,25 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 	__be32 saddr;
 	const __u8 *macs;
 	__u32 ifindex;
+	__u16 mtu;
 	int rc;
 
+	if (d->cached == XVS_CACHED_TUN_FIB) {
+		/* the key xvs_tun_hop() gives the FIB's answer */
+		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | XVS_FIB_WANT_SRC, d->new_addr,
+				   d->tick, d->hz);
+		if (!e)
+			return XVS_TUN_GENERAL;
+		saddr = e->saddr[0];
+		macs = e->dmac;
+		ifindex = e->ifindex;
+		mtu = d->new_port;
+		goto encap;
+	}
 	if (!r || r->family != XVS_AF_INET || r->tun_type != XVS_TUN_IPIP)
 		return XVS_TUN_GENERAL;
 	saddr = r->tun_saddr[0];
+	mtu = r->tun_mtu;
 	if (xvs_mac_zero(r->mac)) {
 		/* the key xvs_tun_hop() gives the FIB's answer */
 		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | (saddr ? 0 : XVS_FIB_WANT_SRC), r->addr,
@@ -1824,9 +1880,10 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 		macs = r->mac; /* and src_mac: side by side, as the frame has them */
 		ifindex = r->ifindex ? r->ifindex : in_ifindex;
 	}
+encap:
 	if (!saddr)
 		return XVS_TUN_GENERAL;
-	rc = xvs_encap_ipip4_xdp(ctx, saddr, r->addr[0], macs, r->tun_mtu);
+	rc = xvs_encap_ipip4_xdp(ctx, saddr, d->new_addr[0], macs, mtu);
 	if (rc == XVS_ENCAP_GENERAL)
 		return XVS_TUN_GENERAL;
 	if (rc != XVS_ENCAP_OK) {
@@ -1915,8 +1972,8 @@ int xvs_xdp(struct xdp_md *ctx)
 
 	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
 		return XDP_PASS;
-	act = xvs_decide(&p, 0, &d);
-	if (act == XVS_ACT_FORWARD && d.cached && !d.rs) {
+	act = xvs_decide(&p, 0, &d, 1);
+	if (act == XVS_ACT_FORWARD && d.cached == 1 && !d.rs) {
 		/* From the flow cache, DR or NAT, next hop from the FIB (IPv4):
 		 * with the hop cached too, sent from here, no call but the
 		 * redirect's. */
@@ -2169,7 +2226,7 @@ int xvs_tc(struct __sk_buff *skb)
 	}
 	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
 		return TC_ACT_OK;
-	act = xvs_decide(&p, skb->mark, &d);
+	act = xvs_decide(&p, skb->mark, &d, 0);
 	if (act == XVS_ACT_FORWARD && d.cached && !d.rs && d.fwd == XVS_FWD_ROUTE) {
 		/* From the flow cache, DR, next hop from the FIB (IPv4): with
 		 * the hop cached too, sent from here, without the call into
@@ -2215,11 +2272,14 @@ int xvs_tc(struct __sk_buff *skb)
  * because it still controls connections: its timer then restarts, 60 s).
  * CLEAR_OVERLOAD returns 1 if the real server exists. JIFFIES returns the
  * low 32 bits of the kernel's jiffies (user space measures HZ with it).
+ * FORGET_FLOWS retires every CPU's cached flows (a real server's
+ * configuration changed: see xvs_flow_tun_fib()) and returns 1.
  */
 #define XVS_CTL_EXPIRE 1
 #define XVS_CTL_CLEAR_OVERLOAD 2
 #define XVS_CTL_EXPIRE_TPL 3
 #define XVS_CTL_JIFFIES 4
+#define XVS_CTL_FORGET_FLOWS 5
 
 SEC("xdp")
 int xvs_ctl(struct xdp_md *ctx)
@@ -2240,6 +2300,10 @@ int xvs_ctl(struct xdp_md *ctx)
 	op = *(__u8 *)data;
 	if (op == XVS_CTL_JIFFIES)
 		return (__u32)bpf_jiffies64();
+	if (op == XVS_CTL_FORGET_FLOWS) {
+		xvs_flow_forget();
+		return 1;
+	}
 	force = *(__u8 *)(data + 4 + sizeof(k));
 	if (op == XVS_CTL_EXPIRE_TPL) {
 		id = *(__u32 *)(data + 4);

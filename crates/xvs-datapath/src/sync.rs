@@ -43,6 +43,7 @@ const CTL_EXPIRE: u8 = 1;
 const CTL_CLEAR_OVERLOAD: u8 = 2;
 const CTL_EXPIRE_TPL: u8 = 3;
 const CTL_JIFFIES: u8 = 4;
+const CTL_FORGET_FLOWS: u8 = 5;
 
 /// lblc/lblcr cache expiration (the `lblc_expiration`/`lblcr_expiration`
 /// sysctls' default, 24 h), seconds.
@@ -301,6 +302,20 @@ fn real_of(d: &Dest, svc_id: u32, l2: &L2) -> Real {
         tun_saddr,
         tun_mtu,
         pad2: 0,
+    }
+}
+
+impl Real {
+    /// This configuration with `other`'s weight, thresholds and flags: what
+    /// an edit that only changes those leaves alone.
+    fn with_weight_and_state(&self, other: &Real) -> Real {
+        Real {
+            weight: other.weight,
+            u_threshold: other.u_threshold,
+            l_threshold: other.l_threshold,
+            flags: other.flags,
+            ..*self
+        }
     }
 }
 
@@ -661,6 +676,12 @@ impl Datapath {
         // __ip_vs_update_dest(): the overload flag is cleared when the upper
         // threshold is removed or raised.
         if let Some(o) = old {
+            if o.with_weight_and_state(&r) != r {
+                // What a cached flow may carry of it changed (its tunnel,
+                // next hop, method): every CPU's cached flows go, and the
+                // next packet of each reads the new configuration.
+                self.run_ctl(CTL_FORGET_FLOWS, &[])?;
+            }
             let changed = o.u_threshold != r.u_threshold || o.flags != r.flags;
             if changed && (r.u_threshold == 0 || r.u_threshold > o.u_threshold) {
                 self.run_ctl(CTL_CLEAR_OVERLOAD, &id.to_ne_bytes())?;

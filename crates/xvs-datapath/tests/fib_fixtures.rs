@@ -902,6 +902,25 @@ fn tun_flows_from_the_flow_cache_are_encapsulated_as_from_the_table() {
             let id = t.services().next().unwrap().dests[0].id;
             let st = dp.real_stats(id).unwrap().unwrap();
             assert_eq!((st.conns, st.inpkts), (1, 5), "{prog:?}");
+            // The tunnel's MTU lowered below the packet (XDP's entry for
+            // this flow carries the MTU): the edit takes effect at once,
+            // the packet is too big for the tunnel and dropped; raised
+            // again, the flow is forwarded again.
+            let small = L2 {
+                tun_mtu: 50,
+                ..L2::default()
+            };
+            dp.sync(&t, &Sysctls::default(), &small).unwrap();
+            let got = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
+            assert_eq!(got.verdict, dropped(prog), "{prog:?} over the new MTU");
+            assert_eq!(dp.counters().unwrap().tun_dropped, 1, "{prog:?}");
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            for _ in 0..2 {
+                let got = dp.test_run_on(prog, &seg(0x10), fx0).unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?} MTU back");
+                assert_eq!(got.packet, outer(&seg(0x10)), "{prog:?} MTU back");
+            }
+            assert_eq!(dp.counters().unwrap().forwarded, 7, "{prog:?}");
             // the real server taken out: dropped at once, not forwarded
             // from the cache for another second
             t.apply(&common::cmd("-d -t 198.18.2.1:80 -r 198.18.20.5"))
