@@ -1206,9 +1206,93 @@ static __always_inline int xvs_classify_rc(struct pkt *p, int rc, __u32 pkt_len)
 	return -1;
 }
 
-static __always_inline int xvs_classify(struct pkt *p, void *data, void *data_end, __u32 pkt_len)
+/* ICMP errors about connections (ip_vs_in_icmp()) ---------------------------
+ *
+ * An ICMP error sent to a VIP about a packet "from the VIP" to a client,
+ * which by DR or TUN a real server sent: destination unreachable (among
+ * them fragmentation needed, path MTU discovery's), source quench, time
+ * exceeded. Its quoted headers name a tracked connection, reversed; the
+ * error goes to that connection's real server the way the connection's
+ * packets go, and counts as one of them (its real server's and service's
+ * in-packets, the forwarded counter), so that the server's TCP learns the
+ * path MTU, as with the kernel's IPVS. Left to the stack: no such live
+ * connection, a NAT one (its quoted headers would need rewriting), IPv6,
+ * a quote cut short before its ports.
+ */
+#define XVS_ICMP_DEST_UNREACH 3
+#define XVS_ICMP_SOURCE_QUENCH 4
+#define XVS_ICMP_TIME_EXCEEDED 11
+
+/* Whether parsed packet p (rc: parse_packet()'s answer, len: the frame's
+ * length) is an IPv4 ICMP message, whole, for xvs_icmp_decide(). */
+static __always_inline int xvs_icmp_is(const struct pkt *p, int rc, __u32 len)
 {
-	return xvs_classify_rc(p, parse_packet(p, data, data_end), pkt_len);
+	return rc == XVS_PARSE_OTHER && p->family == XVS_AF_INET && p->proto == IPPROTO_ICMP &&
+	       (__u32)p->tot_len + sizeof(struct ethhdr) <= len;
+}
+
+/* XVS_ACT_FORWARD with d filled in (as for the connection's packets), or
+ * XVS_ACT_PASS. A subprogram: off the fast path's frame. */
+static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *data_end,
+						      struct decision *d)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	const __u8 *ic = p->l4;
+	struct xvs_scratch *sc;
+	struct real *r = NULL;
+	struct conn_key *k;
+	struct iphdr *in;
+	struct conn *c;
+	__u32 zero = 0, rid, live;
+	__be16 *ports;
+
+	if (!cfg || (void *)(ic + 8) > data_end)
+		return XVS_ACT_PASS;
+	if (ic[0] != XVS_ICMP_DEST_UNREACH && ic[0] != XVS_ICMP_SOURCE_QUENCH &&
+	    ic[0] != XVS_ICMP_TIME_EXCEEDED)
+		return XVS_ACT_PASS;
+	in = (void *)(ic + 8);
+	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5 ||
+	    (in->frag_off & bpf_htons(XVS_IP_OFFSET)) ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+		return XVS_ACT_PASS;
+	ports = (void *)in + (__u32)in->ihl * 4;
+	if ((void *)(ports + 2) > data_end)
+		return XVS_ACT_PASS;
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return XVS_ACT_PASS;
+	/* the connection the quoted packet (VIP -> client) belongs to */
+	k = &sc->ck;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr[0] = in->daddr;
+	k->daddr[0] = in->saddr;
+	k->sport = ports[1];
+	k->dport = ports[0];
+	k->proto = in->protocol;
+	k->family = XVS_AF_INET;
+	c = bpf_map_lookup_elem(&xvs_conns, k);
+	if (!c || c->expires <= xvs_now(cfg) ||
+	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL))
+		return XVS_ACT_PASS;
+	rid = c->real_id;
+	live = xvs_live(rid);
+	if (!(live & XVS_LIVE_F_AVAILABLE))
+		return XVS_ACT_PASS;
+	if ((live & XVS_LIVE_F_REAL) || c->fwd == XVS_FWD_TUNNEL) {
+		r = bpf_map_lookup_elem(&xvs_reals, &rid);
+		if (!r)
+			return XVS_ACT_PASS;
+	}
+	xvs_count_pkt(live, rid, c->svc_id, p->tot_len, 1);
+	d->rs = r;
+	__builtin_memcpy(d->new_addr, c->daddr, 16);
+	d->new_port = c->dport;
+	d->fwd = c->fwd;
+	d->family = c->family;
+	d->tick = xvs_tick(cfg);
+	d->hz = cfg->hz;
+	return XVS_ACT_FORWARD;
 }
 
 /* XDP ---------------------------------------------------------------------- */
@@ -1968,9 +2052,19 @@ int xvs_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct decision d = {};
 	struct pkt p = {};
-	int act;
+	int act, rc;
 
-	if (xvs_classify(&p, data, data_end, (__u32)(data_end - data)) >= 0)
+	rc = parse_packet(&p, data, data_end);
+	if (xvs_icmp_is(&p, rc, (__u32)(data_end - data))) {
+		if (xvs_icmp_decide(&p, data_end, &d) != XVS_ACT_FORWARD) {
+			xvs_count(XVS_CNT_PASSED);
+			return XDP_PASS;
+		}
+		if (d.fwd == XVS_FWD_TUNNEL)
+			return xvs_xdp_tun(ctx, &p, &d);
+		return xvs_xdp_fwd(ctx, &p, &d);
+	}
+	if (xvs_classify_rc(&p, rc, (__u32)(data_end - data)) >= 0)
 		return XDP_PASS;
 	act = xvs_decide(&p, 0, &d, 1);
 	if (act == XVS_ACT_FORWARD && d.cached == 1 && !d.rs) {
@@ -2223,6 +2317,15 @@ int xvs_tc(struct __sk_buff *skb)
 		data_end = (void *)(long)skb->data_end;
 		__builtin_memset(&p, 0, sizeof(p));
 		rc = parse_packet(&p, data, data_end);
+	}
+	if (xvs_icmp_is(&p, rc, skb->len)) {
+		if (xvs_icmp_decide(&p, data_end, &d) != XVS_ACT_FORWARD) {
+			xvs_count(XVS_CNT_PASSED);
+			return TC_ACT_OK;
+		}
+		if (d.fwd == XVS_FWD_TUNNEL)
+			return xvs_tc_tun(skb, &p, &d);
+		return xvs_tc_fwd(skb, &p, &d);
 	}
 	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
 		return TC_ACT_OK;

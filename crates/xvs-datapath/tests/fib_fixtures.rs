@@ -970,3 +970,51 @@ fn a_flow_cached_long_ago_stays_out_when_the_clock_comes_round() {
         }
     });
 }
+
+/// Path MTU discovery through LVS-TUN: a router's "fragmentation needed"
+/// about a packet the real server sent the client (from the VIP) is
+/// tunnelled to the connection's real server like the connection's own
+/// packets (outer source and next hop from the FIB), so the server's TCP
+/// learns the client path's MTU; the kernel's IPVS does the same.
+#[test]
+fn icmp_errors_about_a_tun_connection_are_tunnelled_to_its_server() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
+        ];
+        let outer = |input: &[u8]| {
+            let inner = &input[14..];
+            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
+            p.extend_from_slice(inner);
+            eth(GW_MAC, FX1_MAC, 0x0800, &p)
+        };
+        // fragmentation needed, MTU 1280, quoting the server's SYN-ACK
+        let quoted = ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12));
+        let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+        icmp.extend_from_slice(&quoted[..28]);
+        let c = common::inet_csum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let err = eth(
+            FX0_MAC,
+            CLIENT_MAC,
+            0x0800,
+            &ipv4([198, 18, 0, 254], VIP, 1, &icmp),
+        );
+        for prog in PROGS {
+            let t = common::table(&rules);
+            let mut dp = common::load();
+            dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+            let got = dp
+                .test_run_on(prog, &seg_from_client(40000, 0x02), fx0)
+                .unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} SYN");
+            let got = dp.test_run_on(prog, &err, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} frag needed");
+            assert_eq!(got.packet, outer(&err), "{prog:?} frag needed");
+            assert_eq!(dp.counters().unwrap().forwarded, 2, "{prog:?}");
+        }
+    });
+}

@@ -361,3 +361,71 @@ fn twos_draws_kernel_random_numbers_without_the_hook() {
     assert!(seen[0] > 20 && seen[1] > 20, "{seen:?}");
     assert_eq!(dp.fixed_draws_used().unwrap(), 0);
 }
+
+/// An ICMP error from `from` to the VIP quoting the first 28 bytes of
+/// `quoted` (an IPv4 packet): type 3 code 4, fragmentation needed, next-hop
+/// MTU 1280.
+fn frag_needed(from: [u8; 4], quoted: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(&quoted[..28]);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &ipv4(from, VIP, 1, &icmp))
+}
+
+const ROUTER: [u8; 4] = [198, 18, 0, 254];
+
+/// Path MTU discovery through LVS-DR: a router's "fragmentation needed"
+/// about a packet the real server sent the client (from the VIP) reaches
+/// the director, which forwards it to the connection's real server as it
+/// does the connection's packets (the kernel's IPVS does the same), and
+/// counts it as the connection's. One about no tracked connection, and an
+/// echo request to the VIP, are the director's stack's, untouched.
+#[test]
+fn icmp_errors_about_a_connection_go_to_its_real_server() {
+    require_root();
+    for (prog, verdict, pass) in [
+        (Prog::Xdp, XDP_TX, XDP_PASS),
+        (Prog::Tc, TC_ACT_REDIRECT, TC_ACT_OK),
+    ] {
+        let dp = datapath(0);
+        let syn = syn_to(VIP, 80);
+        assert_eq!(
+            dp.test_run(prog, &syn).unwrap().verdict,
+            verdict,
+            "{prog:?}"
+        );
+        // the server's reply, as the client's path saw it: VIP:80 -> client
+        let reply = ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12));
+        let err = frag_needed(ROUTER, &reply);
+        let got = dp.test_run(prog, &err).unwrap();
+        assert_eq!(got.verdict, verdict, "{prog:?} frag needed");
+        assert_eq!(got.packet, dr_rewritten(&err), "{prog:?} frag needed");
+        assert_eq!(dp.counters().unwrap(), counters(0, 2, 0), "{prog:?}");
+        let t = table(&[
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+        ]);
+        let id = t.services().next().unwrap().dests[0].id;
+        let st = dp.real_stats(id).unwrap().unwrap();
+        assert_eq!((st.conns, st.inpkts), (1, 2), "{prog:?}");
+
+        // no such connection (another client port), an echo request
+        let other = frag_needed(ROUTER, &ipv4(VIP, CLIENT, 6, &tcp(80, 40001, 0x12)));
+        let mut echo = vec![8, 0, 0, 0, 0, 1, 0, 1];
+        let c = inet_csum(&echo);
+        echo[2..4].copy_from_slice(&c.to_be_bytes());
+        let echo = eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            0x0800,
+            &ipv4(CLIENT, VIP, 1, &echo),
+        );
+        for input in [other, echo] {
+            let got = dp.test_run(prog, &input).unwrap();
+            assert_eq!(got.verdict, pass, "{prog:?} not ours");
+            assert_eq!(got.packet, input, "{prog:?} not ours");
+        }
+        assert_eq!(dp.counters().unwrap(), counters(2, 2, 0), "{prog:?}");
+    }
+}

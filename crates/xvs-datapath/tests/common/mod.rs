@@ -45,6 +45,11 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
+/// The Internet checksum of `data` (ICMP's, over the message).
+pub fn inet_csum(data: &[u8]) -> u16 {
+    fold(sum16(data, 0))
+}
+
 pub fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + payload.len());
     f.extend_from_slice(&dst);
