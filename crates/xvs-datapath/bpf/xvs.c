@@ -1215,9 +1215,14 @@ static __always_inline int xvs_classify_rc(struct pkt *p, int rc, __u32 pkt_len)
  * error goes to that connection's real server the way the connection's
  * packets go, and counts as one of them (its real server's and service's
  * in-packets, the forwarded counter), so that the server's TCP learns the
- * path MTU, as with the kernel's IPVS. Left to the stack: no such live
- * connection, a NAT one (its quoted headers would need rewriting), IPv6,
- * a quote cut short before its ports.
+ * path MTU, as with the kernel's IPVS. A NAT connection's error is
+ * rewritten on the way (ip_vs_nat_icmp(): xdp_nat_icmp(), tc_nat_icmp()):
+ * one to the VIP goes to the real server with the outer destination and
+ * the quoted source made the server's; one from the real server about a
+ * packet to the client (client -> RIP:rport quoted, found in the reply
+ * index) goes to the client with the outer source and the quoted
+ * destination made VIP:vport, as a reply. Left to the stack: no such live
+ * connection, IPv6, a quote cut short before its ports.
  */
 #define XVS_ICMP_DEST_UNREACH 3
 #define XVS_ICMP_SOURCE_QUENCH 4
@@ -1231,8 +1236,9 @@ static __always_inline int xvs_icmp_is(const struct pkt *p, int rc, __u32 len)
 	       (__u32)p->tot_len + sizeof(struct ethhdr) <= len;
 }
 
-/* XVS_ACT_FORWARD with d filled in (as for the connection's packets), or
- * XVS_ACT_PASS. A subprogram: off the fast path's frame. */
+/* XVS_ACT_FORWARD or XVS_ACT_REPLY with d filled in (as for the
+ * connection's packets, or a NAT reply), or XVS_ACT_PASS. A subprogram:
+ * off the fast path's frame. */
 static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *data_end,
 						      struct decision *d)
 {
@@ -1240,11 +1246,12 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	const __u8 *ic = p->l4;
 	struct xvs_scratch *sc;
 	struct real *r = NULL;
-	struct conn_key *k;
+	struct conn_key *k, *ik;
 	struct iphdr *in;
 	struct conn *c;
 	__u32 zero = 0, rid, live;
 	__be16 *ports;
+	__u64 now;
 
 	if (!cfg || (void *)(ic + 8) > data_end)
 		return XVS_ACT_PASS;
@@ -1262,7 +1269,8 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	if (!sc)
 		return XVS_ACT_PASS;
-	/* the connection the quoted packet (VIP -> client) belongs to */
+	/* the connection the quoted packet (VIP -> client) belongs to, or
+	 * (client -> RIP) the reply-index key of a NAT one */
 	k = &sc->ck;
 	__builtin_memset(k, 0, sizeof(*k));
 	k->saddr[0] = in->daddr;
@@ -1271,9 +1279,27 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	k->dport = ports[0];
 	k->proto = in->protocol;
 	k->family = XVS_AF_INET;
+	now = xvs_now(cfg);
 	c = bpf_map_lookup_elem(&xvs_conns, k);
-	if (!c || c->expires <= xvs_now(cfg) ||
-	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL))
+	if (!c) {
+		ik = bpf_map_lookup_elem(&xvs_conns_out, k);
+		if (!ik)
+			return XVS_ACT_PASS;
+		__builtin_memcpy(&sc->ik, ik, sizeof(sc->ik));
+		c = bpf_map_lookup_elem(&xvs_conns, &sc->ik);
+		if (!c || c->expires <= now || c->fwd != XVS_FWD_MASQ)
+			return XVS_ACT_PASS;
+		xvs_count_pkt(xvs_live(c->real_id), c->real_id, c->svc_id, p->tot_len, 0);
+		/* toward the client, from VIP:vport */
+		__builtin_memcpy(d->new_addr, sc->ik.daddr, 16);
+		d->new_port = sc->ik.dport;
+		d->fwd = XVS_FWD_MASQ;
+		d->tick = xvs_tick(cfg);
+		d->hz = cfg->hz;
+		return XVS_ACT_REPLY;
+	}
+	if (c->expires <= now ||
+	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL && c->fwd != XVS_FWD_MASQ))
 		return XVS_ACT_PASS;
 	rid = c->real_id;
 	live = xvs_live(rid);
@@ -1391,9 +1417,63 @@ static __always_inline int xdp_nat6(struct pkt *p, void *data_end, int dst, cons
 }
 
 /* NAT in XDP, either family: addr is 4 words (IPv4 in [0]). */
+/*
+ * The NAT of an ICMP error about a NAT connection (ip_vs_nat_icmp()): dst
+ * (toward the real server) the outer destination VIP -> addr and, in the
+ * quoted packet (VIP:vport -> client), the source -> addr:port; !dst
+ * (toward the client) the outer source RIP -> addr and, in the quote
+ * (client -> RIP:rport), the destination -> addr:port. The outer and the
+ * quoted IP header checksums follow, and ICMP's, which covers the quote;
+ * the quoted TCP/UDP checksum is left as it is, as IPVS leaves it. The
+ * quote was checked by xvs_icmp_decide(); -1 if it is not there now.
+ */
+static __always_inline int xdp_nat_icmp(struct pkt *p, void *data_end, int dst, __be32 addr,
+					__be16 port)
+{
+	struct iphdr *iph = p->l3, *in;
+	__u8 *ic = p->l4;
+	__be16 *ports, oldp, oldcheck;
+	__sum16 *icheck;
+	__be32 old;
+
+	if ((void *)(iph + 1) > data_end || (void *)(ic + 8) > data_end)
+		return -1;
+	in = (void *)(ic + 8);
+	if ((void *)(in + 1) > data_end)
+		return -1;
+	ports = (void *)in + (__u32)in->ihl * 4;
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	icheck = (__sum16 *)(ic + 2);
+	old = dst ? iph->daddr : iph->saddr;
+	xvs_csum_replace4(&iph->check, old, addr);
+	if (dst)
+		iph->daddr = addr;
+	else
+		iph->saddr = addr;
+	old = dst ? in->saddr : in->daddr;
+	oldcheck = in->check;
+	xvs_csum_replace4(&in->check, old, addr);
+	if (dst)
+		in->saddr = addr;
+	else
+		in->daddr = addr;
+	xvs_csum_replace4(icheck, old, addr);
+	xvs_csum_replace2(icheck, oldcheck, in->check);
+	oldp = dst ? ports[0] : ports[1];
+	xvs_csum_replace2(icheck, oldp, port);
+	if (dst)
+		ports[0] = port;
+	else
+		ports[1] = port;
+	return 0;
+}
+
 static __always_inline int xdp_nat_any(struct pkt *p, void *data_end, int dst, const __be32 *addr,
 				       __be16 port)
 {
+	if (p->proto == IPPROTO_ICMP)
+		return xdp_nat_icmp(p, data_end, dst, addr[0], port);
 	if (p->family == XVS_AF_INET6)
 		return xdp_nat6(p, data_end, dst, addr, port);
 	return xdp_nat(p, data_end, dst, addr[0], port);
@@ -2056,7 +2136,10 @@ int xvs_xdp(struct xdp_md *ctx)
 
 	rc = parse_packet(&p, data, data_end);
 	if (xvs_icmp_is(&p, rc, (__u32)(data_end - data))) {
-		if (xvs_icmp_decide(&p, data_end, &d) != XVS_ACT_FORWARD) {
+		act = xvs_icmp_decide(&p, data_end, &d);
+		if (act == XVS_ACT_REPLY)
+			return xvs_xdp_reply(ctx, &p, &d);
+		if (act != XVS_ACT_FORWARD) {
 			xvs_count(XVS_CNT_PASSED);
 			return XDP_PASS;
 		}
@@ -2172,11 +2255,50 @@ static __attribute__((noinline)) int tc_nat6(struct __sk_buff *skb, __u32 how, c
 }
 
 /* NAT in tc, either family: addr is 4 words (IPv4 in [0]). */
+/* xdp_nat_icmp() in tc: the checksum helpers keep a CHECKSUM_COMPLETE skb
+ * right. A subprogram: the tc frame has no room for it inline. */
+static __attribute__((noinline)) int tc_nat_icmp(struct __sk_buff *skb, __u32 icmp_off, int dst,
+						  __be32 addr, __be16 port)
+{
+	__u32 in_off = icmp_off + 8, csum_off = icmp_off + 2, aoff, poff;
+	__u8 vihl;
+	__be32 old;
+	__be16 oldp, oldcheck, newcheck;
+
+	if (bpf_skb_load_bytes(skb, in_off, &vihl, 1))
+		return -1;
+	aoff = in_off + (dst ? 12 : 16);
+	poff = in_off + (vihl & 0xf) * 4 + (dst ? 0 : 2);
+	/* outer address and header checksum */
+	if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + (dst ? 16 : 12), &old, 4) ||
+	    bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + 10, old, addr, 4) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + (dst ? 16 : 12), &addr, 4, 0))
+		return -1;
+	/* quoted address, its header checksum, ICMP's over both */
+	if (bpf_skb_load_bytes(skb, aoff, &old, 4) ||
+	    bpf_skb_load_bytes(skb, in_off + 10, &oldcheck, 2) ||
+	    bpf_l3_csum_replace(skb, in_off + 10, old, addr, 4) ||
+	    bpf_skb_store_bytes(skb, aoff, &addr, 4, 0) ||
+	    bpf_skb_load_bytes(skb, in_off + 10, &newcheck, 2) ||
+	    bpf_l4_csum_replace(skb, csum_off, old, addr, 4) ||
+	    bpf_l4_csum_replace(skb, csum_off, oldcheck, newcheck, 2))
+		return -1;
+	/* quoted port */
+	if (bpf_skb_load_bytes(skb, poff, &oldp, 2) ||
+	    bpf_l4_csum_replace(skb, csum_off, oldp, port, 2) ||
+	    bpf_skb_store_bytes(skb, poff, &port, 2, 0))
+		return -1;
+	return 0;
+}
+
 static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p, int dst,
 				      const __be32 *addr, __be16 port)
 {
 	__u32 l4off = sizeof(struct ethhdr) + p->l3_len;
 	__be16 oldp = dst ? p->dport : p->sport;
+
+	if (p->proto == IPPROTO_ICMP)
+		return tc_nat_icmp(skb, l4off, dst, addr[0], port);
 
 	if (p->family == XVS_AF_INET6)
 		return tc_nat6(skb, p->proto | (dst << 8) | (l4off << 16), dst ? p->daddr : p->saddr, addr,
@@ -2319,7 +2441,10 @@ int xvs_tc(struct __sk_buff *skb)
 		rc = parse_packet(&p, data, data_end);
 	}
 	if (xvs_icmp_is(&p, rc, skb->len)) {
-		if (xvs_icmp_decide(&p, data_end, &d) != XVS_ACT_FORWARD) {
+		act = xvs_icmp_decide(&p, data_end, &d);
+		if (act == XVS_ACT_REPLY)
+			return xvs_tc_reply(skb, &p, &d);
+		if (act != XVS_ACT_FORWARD) {
 			xvs_count(XVS_CNT_PASSED);
 			return TC_ACT_OK;
 		}

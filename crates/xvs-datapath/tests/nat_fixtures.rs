@@ -197,3 +197,101 @@ fn nat_connection_follows_the_tcp_states_here() {
     assert_eq!((s.conns, s.inpkts, s.outpkts), (2, 4, 2));
     assert_eq!((s.inbytes, s.outbytes), (160, 80));
 }
+
+/// An ICMP error quoting the first 28 bytes of `quoted` (an IPv4 packet):
+/// type 3 code 4, fragmentation needed, next-hop MTU 1280.
+fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(&quoted[..28]);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    icmp
+}
+
+/// ICMP errors about a NAT connection, rewritten as `ip_vs_nat_icmp()`
+/// does. One from a router to the VIP about the connection's packet
+/// VIP:80 -> client goes to the real server with the outer destination and
+/// the quoted source made RS:8080; one from the real server about its
+/// packet client -> RS:8080 goes toward the client (a reply: in this
+/// namespace the FIB leaves it to the stack) with the outer source and the
+/// quoted destination made VIP:80. Every checksum is recomputed from
+/// scratch in the expected frames.
+#[test]
+fn icmp_errors_about_a_nat_connection_are_rewritten_both_ways() {
+    require_root();
+    const ROUTER: [u8; 4] = [198, 18, 0, 254];
+    let syn = eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(CLIENT, VIP, 6, &tcp(40000, 80, 0x02)),
+    );
+    let to_vip = eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(
+            ROUTER,
+            VIP,
+            1,
+            &frag_needed(&ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12))),
+        ),
+    );
+    let to_rs = eth(
+        RS_MAC,
+        EGRESS_MAC,
+        0x0800,
+        &ipv4(
+            ROUTER,
+            RS,
+            1,
+            &frag_needed(&ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12))),
+        ),
+    );
+    let from_rs = eth(
+        DIRECTOR_MAC,
+        RS_MAC,
+        0x0800,
+        &ipv4(
+            RS,
+            CLIENT,
+            1,
+            &frag_needed(&ipv4(CLIENT, RS, 6, &tcp(40000, 8080, 0x10))),
+        ),
+    );
+    let to_client = eth(
+        DIRECTOR_MAC,
+        RS_MAC,
+        0x0800,
+        &ipv4(
+            VIP,
+            CLIENT,
+            1,
+            &frag_needed(&ipv4(CLIENT, VIP, 6, &tcp(40000, 80, 0x10))),
+        ),
+    );
+    for (prog, fwd, pass) in [
+        (Prog::Xdp, XDP_TX, XDP_PASS),
+        (Prog::Tc, TC_ACT_REDIRECT, TC_ACT_OK),
+    ] {
+        in_private_netns(|| {
+            let dp = datapath();
+            assert_eq!(dp.test_run(prog, &syn).unwrap().verdict, fwd, "{prog:?}");
+            let got = dp.test_run(prog, &to_vip).unwrap();
+            assert_eq!(got.verdict, fwd, "{prog:?} to the VIP");
+            assert_eq!(got.packet, to_rs, "{prog:?} to the VIP");
+            let got = dp.test_run(prog, &from_rs).unwrap();
+            assert_eq!(got.verdict, pass, "{prog:?} from the server");
+            assert_eq!(got.packet, to_client, "{prog:?} from the server");
+            assert_eq!(
+                dp.counters().unwrap(),
+                Counters {
+                    forwarded: 2,
+                    no_route: 1,
+                    ..Counters::default()
+                },
+                "{prog:?}"
+            );
+        });
+    }
+}
