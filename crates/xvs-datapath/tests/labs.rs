@@ -676,3 +676,132 @@ fn nat_persistence_keeps_each_client_on_one_server() {
     assert_eq!(c.no_route, 0, "{c:?}");
     assert_eq!(c.no_dest, 0, "{c:?}");
 }
+
+/// The Internet checksum of `data`.
+fn inet_csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends the ICMP message `msg` to `dst` from the calling thread's network
+/// namespace through a raw socket (the kernel adds the IP header).
+fn send_icmp(dst: Ipv4Addr, msg: &[u8]) {
+    // SAFETY: plain socket calls on a descriptor this function owns, with
+    // a sockaddr_in built here and buffers that outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+        assert!(
+            fd >= 0,
+            "raw ICMP socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(dst).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let n = libc::sendto(
+            fd,
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        assert_eq!(n, msg.len() as isize, "sendto {dst}: {err}");
+    }
+}
+
+/// Path MTU discovery through LVS-DR, end to end: a UDP exchange through
+/// the director (the real server's socket answers the client from the
+/// VIP), then a "fragmentation needed" (MTU 1280) about the server's
+/// datagram VIP:53 -> client, sent to the VIP as a router on the client's
+/// path would send it. The director forwards it to the connection's real
+/// server, whose kernel takes it for its socket's and caches the path MTU
+/// toward the client: `ip route get` on the server shows it. Without the
+/// datapath's ICMP handling the error stays on the director (the VIP is
+/// its own address there), and the server never learns the MTU.
+#[test]
+fn dr_icmp_fragmentation_needed_reaches_the_real_server() {
+    for attach in [Attach::Xdp, Attach::Tc] {
+        let mut lab = Lab::dr_with(1, attach, Hops::Fib, None);
+        lab.ipvsadm("-A -u {vip}:53 -s rr");
+        lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -g");
+        let (vip, client) = (lab.vip(), lab.topo.plan().client_addr());
+        let server = lab
+            .topo
+            .server(0)
+            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(vip), 53)))
+            .unwrap()
+            .expect("bind VIP:53 on the real server");
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let sock = lab
+            .topo
+            .client()
+            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0)))
+            .unwrap()
+            .expect("client socket");
+        let cport = sock.local_addr().unwrap().port();
+        sock.send_to(b"query", SocketAddr::new(IpAddr::V4(vip), 53))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = server.recv_from(&mut buf).expect("the query at the server");
+        assert_eq!((&buf[..n], from.ip()), (&b"query"[..], IpAddr::V4(client)));
+        let mtu_on_server = |lab: &Lab| {
+            lab.topo
+                .server(0)
+                .exec(&["ip", "-4", "route", "get", &client.to_string()])
+                .unwrap()
+        };
+        assert!(
+            !mtu_on_server(&lab).contains("mtu 1280"),
+            "{attach:?}: {}",
+            mtu_on_server(&lab)
+        );
+
+        // the server's answer as the client's path saw it (VIP:53 ->
+        // client:cport), quoted in the router's error
+        let mut quoted = vec![
+            0x45, 0, 0, 33, 0, 0, 0x40, 0, 64, 17, 0, 0, // to the checksum
+        ];
+        quoted.extend_from_slice(&vip.octets());
+        quoted.extend_from_slice(&client.octets());
+        let c = inet_csum(&quoted);
+        quoted[10..12].copy_from_slice(&c.to_be_bytes());
+        quoted.extend_from_slice(&53u16.to_be_bytes());
+        quoted.extend_from_slice(&cport.to_be_bytes());
+        quoted.extend_from_slice(&[0, 13, 0, 0]);
+        let mut msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+        msg.extend_from_slice(&quoted);
+        let c = inet_csum(&msg);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        let before = lab.dp.counters().unwrap();
+        lab.topo.client().enter(|| send_icmp(vip, &msg)).unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !mtu_on_server(&lab).contains("mtu 1280") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let route = mtu_on_server(&lab);
+        assert!(
+            route.contains("mtu 1280"),
+            "{attach:?}: the server did not learn the path MTU: {route}"
+        );
+        let after = lab.dp.counters().unwrap();
+        assert_eq!(after.forwarded - before.forwarded, 1, "{attach:?}");
+        drop(lab);
+    }
+}
