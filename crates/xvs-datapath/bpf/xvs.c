@@ -1221,19 +1221,55 @@ static __always_inline int xvs_classify_rc(struct pkt *p, int rc, __u32 pkt_len)
  * the quoted source made the server's; one from the real server about a
  * packet to the client (client -> RIP:rport quoted, found in the reply
  * index) goes to the client with the outer source and the quoted
- * destination made VIP:vport, as a reply. Left to the stack: no such live
- * connection, IPv6, a quote cut short before its ports.
+ * destination made VIP:vport, as a reply. ICMPv6 errors (destination
+ * unreachable, packet too big, time exceeded, parameter problem:
+ * ip_vs_in_icmp_v6()) about a DR or TUN connection likewise, when the
+ * quoted IPv6 header is followed by its TCP/UDP header. Left to the stack:
+ * no such live connection, an IPv6 NAT one (its rewrite would move ICMPv6's
+ * pseudo-header checksum too: not done), a quote cut short before its
+ * ports or with extension headers.
  */
 #define XVS_ICMP_DEST_UNREACH 3
 #define XVS_ICMP_SOURCE_QUENCH 4
 #define XVS_ICMP_TIME_EXCEEDED 11
 
 /* Whether parsed packet p (rc: parse_packet()'s answer, len: the frame's
- * length) is an IPv4 ICMP message, whole, for xvs_icmp_decide(). */
+ * length) is an ICMP (IPv4) or ICMPv6 message, whole, for
+ * xvs_icmp_decide(). */
 static __always_inline int xvs_icmp_is(const struct pkt *p, int rc, __u32 len)
 {
-	return rc == XVS_PARSE_OTHER && p->family == XVS_AF_INET && p->proto == IPPROTO_ICMP &&
+	return rc == XVS_PARSE_OTHER &&
+	       ((p->family == XVS_AF_INET && p->proto == IPPROTO_ICMP) ||
+		(p->family == XVS_AF_INET6 && p->proto == XVS_NEXTHDR_ICMP6)) &&
 	       (__u32)p->tot_len + sizeof(struct ethhdr) <= len;
+}
+
+/*
+ * The key of the connection an ICMPv6 error (p) quotes, reversed, into k;
+ * -1 when it is not one to handle (not an error, its quote short or with
+ * extension headers before TCP/UDP).
+ */
+static __always_inline int xvs_icmp6_key(const struct pkt *p, void *data_end, struct conn_key *k)
+{
+	const __u8 *ic = p->l4;
+	struct ipv6hdr *in;
+	__be16 *ports;
+
+	if ((void *)(ic + 8) > data_end || ic[0] >= 128) /* informational (echo, ND, ...) */
+		return -1;
+	in = (void *)(ic + 8);
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > data_end ||
+	    (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+		return -1;
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memcpy(k->saddr, &in->daddr, 16);
+	__builtin_memcpy(k->daddr, &in->saddr, 16);
+	k->sport = ports[1];
+	k->dport = ports[0];
+	k->proto = in->nexthdr;
+	k->family = XVS_AF_INET6;
+	return 0;
 }
 
 /* XVS_ACT_FORWARD or XVS_ACT_REPLY with d filled in (as for the
@@ -1253,7 +1289,18 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	__be16 *ports;
 	__u64 now;
 
-	if (!cfg || (void *)(ic + 8) > data_end)
+	if (!cfg)
+		return XVS_ACT_PASS;
+	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
+	if (!sc)
+		return XVS_ACT_PASS;
+	k = &sc->ck;
+	if (p->family == XVS_AF_INET6) {
+		if (xvs_icmp6_key(p, data_end, k))
+			return XVS_ACT_PASS;
+		goto lookup;
+	}
+	if ((void *)(ic + 8) > data_end)
 		return XVS_ACT_PASS;
 	if (ic[0] != XVS_ICMP_DEST_UNREACH && ic[0] != XVS_ICMP_SOURCE_QUENCH &&
 	    ic[0] != XVS_ICMP_TIME_EXCEEDED)
@@ -1266,12 +1313,8 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	ports = (void *)in + (__u32)in->ihl * 4;
 	if ((void *)(ports + 2) > data_end)
 		return XVS_ACT_PASS;
-	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
-	if (!sc)
-		return XVS_ACT_PASS;
 	/* the connection the quoted packet (VIP -> client) belongs to, or
 	 * (client -> RIP) the reply-index key of a NAT one */
-	k = &sc->ck;
 	__builtin_memset(k, 0, sizeof(*k));
 	k->saddr[0] = in->daddr;
 	k->daddr[0] = in->saddr;
@@ -1279,8 +1322,11 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	k->dport = ports[0];
 	k->proto = in->protocol;
 	k->family = XVS_AF_INET;
+lookup:
 	now = xvs_now(cfg);
 	c = bpf_map_lookup_elem(&xvs_conns, k);
+	if (!c && p->family == XVS_AF_INET6)
+		return XVS_ACT_PASS;
 	if (!c) {
 		ik = bpf_map_lookup_elem(&xvs_conns_out, k);
 		if (!ik)
@@ -1299,7 +1345,8 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 		return XVS_ACT_REPLY;
 	}
 	if (c->expires <= now ||
-	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL && c->fwd != XVS_FWD_MASQ))
+	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL && c->fwd != XVS_FWD_MASQ) ||
+	    (c->fwd == XVS_FWD_MASQ && p->family == XVS_AF_INET6))
 		return XVS_ACT_PASS;
 	rid = c->real_id;
 	live = xvs_live(rid);

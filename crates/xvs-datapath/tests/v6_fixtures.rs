@@ -955,3 +955,77 @@ fn fib_tun_source_and_next_hop() {
         }
     });
 }
+
+// ICMPv6 errors ----------------------------------------------------------------
+
+/// An ICMPv6 message from `src` to `dst` (type, code, the 4-byte field,
+/// then `body`), its checksum over the pseudo header filled in.
+fn icmp6(src: [u8; 16], dst: [u8; 16], ty: u8, code: u8, field: u32, body: &[u8]) -> Vec<u8> {
+    let mut msg = vec![ty, code, 0, 0];
+    msg.extend_from_slice(&field.to_be_bytes());
+    msg.extend_from_slice(body);
+    let mut sum = Vec::new();
+    sum.extend_from_slice(&src);
+    sum.extend_from_slice(&dst);
+    sum.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    sum.extend_from_slice(&[0, 0, 0, 58]);
+    sum.extend_from_slice(&msg);
+    let c = inet_csum(&sum);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    ip6_plain(src, dst, 58, &msg)
+}
+
+/// Path MTU discovery through IPv6 LVS-DR: a router's "packet too big"
+/// about the real server's segment VIP:80 -> client goes to the
+/// connection's real server, MACs rewritten, counted as the connection's
+/// (ip_vs_in_icmp_v6()). One about another client port, and an echo
+/// request to the VIP, are the director's stack's.
+#[test]
+fn icmp6_errors_about_a_dr_connection_go_to_its_real_server() {
+    let rules = [
+        "-A -t [2001:2::1]:80 -s rr",
+        "-a -t [2001:2::1]:80 -r [2001:2:0:1::2]:80 -g",
+    ];
+    let router = v6("2001:2:0:ff::fe");
+    let syn = ip6_plain(client(), vip(), 6, &tcp(40000, 80, 0x02));
+    let quote = |cport: u16| ip6_plain(vip(), client(), 6, &tcp(80, cport, 0x12))[..48].to_vec();
+    let too_big = icmp6(router, vip(), 2, 0, 1280, &quote(40000));
+    let other = icmp6(router, vip(), 2, 0, 1280, &quote(40001));
+    let echo = icmp6(client(), vip(), 128, 0, 0x0001_0001, b"ping");
+    for prog in PROGS {
+        let (fwd, pass, _) = verdicts(prog);
+        let dp = datapath(&rules, &l2_explicit());
+        let input = frame(DIRECTOR_MAC, CLIENT_MAC, &syn);
+        assert_eq!(dp.test_run(prog, &input).unwrap().verdict, fwd, "{prog:?}");
+        let input = frame(DIRECTOR_MAC, CLIENT_MAC, &too_big);
+        let got = dp.test_run(prog, &input).unwrap();
+        assert_eq!(got.verdict, fwd, "{prog:?} packet too big");
+        assert_eq!(
+            got.packet,
+            frame(RS_MAC, EGRESS_MAC, &too_big),
+            "{prog:?} packet too big"
+        );
+        for ip in [&other, &echo] {
+            let input = frame(DIRECTOR_MAC, CLIENT_MAC, ip);
+            let got = dp.test_run(prog, &input).unwrap();
+            assert_eq!(got.verdict, pass, "{prog:?} not ours");
+            assert_eq!(got.packet, input, "{prog:?} not ours");
+        }
+        assert_eq!(
+            dp.counters().unwrap(),
+            Counters {
+                forwarded: 2,
+                passed: 2,
+                ..Counters::default()
+            },
+            "{prog:?}"
+        );
+        let svc = xvs_core::model::ServiceKey::Addr {
+            protocol: xvs_core::model::Protocol::Tcp,
+            addr: IpAddr::from(vip()),
+            port: 80,
+        };
+        let st = dp.service_stats(&svc).unwrap().unwrap();
+        assert_eq!((st.conns, st.inpkts), (1, 2), "{prog:?}");
+    }
+}

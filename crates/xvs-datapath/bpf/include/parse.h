@@ -21,7 +21,8 @@
  * first XVS_V6_MAX_EXT_LEN bytes after the fixed header; a Fragment header
  * is FRAGMENT; a chain that is longer, truncated, or has hop-by-hop later
  * than first is MALFORMED; any other next header (ICMPv6, ESP, AH, no next
- * header, ...) is OTHER.
+ * header, ...) is OTHER, ICMPv6 with proto, l3_len and l4 set (the ICMPv6
+ * errors about connections: xvs_icmp_decide()).
  */
 #ifndef XVS_PARSE_H
 #define XVS_PARSE_H
@@ -77,6 +78,7 @@ struct pkt {
 #define XVS_NEXTHDR_ROUTING 43
 #define XVS_NEXTHDR_FRAGMENT 44
 #define XVS_NEXTHDR_DEST 60
+#define XVS_NEXTHDR_ICMP6 58
 
 static __always_inline int parse_l4(struct pkt *p, void *l4, void *data_end)
 {
@@ -164,8 +166,15 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 			p->proto = nh;
 			return XVS_PARSE_FRAGMENT;
 		}
+		if (nh == XVS_NEXTHDR_ICMP6 && off <= sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN) {
+			/* OTHER, with where its header is (for ICMPv6 errors) */
+			p->proto = nh;
+			p->l3_len = off;
+			p->l4 = (void *)ip6h + off;
+			return XVS_PARSE_OTHER;
+		}
 		if (nh != XVS_NEXTHDR_ROUTING && nh != XVS_NEXTHDR_DEST && nh != XVS_NEXTHDR_HOP)
-			return XVS_PARSE_OTHER; /* ICMPv6, ESP, AH, no next header, ... */
+			return XVS_PARSE_OTHER; /* ESP, AH, no next header, ... */
 		if (nh == XVS_NEXTHDR_HOP && i > 0)
 			return XVS_PARSE_MALFORMED; /* hop-by-hop only right after the header */
 		if (off > sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN)
