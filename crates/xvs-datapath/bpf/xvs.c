@@ -437,6 +437,21 @@ static __always_inline struct xvs_flow *xvs_flow_find(const struct pkt *p, struc
 	return f && xvs_flow_live(f, (__u32)t, gen) ? f : NULL;
 }
 
+/* The real server id of packet p's flow in this CPU's region, 0 if it has
+ * none: for an XVS_CACHED_TUN_FIB hit that needs the general path after
+ * all (same program run, same CPU: the entry is still there). A
+ * subprogram: the rare path's ways stay off xvs_xdp's frame. */
+static __attribute__((noinline)) __u32 xvs_flow_real_id(const struct pkt *p)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct xvs_flow *f;
+
+	if (!cfg)
+		return 0;
+	f = xvs_flow_entry(p, cfg);
+	return f ? f->real_id : 0;
+}
+
 /* Forgets packet p's flow in this CPU's region (p: IPv4). */
 static __always_inline void xvs_flow_drop(const struct pkt *p, struct xvs_config *cfg)
 {
@@ -2221,6 +2236,17 @@ int xvs_xdp(struct xdp_md *ctx)
 			return xvs_xdp_out(ctx, rc);
 		if (rc == XVS_TUN_DROP)
 			return XDP_DROP;
+		if (d.cached == XVS_CACHED_TUN_FIB) {
+			/* its hop no longer cached: the general path, which
+			 * needs the server's configuration after all */
+			__u32 rid = xvs_flow_real_id(&p);
+
+			d.rs = rid ? bpf_map_lookup_elem(&xvs_reals, &rid) : NULL;
+			if (!d.rs) {
+				xvs_count(XVS_CNT_UNAVAILABLE);
+				return XDP_DROP;
+			}
+		}
 	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_xdp_reply(ctx, &p, &d);

@@ -1018,3 +1018,50 @@ fn icmp_errors_about_a_tun_connection_are_tunnelled_to_its_server() {
         }
     });
 }
+
+/// A TUN flow cached (XDP: with what it needs of its server's tunnel in the
+/// entry) after its next hop was cached, so that the hop's second runs out
+/// first: its packets then take the general path, which asks the FIB
+/// again, and are tunnelled as ever, not dropped.
+#[test]
+fn a_tun_flow_cached_longer_than_its_hop_is_still_tunnelled() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        const S: u64 = 1_000_000_000;
+        let t0 = 5_000 * S;
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
+        ];
+        let seg = |flags: u8| seg_from_client(40000, flags);
+        let outer = |input: &[u8]| {
+            let inner = &input[14..];
+            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
+            p.extend_from_slice(inner);
+            eth(GW_MAC, FX1_MAC, 0x0800, &p)
+        };
+        for prog in PROGS {
+            let t = common::table(&rules);
+            let mut dp = common::load();
+            // the SYN caches the hop at t0; the ACK that establishes the
+            // connection, 0.9 s on, finds it still fresh and caches the
+            // flow for a second; 1.2 s on the flow is cached, its hop not
+            for (at, flags) in [
+                (t0, 0x02),
+                (t0 + 9 * S / 10, 0x10),
+                (t0 + 12 * S / 10, 0x10),
+            ] {
+                dp.set_clock(Some(at)).unwrap();
+                if flags == 0x02 {
+                    dp.sync(&t, &Sysctls::default(), &L2::default()).unwrap();
+                }
+                let got = dp.test_run_on(prog, &seg(flags), fx0).unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?} {at}");
+                assert_eq!(got.packet, outer(&seg(flags)), "{prog:?} {at}");
+            }
+            let c = dp.counters().unwrap();
+            assert_eq!((c.forwarded, c.unavailable), (3, 0), "{prog:?}");
+        }
+    });
+}
