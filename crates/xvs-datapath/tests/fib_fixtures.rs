@@ -606,10 +606,7 @@ fn tun_source_and_next_hop_from_the_fib() {
     common::require_root();
     in_private_netns(|| {
         let (fx0, _) = director();
-        let rules = [
-            "-A -t 198.18.2.1:80 -s rr",
-            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
-        ];
+        let rules = TUN_RULES;
         let input = syn_from_client(80);
         let inner = input[14..].to_vec();
         let outer = |src: [u8; 4]| {
@@ -853,6 +850,21 @@ fn established_flows_from_the_flow_cache_follow_the_table() {
     });
 }
 
+/// One TUN service to the real server beyond the gateway.
+const TUN_RULES: [&str; 2] = [
+    "-A -t 198.18.2.1:80 -s rr",
+    "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
+];
+
+/// Frame `input` as TUN_RULES's tunnel carries it (source and next hop
+/// from the FIB): IPIP from fx1's address, to the gateway's MAC.
+fn outer(input: &[u8]) -> Vec<u8> {
+    let inner = &input[14..];
+    let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
+    p.extend_from_slice(inner);
+    eth(GW_MAC, FX1_MAC, 0x0800, &p)
+}
+
 /// TUN flows from the flow cache: an established connection's packets are
 /// encapsulated byte for byte as from the table (outer source and next hop
 /// from the FIB, the tunnel as the real server's configuration says), the
@@ -865,17 +877,8 @@ fn tun_flows_from_the_flow_cache_are_encapsulated_as_from_the_table() {
         let (fx0, _) = director();
         const S: u64 = 1_000_000_000;
         let t0 = 5_000 * S;
-        let rules = [
-            "-A -t 198.18.2.1:80 -s rr",
-            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
-        ];
+        let rules = TUN_RULES;
         let seg = |flags: u8| seg_from_client(40000, flags);
-        let outer = |input: &[u8]| {
-            let inner = &input[14..];
-            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
-            p.extend_from_slice(inner);
-            eth(GW_MAC, FX1_MAC, 0x0800, &p)
-        };
         for prog in PROGS {
             let mut t = common::table(&rules);
             let mut dp = common::load();
@@ -981,16 +984,7 @@ fn icmp_errors_about_a_tun_connection_are_tunnelled_to_its_server() {
     common::require_root();
     in_private_netns(|| {
         let (fx0, _) = director();
-        let rules = [
-            "-A -t 198.18.2.1:80 -s rr",
-            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
-        ];
-        let outer = |input: &[u8]| {
-            let inner = &input[14..];
-            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
-            p.extend_from_slice(inner);
-            eth(GW_MAC, FX1_MAC, 0x0800, &p)
-        };
+        let rules = TUN_RULES;
         // fragmentation needed, MTU 1280, quoting the server's SYN-ACK
         let quoted = ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12));
         let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
@@ -1030,17 +1024,8 @@ fn a_tun_flow_cached_longer_than_its_hop_is_still_tunnelled() {
         let (fx0, _) = director();
         const S: u64 = 1_000_000_000;
         let t0 = 5_000 * S;
-        let rules = [
-            "-A -t 198.18.2.1:80 -s rr",
-            "-a -t 198.18.2.1:80 -r 198.18.20.5 -i",
-        ];
+        let rules = TUN_RULES;
         let seg = |flags: u8| seg_from_client(40000, flags);
-        let outer = |input: &[u8]| {
-            let inner = &input[14..];
-            let mut p = ipv4_header(FX1_ADDR, RS_FAR, 4, 0, 0, true, 64, inner.len());
-            p.extend_from_slice(inner);
-            eth(GW_MAC, FX1_MAC, 0x0800, &p)
-        };
         for prog in PROGS {
             let t = common::table(&rules);
             let mut dp = common::load();

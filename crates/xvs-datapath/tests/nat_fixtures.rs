@@ -226,49 +226,38 @@ fn icmp_errors_about_a_nat_connection_are_rewritten_both_ways() {
         0x0800,
         &ipv4(CLIENT, VIP, 6, &tcp(40000, 80, 0x02)),
     );
-    let to_vip = eth(
-        DIRECTOR_MAC,
-        CLIENT_MAC,
-        0x0800,
-        &ipv4(
-            ROUTER,
-            VIP,
-            1,
-            &frag_needed(&ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12))),
-        ),
+    // an error from src to dst (frame dst_mac <- src_mac) quoting `quoted`
+    let err = |macs: (Mac, Mac), src: [u8; 4], dst: [u8; 4], quoted: Vec<u8>| {
+        eth(
+            macs.0,
+            macs.1,
+            0x0800,
+            &ipv4(src, dst, 1, &frag_needed(&quoted)),
+        )
+    };
+    let to_vip = err(
+        (DIRECTOR_MAC, CLIENT_MAC),
+        ROUTER,
+        VIP,
+        ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12)),
     );
-    let to_rs = eth(
-        RS_MAC,
-        EGRESS_MAC,
-        0x0800,
-        &ipv4(
-            ROUTER,
-            RS,
-            1,
-            &frag_needed(&ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12))),
-        ),
+    let to_rs = err(
+        (RS_MAC, EGRESS_MAC),
+        ROUTER,
+        RS,
+        ipv4(RS, CLIENT, 6, &tcp(8080, 40000, 0x12)),
     );
-    let from_rs = eth(
-        DIRECTOR_MAC,
-        RS_MAC,
-        0x0800,
-        &ipv4(
-            RS,
-            CLIENT,
-            1,
-            &frag_needed(&ipv4(CLIENT, RS, 6, &tcp(40000, 8080, 0x10))),
-        ),
+    let from_rs = err(
+        (DIRECTOR_MAC, RS_MAC),
+        RS,
+        CLIENT,
+        ipv4(CLIENT, RS, 6, &tcp(40000, 8080, 0x10)),
     );
-    let to_client = eth(
-        DIRECTOR_MAC,
-        RS_MAC,
-        0x0800,
-        &ipv4(
-            VIP,
-            CLIENT,
-            1,
-            &frag_needed(&ipv4(CLIENT, VIP, 6, &tcp(40000, 80, 0x10))),
-        ),
+    let to_client = err(
+        (DIRECTOR_MAC, RS_MAC),
+        VIP,
+        CLIENT,
+        ipv4(CLIENT, VIP, 6, &tcp(40000, 80, 0x10)),
     );
     for (prog, fwd, pass) in [
         (Prog::Xdp, XDP_TX, XDP_PASS),
