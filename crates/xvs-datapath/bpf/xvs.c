@@ -65,7 +65,6 @@ enum xvs_action {
 	XVS_ACT_REPLY,
 };
 
-/* What to do with a packet, besides the action. */
 /*
  * decision.cached for a TUN flow XDP sends from its cache entry alone (rs
  * NULL): IPIP over IPv4, the tunnel source and next hop from the FIB,
@@ -73,6 +72,7 @@ enum xvs_action {
  */
 #define XVS_CACHED_TUN_FIB 2
 
+/* What to do with a packet, besides the action. */
 struct decision {
 	/* FORWARD: the real server, when forwarding needs its configuration
 	 * (a new connection, an explicit next hop, a tunnel); NULL: the next
@@ -975,6 +975,29 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	return XVS_ACT_FORWARD;
 }
 
+/* FORWARD the way connection c's packets go (r: its real server's
+ * configuration when forwarding needs it, else NULL). */
+static __always_inline int xvs_forward_as(struct decision *d, const struct conn *c,
+					  struct real *r)
+{
+	d->rs = r;
+	__builtin_memcpy(d->new_addr, c->daddr, 16);
+	d->new_port = c->dport;
+	d->fwd = c->fwd;
+	d->family = c->family;
+	return XVS_ACT_FORWARD;
+}
+
+/* REPLY of the NAT connection whose key is ik: toward the client, from
+ * VIP:vport. */
+static __always_inline int xvs_reply_as(struct decision *d, const struct conn_key *ik)
+{
+	__builtin_memcpy(d->new_addr, ik->daddr, 16);
+	d->new_port = ik->dport;
+	d->fwd = XVS_FWD_MASQ;
+	return XVS_ACT_REPLY;
+}
+
 /*
  * The decision past the flow cache: d->tick and d->steady are set, gen is
  * the flow cache's generation read before anything was looked up. A
@@ -1039,10 +1062,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 				xvs_count_pkt(xvs_live(cc->real_id), cc->real_id, cc->svc_id,
 					      p->tot_len, 0);
 				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
-				__builtin_memcpy(d->new_addr, ikc->daddr, 16);
-				d->new_port = ikc->dport;
-				d->fwd = XVS_FWD_MASQ;
-				return XVS_ACT_REPLY;
+				return xvs_reply_as(d, ikc);
 			}
 		}
 	}
@@ -1120,12 +1140,7 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		xvs_flow_fill(p, c, r, now, (d->tick << 32) | gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
 		xvs_flow_drop(p, cfg);
-	d->rs = r;
-	__builtin_memcpy(d->new_addr, c->daddr, 16);
-	d->new_port = c->dport;
-	d->fwd = c->fwd;
-	d->family = c->family;
-	return XVS_ACT_FORWARD;
+	return xvs_forward_as(d, c, r);
 }
 
 /* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet; xdp: for the
@@ -1260,6 +1275,40 @@ static __always_inline int xvs_icmp_is(const struct pkt *p, int rc, __u32 len)
 }
 
 /*
+ * The key of the connection an ICMP error (p, IPv4) quotes, reversed, into
+ * k; -1 when it is not one to handle (not such an error, its quote short,
+ * not TCP/UDP, or a fragment but the first).
+ */
+static __always_inline int xvs_icmp4_key(const struct pkt *p, void *data_end, struct conn_key *k)
+{
+	const __u8 *ic = p->l4;
+	struct iphdr *in;
+	__be16 *ports;
+
+	if ((void *)(ic + 8) > data_end)
+		return -1;
+	if (ic[0] != XVS_ICMP_DEST_UNREACH && ic[0] != XVS_ICMP_SOURCE_QUENCH &&
+	    ic[0] != XVS_ICMP_TIME_EXCEEDED)
+		return -1;
+	in = (void *)(ic + 8);
+	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5 ||
+	    (in->frag_off & bpf_htons(XVS_IP_OFFSET)) ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+		return -1;
+	ports = (void *)in + (__u32)in->ihl * 4;
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr[0] = in->daddr;
+	k->daddr[0] = in->saddr;
+	k->sport = ports[1];
+	k->dport = ports[0];
+	k->proto = in->protocol;
+	k->family = XVS_AF_INET;
+	return 0;
+}
+
+/*
  * The key of the connection an ICMPv6 error (p) quotes, reversed, into k;
  * -1 when it is not one to handle (not an error, its quote short or with
  * extension headers before TCP/UDP).
@@ -1294,14 +1343,11 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 						      struct decision *d)
 {
 	struct xvs_config *cfg = xvs_cfg();
-	const __u8 *ic = p->l4;
 	struct xvs_scratch *sc;
 	struct real *r = NULL;
 	struct conn_key *k, *ik;
-	struct iphdr *in;
 	struct conn *c;
 	__u32 zero = 0, rid, live;
-	__be16 *ports;
 	__u64 now;
 
 	if (!cfg)
@@ -1309,40 +1355,19 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 	sc = bpf_map_lookup_elem(&xvs_scratch, &zero);
 	if (!sc)
 		return XVS_ACT_PASS;
-	k = &sc->ck;
-	if (p->family == XVS_AF_INET6) {
-		if (xvs_icmp6_key(p, data_end, k))
-			return XVS_ACT_PASS;
-		goto lookup;
-	}
-	if ((void *)(ic + 8) > data_end)
-		return XVS_ACT_PASS;
-	if (ic[0] != XVS_ICMP_DEST_UNREACH && ic[0] != XVS_ICMP_SOURCE_QUENCH &&
-	    ic[0] != XVS_ICMP_TIME_EXCEEDED)
-		return XVS_ACT_PASS;
-	in = (void *)(ic + 8);
-	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5 ||
-	    (in->frag_off & bpf_htons(XVS_IP_OFFSET)) ||
-	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
-		return XVS_ACT_PASS;
-	ports = (void *)in + (__u32)in->ihl * 4;
-	if ((void *)(ports + 2) > data_end)
-		return XVS_ACT_PASS;
+	d->tick = xvs_tick(cfg);
+	d->hz = cfg->hz;
 	/* the connection the quoted packet (VIP -> client) belongs to, or
 	 * (client -> RIP) the reply-index key of a NAT one */
-	__builtin_memset(k, 0, sizeof(*k));
-	k->saddr[0] = in->daddr;
-	k->daddr[0] = in->saddr;
-	k->sport = ports[1];
-	k->dport = ports[0];
-	k->proto = in->protocol;
-	k->family = XVS_AF_INET;
-lookup:
+	k = &sc->ck;
+	if (p->family == XVS_AF_INET6 ? xvs_icmp6_key(p, data_end, k)
+				      : xvs_icmp4_key(p, data_end, k))
+		return XVS_ACT_PASS;
 	now = xvs_now(cfg);
 	c = bpf_map_lookup_elem(&xvs_conns, k);
-	if (!c && p->family == XVS_AF_INET6)
-		return XVS_ACT_PASS;
 	if (!c) {
+		if (p->family == XVS_AF_INET6)
+			return XVS_ACT_PASS;
 		ik = bpf_map_lookup_elem(&xvs_conns_out, k);
 		if (!ik)
 			return XVS_ACT_PASS;
@@ -1351,13 +1376,7 @@ lookup:
 		if (!c || c->expires <= now || c->fwd != XVS_FWD_MASQ)
 			return XVS_ACT_PASS;
 		xvs_count_pkt(xvs_live(c->real_id), c->real_id, c->svc_id, p->tot_len, 0);
-		/* toward the client, from VIP:vport */
-		__builtin_memcpy(d->new_addr, sc->ik.daddr, 16);
-		d->new_port = sc->ik.dport;
-		d->fwd = XVS_FWD_MASQ;
-		d->tick = xvs_tick(cfg);
-		d->hz = cfg->hz;
-		return XVS_ACT_REPLY;
+		return xvs_reply_as(d, &sc->ik);
 	}
 	if (c->expires <= now ||
 	    (c->fwd != XVS_FWD_ROUTE && c->fwd != XVS_FWD_TUNNEL && c->fwd != XVS_FWD_MASQ) ||
@@ -1373,14 +1392,7 @@ lookup:
 			return XVS_ACT_PASS;
 	}
 	xvs_count_pkt(live, rid, c->svc_id, p->tot_len, 1);
-	d->rs = r;
-	__builtin_memcpy(d->new_addr, c->daddr, 16);
-	d->new_port = c->dport;
-	d->fwd = c->fwd;
-	d->family = c->family;
-	d->tick = xvs_tick(cfg);
-	d->hz = cfg->hz;
-	return XVS_ACT_FORWARD;
+	return xvs_forward_as(d, c, r);
 }
 
 /* XDP ---------------------------------------------------------------------- */
@@ -1478,7 +1490,6 @@ static __always_inline int xdp_nat6(struct pkt *p, void *data_end, int dst, cons
 	return 0;
 }
 
-/* NAT in XDP, either family: addr is 4 words (IPv4 in [0]). */
 /*
  * The NAT of an ICMP error about a NAT connection (ip_vs_nat_icmp()): dst
  * (toward the real server) the outer destination VIP -> addr and, in the
@@ -1531,6 +1542,8 @@ static __always_inline int xdp_nat_icmp(struct pkt *p, void *data_end, int dst, 
 	return 0;
 }
 
+/* NAT in XDP, either family (ICMP errors too): addr is 4 words (IPv4 in
+ * [0]). */
 static __always_inline int xdp_nat_any(struct pkt *p, void *data_end, int dst, const __be32 *addr,
 				       __be16 port)
 {
@@ -2074,28 +2087,25 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 	const __u8 *macs;
 	__u32 ifindex;
 	__u16 mtu;
-	int rc;
+	int rc, fib;
 
 	if (d->cached == XVS_CACHED_TUN_FIB) {
-		/* the key xvs_tun_hop() gives the FIB's answer */
-		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | XVS_FIB_WANT_SRC, d->new_addr,
-				   d->tick, d->hz);
-		if (!e)
-			return XVS_TUN_GENERAL;
-		saddr = e->saddr[0];
-		macs = e->dmac;
-		ifindex = e->ifindex;
+		/* the entry's: no tunnel source, next hop from the FIB */
+		saddr = 0;
 		mtu = d->new_port;
-		goto encap;
+		fib = 1;
+	} else {
+		if (!r || r->family != XVS_AF_INET || r->tun_type != XVS_TUN_IPIP)
+			return XVS_TUN_GENERAL;
+		saddr = r->tun_saddr[0];
+		mtu = r->tun_mtu;
+		fib = xvs_mac_zero(r->mac);
 	}
-	if (!r || r->family != XVS_AF_INET || r->tun_type != XVS_TUN_IPIP)
-		return XVS_TUN_GENERAL;
-	saddr = r->tun_saddr[0];
-	mtu = r->tun_mtu;
-	if (xvs_mac_zero(r->mac)) {
-		/* the key xvs_tun_hop() gives the FIB's answer */
-		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | (saddr ? 0 : XVS_FIB_WANT_SRC), r->addr,
-				   d->tick, d->hz);
+	if (fib) {
+		/* the key xvs_tun_hop() gives the FIB's answer (d->new_addr is
+		 * the server's address) */
+		e = xvs_hop_cached(in_ifindex, XVS_AF_INET | (saddr ? 0 : XVS_FIB_WANT_SRC),
+				   d->new_addr, d->tick, d->hz);
 		if (!e)
 			return XVS_TUN_GENERAL;
 		if (!saddr)
@@ -2106,7 +2116,6 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 		macs = r->mac; /* and src_mac: side by side, as the frame has them */
 		ifindex = r->ifindex ? r->ifindex : in_ifindex;
 	}
-encap:
 	if (!saddr)
 		return XVS_TUN_GENERAL;
 	rc = xvs_encap_ipip4_xdp(ctx, saddr, d->new_addr[0], macs, mtu);
@@ -2327,7 +2336,6 @@ static __attribute__((noinline)) int tc_nat6(struct __sk_buff *skb, __u32 how, c
 	return 0;
 }
 
-/* NAT in tc, either family: addr is 4 words (IPv4 in [0]). */
 /* xdp_nat_icmp() in tc: the checksum helpers keep a CHECKSUM_COMPLETE skb
  * right. A subprogram: the tc frame has no room for it inline. */
 static __attribute__((noinline)) int tc_nat_icmp(struct __sk_buff *skb, __u32 icmp_off, int dst,
@@ -2364,6 +2372,8 @@ static __attribute__((noinline)) int tc_nat_icmp(struct __sk_buff *skb, __u32 ic
 	return 0;
 }
 
+/* NAT in tc, either family (ICMP errors too): addr is 4 words (IPv4 in
+ * [0]). */
 static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p, int dst,
 				      const __be32 *addr, __be16 port)
 {
