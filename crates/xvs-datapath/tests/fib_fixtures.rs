@@ -987,15 +987,11 @@ fn icmp_errors_about_a_tun_connection_are_tunnelled_to_its_server() {
         let rules = TUN_RULES;
         // fragmentation needed, MTU 1280, quoting the server's SYN-ACK
         let quoted = ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12));
-        let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
-        icmp.extend_from_slice(&quoted[..28]);
-        let c = common::inet_csum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
         let err = eth(
             FX0_MAC,
             CLIENT_MAC,
             0x0800,
-            &ipv4([198, 18, 0, 254], VIP, 1, &icmp),
+            &ipv4([198, 18, 0, 254], VIP, 1, &common::frag_needed(&quoted)),
         );
         for prog in PROGS {
             let t = common::table(&rules);

@@ -362,15 +362,15 @@ fn twos_draws_kernel_random_numbers_without_the_hook() {
     assert_eq!(dp.fixed_draws_used().unwrap(), 0);
 }
 
-/// An ICMP error from `from` to the VIP quoting the first 28 bytes of
-/// `quoted` (an IPv4 packet): type 3 code 4, fragmentation needed, next-hop
-/// MTU 1280.
-fn frag_needed(from: [u8; 4], quoted: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
-    icmp.extend_from_slice(&quoted[..28]);
-    let c = inet_csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &ipv4(from, VIP, 1, &icmp))
+/// A "fragmentation needed" from `from` to the VIP quoting `quoted` (an
+/// IPv4 packet), as a frame from the client's side.
+fn frag_needed_to_vip(from: [u8; 4], quoted: &[u8]) -> Vec<u8> {
+    eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(from, VIP, 1, &frag_needed(quoted)),
+    )
 }
 
 const ROUTER: [u8; 4] = [198, 18, 0, 254];
@@ -397,7 +397,7 @@ fn icmp_errors_about_a_connection_go_to_its_real_server() {
         );
         // the server's reply, as the client's path saw it: VIP:80 -> client
         let reply = ipv4(VIP, CLIENT, 6, &tcp(80, 40000, 0x12));
-        let err = frag_needed(ROUTER, &reply);
+        let err = frag_needed_to_vip(ROUTER, &reply);
         let got = dp.test_run(prog, &err).unwrap();
         assert_eq!(got.verdict, verdict, "{prog:?} frag needed");
         assert_eq!(got.packet, dr_rewritten(&err), "{prog:?} frag needed");
@@ -411,7 +411,7 @@ fn icmp_errors_about_a_connection_go_to_its_real_server() {
         assert_eq!((st.conns, st.inpkts), (1, 2), "{prog:?}");
 
         // no such connection (another client port), an echo request
-        let other = frag_needed(ROUTER, &ipv4(VIP, CLIENT, 6, &tcp(80, 40001, 0x12)));
+        let other = frag_needed_to_vip(ROUTER, &ipv4(VIP, CLIENT, 6, &tcp(80, 40001, 0x12)));
         let mut echo = vec![8, 0, 0, 0, 0, 1, 0, 1];
         let c = inet_csum(&echo);
         echo[2..4].copy_from_slice(&c.to_be_bytes());

@@ -198,16 +198,6 @@ fn nat_connection_follows_the_tcp_states_here() {
     assert_eq!((s.inbytes, s.outbytes), (160, 80));
 }
 
-/// An ICMP error quoting the first 28 bytes of `quoted` (an IPv4 packet):
-/// type 3 code 4, fragmentation needed, next-hop MTU 1280.
-fn frag_needed(quoted: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
-    icmp.extend_from_slice(&quoted[..28]);
-    let c = inet_csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    icmp
-}
-
 /// ICMP errors about a NAT connection, rewritten as `ip_vs_nat_icmp()`
 /// does. One from a router to the VIP about the connection's packet
 /// VIP:80 -> client goes to the real server with the outer destination and

@@ -50,6 +50,17 @@ pub fn inet_csum(data: &[u8]) -> u16 {
     fold(sum16(data, 0))
 }
 
+/// An ICMP "fragmentation needed" message (type 3 code 4, next-hop MTU
+/// 1280) quoting the first 28 bytes of `quoted`, an IPv4 packet: its header
+/// and the ports (as a router quotes what it could not forward).
+pub fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(&quoted[..28]);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    icmp
+}
+
 pub fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + payload.len());
     f.extend_from_slice(&dst);
