@@ -643,7 +643,6 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 	/* UDP has one state: only the timer moves, and racing writers of the
 	 * same kind of value need no lock. */
 	if (proto != IPPROTO_TCP) {
-		c->timeout = cfg->udp_timeout;
 		c->expires = now + (__u64)cfg->udp_timeout * XVS_NSEC;
 		return;
 	}
@@ -669,7 +668,6 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 		if (row >= 0 && cur < XVS_TCP_STATES && !(output && (flags & XVS_CONN_F_NO_OUTPUT)) &&
 		    xvs_tcp_next[table][row][cur] == cur) {
 			timeout = cfg->tcp_timeout[cur & 15];
-			c->timeout = timeout;
 			c->expires = now + (__u64)timeout * XVS_NSEC;
 			if (*(volatile __u8 *)&c->state == cur)
 				return;
@@ -721,7 +719,6 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 	} else {
 		timeout = cfg->udp_timeout;
 	}
-	c->timeout = timeout;
 	c->expires = now + (__u64)timeout * XVS_NSEC;
 	bpf_spin_unlock(&c->lock);
 	if (d_active || d_inactive)
@@ -943,7 +940,6 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	if (r->fwd != XVS_FWD_MASQ)
 		ncp->flags |= XVS_CONN_F_NO_OUTPUT;
 	ncp->state = XVS_TCP_S_NONE;
-	ncp->timeout = XVS_INITIAL_TIMEOUT;
 	ncp->expires = now + XVS_INITIAL_TIMEOUT * XVS_NSEC;
 	ncp->control = tid;
 	xvs_count_conn(rid, svc_id);
@@ -982,8 +978,9 @@ static __always_inline int xvs_forward_as(struct decision *d, const struct conn 
 {
 	d->rs = r;
 	__builtin_memcpy(d->new_addr, c->daddr, 16);
-	d->new_port = c->dport;
 	d->fwd = c->fwd;
+	/* only NAT reads the port: DR and TUN leave the entry's second line alone */
+	d->new_port = d->fwd == XVS_FWD_MASQ ? c->dport : 0;
 	d->family = c->family;
 	return XVS_ACT_FORWARD;
 }
@@ -1129,7 +1126,9 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		live = xvs_live(c->real_id);
 	}
 
-	xvs_count_pkt(live, c->real_id, c->svc_id, p->tot_len, 1);
+	/* the service as xvs_real_live has it, like a cached flow's packet
+	 * (c->svc_id is on the entry's second line) */
+	xvs_count_pkt(live, c->real_id, live >> XVS_LIVE_SVC_SHIFT, p->tot_len, 1);
 	xvs_conn_transition(c, cfg, 0, p->proto, p->tcp_flags, now);
 	/* Cached while nothing but the timer changes; forgotten here once
 	 * something else does (a FIN, an RST: the state machine runs here). */

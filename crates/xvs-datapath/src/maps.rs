@@ -296,7 +296,9 @@ pub struct ConnKey {
     pub pad: u16,
 }
 
-/// `struct conn`: a connection entry.
+/// `struct conn`: a connection entry. What an established packet uses is
+/// in its first 32 bytes, which share a cache line with the key's end in
+/// the kernel's hash-map element (see `structs.h`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn {
@@ -304,12 +306,6 @@ pub struct Conn {
     pub expires: u64,
     /// Real server id.
     pub real_id: u32,
-    /// Service id.
-    pub svc_id: u32,
-    /// Real server address.
-    pub daddr: [u32; 4],
-    /// Real server port, network order.
-    pub dport: u16,
     /// TCP state index (0 for UDP).
     pub state: u8,
     /// `CONN_F_*`.
@@ -318,16 +314,18 @@ pub struct Conn {
     pub fwd: u8,
     /// Family.
     pub family: u8,
+    /// Real server address.
+    pub daddr: [u32; 4],
+    /// Real server port, network order.
+    pub dport: u16,
     /// 0.
     pub pad: u16,
-    /// Timeout of the current state, seconds.
-    pub timeout: u32,
+    /// Service id.
+    pub svc_id: u32,
     /// Id of the controlling template, 0 = none.
     pub control: u32,
     /// `struct bpf_spin_lock` (BPF-side only).
     pub lock: u32,
-    /// 0.
-    pub pad3: u32,
 }
 
 /// `struct tpl_key`: what a persistence template is found by.
@@ -510,7 +508,7 @@ const _: () = assert!(size_of::<SchedState>() == 24);
 const _: () = assert!(size_of::<Htab>() == 4 * HTAB_SLOTS);
 const _: () = assert!(HTAB_SLOTS >= HTAB_SIZE);
 const _: () = assert!(size_of::<ConnKey>() == 40);
-const _: () = assert!(size_of::<Conn>() == 56);
+const _: () = assert!(size_of::<Conn>() == 48);
 const _: () = assert!(size_of::<Config>() == 112);
 const _: () = assert!(size_of::<TplKey>() == 36);
 const _: () = assert!(size_of::<Tpl>() == 88);
