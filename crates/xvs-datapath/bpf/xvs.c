@@ -2195,6 +2195,105 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 	return xvs_xdp_out(ctx, h->ifindex);
 }
 
+/*
+ * No real server for a new connection (ip_vs_leave()): like the kernel's
+ * IPVS, tell the client with an ICMP port unreachable, for TCP as for UDP
+ * (no socket exists to send a RST from). XDP, IPv4: the frame is turned
+ * into the message in place, as the director's stack would send it (from
+ * the VIP, TOS 0xc0, TTL 64, quoting the IP header and the first 8 bytes
+ * of TCP/UDP), and sent back out of the ingress device to the MAC it came
+ * from. Not for a packet with IP options, nor from a source that is no
+ * unicast host (0/8, 127/8, multicast, broadcast), and at most
+ * XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
+ * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise, and in tc
+ * and for IPv6, the packet is only dropped. Either way it counts as
+ * no_dest.
+ */
+#define XVS_ICMP_PER_SEC 1000
+#define XVS_ICMP_BURST 50
+#define XVS_ICMP_COST_NS (XVS_NSEC / XVS_ICMP_PER_SEC)
+#define XVS_ICMP_PORT_UNREACH 3
+/* what the message adds in front of the quote: IPv4 + ICMP headers */
+#define XVS_UNREACH_GROW (sizeof(struct iphdr) + 8)
+/* the whole frame: Ethernet, IPv4, ICMP, quoted IPv4 header and 8 bytes */
+#define XVS_UNREACH_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 16)
+
+static __always_inline int xvs_icmp_allow(void)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct xvs_icmp_rl *rl;
+	__u32 zero = 0;
+	__u64 now, credit;
+
+	rl = bpf_map_lookup_elem(&xvs_icmp_rl, &zero);
+	if (!rl || !cfg)
+		return 0;
+	now = xvs_now(cfg);
+	credit = rl->credit + (now - rl->last);
+	if (now < rl->last || credit > XVS_ICMP_BURST * XVS_ICMP_COST_NS)
+		credit = XVS_ICMP_BURST * XVS_ICMP_COST_NS;
+	rl->last = now;
+	if (credit < XVS_ICMP_COST_NS) {
+		rl->credit = credit;
+		return 0;
+	}
+	rl->credit = credit - XVS_ICMP_COST_NS;
+	return 1;
+}
+
+static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
+{
+	__u8 a = (__u8)p->saddr[0]; /* the first octet (network order) */
+	void *data, *data_end;
+	struct ethhdr *eth, *oeth;
+	struct iphdr *iph, *oiph;
+	__u8 *icmp;
+	__u16 *w;
+	__u32 sum = 0;
+	int len;
+
+	if (p->family != XVS_AF_INET || p->ihl_len != sizeof(struct iphdr) || a == 0 || a == 127 ||
+	    a >= 224 || !xvs_icmp_allow())
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)XVS_UNREACH_GROW))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + XVS_UNREACH_LEN > data_end)
+		return XDP_DROP;
+	eth = data;
+	iph = data + sizeof(*eth);
+	icmp = (__u8 *)(iph + 1);
+	oeth = data + XVS_UNREACH_GROW;
+	oiph = (void *)(oeth + 1); /* the quote's start: already in place */
+	__builtin_memcpy(eth->h_dest, oeth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, oeth->h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->tos = 0xc0; /* IPTOS_PREC_INTERNETCONTROL */
+	iph->tot_len = bpf_htons(XVS_UNREACH_LEN - sizeof(struct ethhdr));
+	iph->id = 0;
+	iph->frag_off = 0;
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_ICMP;
+	iph->saddr = oiph->daddr;
+	iph->daddr = oiph->saddr;
+	iph->check = xvs_ipv4_csum(iph);
+	icmp[0] = XVS_ICMP_DEST_UNREACH;
+	icmp[1] = XVS_ICMP_PORT_UNREACH;
+	__builtin_memset(icmp + 2, 0, 6);
+	w = (__u16 *)icmp;
+#pragma unroll
+	for (int i = 0; i < (int)(8 + sizeof(struct iphdr) + 8) / 2; i++)
+		sum += w[i];
+	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
+	len = (int)(data_end - data);
+	if (len > (int)XVS_UNREACH_LEN && bpf_xdp_adjust_tail(ctx, (int)XVS_UNREACH_LEN - len))
+		return XDP_DROP;
+	return XDP_TX;
+}
+
 SEC("xdp")
 int xvs_xdp(struct xdp_md *ctx)
 {
@@ -2258,8 +2357,11 @@ int xvs_xdp(struct xdp_md *ctx)
 	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_xdp_reply(ctx, &p, &d);
-	if (act != XVS_ACT_FORWARD)
-		return xvs_account(act) ? XDP_DROP : XDP_PASS;
+	if (act != XVS_ACT_FORWARD) {
+		if (!xvs_account(act))
+			return XDP_PASS;
+		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p) : XDP_DROP;
+	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
 	case XVS_FWD_ROUTE:

@@ -262,7 +262,8 @@ pub struct Counters {
     pub forwarded: u64,
     /// Packets with truncated or invalid headers, handed on untouched.
     pub malformed: u64,
-    /// New connections no real server could take: dropped.
+    /// New connections no real server could take: dropped (XDP, IPv4:
+    /// answered with an ICMP port unreachable, rate-limited).
     pub no_dest: u64,
     /// Packets of connections whose real server was removed: dropped.
     pub unavailable: u64,

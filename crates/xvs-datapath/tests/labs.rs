@@ -805,3 +805,53 @@ fn dr_icmp_fragmentation_needed_reaches_the_real_server() {
         drop(lab);
     }
 }
+
+/// A service whose real servers cannot take a connection (weight 0, or
+/// none at all): the XDP datapath answers with an ICMP port unreachable, as
+/// the kernel's IPVS does, so the client's TCP connect and its connected
+/// UDP socket fail at once with "connection refused" (a drop would leave
+/// both waiting for their timeout).
+#[test]
+fn dr_xdp_no_real_server_refuses_connections_at_once() {
+    let mut lab = Lab::dr(1, Attach::Xdp);
+    lab.ipvsadm("-A -t {vip}:80 -s rr");
+    lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g -w 0");
+    lab.ipvsadm("-A -u {vip}:53 -s rr");
+    let (vip, client) = (lab.vip(), lab.topo.plan().client_addr());
+    let before = lab.dp.counters().unwrap();
+    let tcp = lab
+        .topo
+        .client()
+        .enter(|| {
+            std::net::TcpStream::connect_timeout(
+                &SocketAddr::new(IpAddr::V4(vip), 80),
+                Duration::from_secs(5),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        tcp.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "TCP connect to the VIP: {tcp:?}"
+    );
+    let udp = lab
+        .topo
+        .client()
+        .enter(|| -> std::io::Result<usize> {
+            let s = UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0))?;
+            s.connect(SocketAddr::new(IpAddr::V4(vip), 53))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.send(b"query")?;
+            s.recv(&mut [0u8; 64])
+        })
+        .unwrap();
+    assert_eq!(
+        udp.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "UDP query to the VIP: {udp:?}"
+    );
+    let after = lab.dp.counters().unwrap();
+    assert_eq!(after.no_dest - before.no_dest, 2, "{after:?}");
+    assert_eq!(after.forwarded, before.forwarded, "{after:?}");
+    assert_eq!(lab.dp.conn_count(), 0);
+}

@@ -209,6 +209,24 @@ struct {
 } xvs_scratch SEC(".maps");
 
 /*
+ * The rate of ICMP port unreachables xvs_xdp sends (no real server for a
+ * new connection), per CPU: a token bucket of nanoseconds of credit, as
+ * the kernel's icmp_global_allow() keeps for icmp_msgs_per_sec (1000) and
+ * icmp_msgs_burst (50).
+ */
+struct xvs_icmp_rl {
+	__u64 last;   /* clock at the last refill */
+	__u64 credit; /* ns, at most XVS_ICMP_BURST messages' worth */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xvs_icmp_rl);
+} xvs_icmp_rl SEC(".maps");
+
+/*
  * The flow cache: one region per CPU (possible CPUs, by number), each of
  * xvs_config.flow_sets sets of XVS_FLOW_WAYS entries; user space sizes the
  * map. A plain array rather than a per-CPU one, so an entry is one load
