@@ -2200,7 +2200,7 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
  * IPVS, tell the client with an ICMP port unreachable, for TCP as for UDP
  * (no socket exists to send a RST from). XDP, IPv4: the frame is turned
  * into the message in place, as the director's stack would send it (from
- * the VIP, TOS 0xc0, TTL 64, quoting the IP header and the first 8 bytes
+ * the VIP, precedence 0xc0, TTL 64, no DF, quoting the IP header and the first 8 bytes
  * of TCP/UDP), and sent back out of the ingress device to the MAC it came
  * from. Not for a packet with IP options, nor from a source that is no
  * unicast host (0/8, 127/8, multicast, broadcast), and at most
@@ -2271,7 +2271,7 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	iph->version = 4;
 	iph->ihl = 5;
-	iph->tos = 0xc0; /* IPTOS_PREC_INTERNETCONTROL */
+	iph->tos = (oiph->tos & 0x1e) | 0xc0; /* its TOS bits, IPTOS_PREC_INTERNETCONTROL */
 	iph->tot_len = bpf_htons(XVS_UNREACH_LEN - sizeof(struct ethhdr));
 	iph->id = 0;
 	iph->frag_off = 0;

@@ -207,7 +207,6 @@ struct conn {
 };
 _Static_assert(__builtin_offsetof(struct conn, dport) == 32, "struct conn: hot fields in bytes 0-31");
 
-
 /*
  * A persistence template's key (ip_vs_ct_in_get()): the masked client, the
  * VIP (fwmark templates: the mark, network order, in vaddr[0], proto 0) and
