@@ -31,7 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use xvs_core::conn::{Pkt, TcpFlags, TcpState};
-use xvs_core::director::{Director, Packet, Verdict};
+use xvs_core::director::{Director, DropReason, Packet, Verdict};
 use xvs_core::model::{Family, Flow, FwdMethod, Protocol, ServiceKey};
 use xvs_core::rng::{Rng, SplitMix64};
 use xvs_core::time::Time;
@@ -177,6 +177,8 @@ struct Run {
     mark: u32,
     /// Verdicts seen: to a real server, NAT reply, pass, drop.
     seen: [u64; 4],
+    /// Of the drops, XDP's answered with a port unreachable.
+    unreachables: u64,
 }
 
 impl Run {
@@ -320,6 +322,23 @@ impl Run {
             Verdict::Pass => {
                 assert_eq!(got.verdict, pass, "{ctx}\n{}", self.dump());
                 assert_eq!(got.packet, frame, "{ctx}\n{}", self.dump());
+            }
+            // ip_vs_leave()'s port unreachable (XDP, IPv4; tests/fixtures.rs
+            // has its bytes): back to the client, quoting the packet, unless
+            // the per-CPU rate limit held it back (then a drop)
+            Verdict::Drop(DropReason::NoDestination)
+                if prog == Prog::Xdp && !v6 && got.verdict == fwd =>
+            {
+                let (ip, sent) = (&got.packet[14..], &frame[14..]);
+                assert_eq!(got.packet.len(), 70, "{ctx}");
+                assert_eq!((ip[9], ip[20], ip[21]), (1, 3, 3), "{ctx}");
+                assert_eq!(
+                    (&ip[12..16], &ip[16..20]),
+                    (&sent[16..20], &sent[12..16]),
+                    "{ctx}"
+                );
+                assert_eq!(&ip[28..56], &sent[..28], "{ctx}");
+                self.unreachables += 1;
             }
             Verdict::Drop(_) => assert_eq!(got.verdict, drop, "{ctx}\n{}", self.dump()),
             Verdict::ToClient { vaddr, vport } => {
@@ -594,6 +613,7 @@ fn run_here(spec: Spec) {
         mark: spec.mark,
         packets: 0,
         seen: [0; 4],
+        unreachables: 0,
     };
     run.dp.set_clock(Some(run.now_ms * 1_000_000)).unwrap();
     // twos: the datapath takes the draws the model's generator will make
@@ -849,7 +869,7 @@ fn run_here(spec: Spec) {
     }
     run.checkpoint(events);
     eprintln!(
-        "{sched} {flags} families {:?} port {} mark {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}), \
+        "{sched} {flags} families {:?} port {} mark {} eqt {}: {} packets agreed (to real, reply, pass, drop: {:?}; port unreachables sent {}), \
          {} templates live, {} s of virtual time",
         spec.families,
         spec.port,
@@ -857,6 +877,7 @@ fn run_here(spec: Spec) {
         spec.eqt,
         run.packets,
         run.seen,
+        run.unreachables,
         run.dp.template_count(),
         run.now_ms / 1000
     );
