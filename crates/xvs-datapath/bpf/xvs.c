@@ -2197,26 +2197,36 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 
 /*
  * No real server for a new connection (ip_vs_leave()): like the kernel's
- * IPVS, tell the client with an ICMP port unreachable, for TCP as for UDP
- * (no socket exists to send a RST from). XDP, IPv4: the frame is turned
- * into the message in place, as the director's stack would send it (from
- * the VIP, precedence 0xc0, TTL 64, no DF, quoting the IP header and the first 8 bytes
- * of TCP/UDP), and sent back out of the ingress device to the MAC it came
- * from. Not for a packet with IP options, nor from a source that is no
- * unicast host (0/8, 127/8, multicast, broadcast), and at most
- * XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
- * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise, and in tc
- * and for IPv6, the packet is only dropped. Either way it counts as
- * no_dest.
+ * IPVS, tell the client with a port unreachable, for TCP as for UDP (no
+ * socket exists to send a RST from). XDP: the frame is turned into the
+ * message in place, as the director's stack would send it, from the VIP
+ * with TTL (hop limit) 64, and sent back out of the ingress device to the
+ * MAC it came from. IPv4: ICMP 3/3, the quoted packet's TOS bits under
+ * precedence 0xc0, no DF, quoting the IP header and the first 8 bytes of
+ * TCP/UDP. IPv6: ICMPv6 1/4, quoting the IPv6 header and 8 bytes (enough
+ * for the client's stack to find the socket; RFC 4443 asks for as much as
+ * fits in 1280 bytes, which a fixed-size checksum here does not do). Not
+ * for IPv4 options or IPv6 extension headers, nor from a source that is no
+ * unicast host (IPv4 0/8, 127/8, 224/3; IPv6 ::, ::1, ff00::/8), and at
+ * most XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
+ * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise, and in tc,
+ * the packet is only dropped. Either way it counts as no_dest.
  */
 #define XVS_ICMP_PER_SEC 1000
 #define XVS_ICMP_BURST 50
 #define XVS_ICMP_COST_NS (XVS_NSEC / XVS_ICMP_PER_SEC)
 #define XVS_ICMP_PORT_UNREACH 3
-/* what the message adds in front of the quote: IPv4 + ICMP headers */
+#define XVS_ICMP6_DEST_UNREACH 1
+#define XVS_ICMP6_PORT_UNREACH 4
+/* what the message adds in front of the quote: IP + ICMP headers */
 #define XVS_UNREACH_GROW (sizeof(struct iphdr) + 8)
-/* the whole frame: Ethernet, IPv4, ICMP, quoted IPv4 header and 8 bytes */
-#define XVS_UNREACH_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 16)
+#define XVS_UNREACH6_GROW (sizeof(struct ipv6hdr) + 8)
+/* the whole frame: Ethernet, IP, ICMP, the quoted IP header and 8 bytes */
+#define XVS_UNREACH_LEN (sizeof(struct ethhdr) + 2 * XVS_UNREACH_GROW)
+#define XVS_UNREACH6_LEN (sizeof(struct ethhdr) + 2 * XVS_UNREACH6_GROW)
+/* the ICMP message: its header and the quote */
+#define XVS_UNREACH_MSG (8 + XVS_UNREACH_GROW)
+#define XVS_UNREACH6_MSG (8 + XVS_UNREACH6_GROW)
 
 static __always_inline int xvs_icmp_allow(void)
 {
@@ -2241,34 +2251,55 @@ static __always_inline int xvs_icmp_allow(void)
 	return 1;
 }
 
-static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
+/* Whether p's source may be told (see above). */
+static __always_inline int xvs_unreach_to(const struct pkt *p)
 {
 	__u8 a = (__u8)p->saddr[0]; /* the first octet (network order) */
+
+	if (p->family == XVS_AF_INET)
+		return p->ihl_len == sizeof(struct iphdr) && a != 0 && a != 127 && a < 224;
+	return p->l3_len == sizeof(struct ipv6hdr) && a != 0xff &&
+	       (p->saddr[0] | p->saddr[1] | p->saddr[2] ||
+		(p->saddr[3] != 0 && p->saddr[3] != bpf_htonl(1)));
+}
+
+/* Sums n 16-bit words at w (n a constant: unrolled). */
+#define XVS_SUM16(sum, w, n)                   \
+	do {                                   \
+		_Pragma("unroll")              \
+		for (int i_ = 0; i_ < (n); i_++) \
+			(sum) += (w)[i_];      \
+	} while (0)
+
+/* The Ethernet header of the message: back to where the frame came from. */
+static __always_inline void xvs_unreach_eth(struct ethhdr *eth, const struct ethhdr *oeth,
+					    __be16 proto)
+{
+	__builtin_memcpy(eth->h_dest, oeth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, oeth->h_dest, ETH_ALEN);
+	eth->h_proto = proto;
+}
+
+static __always_inline int xvs_unreach4(struct xdp_md *ctx)
+{
 	void *data, *data_end;
-	struct ethhdr *eth, *oeth;
 	struct iphdr *iph, *oiph;
+	struct ethhdr *oeth;
 	__u8 *icmp;
-	__u16 *w;
 	__u32 sum = 0;
 	int len;
 
-	if (p->family != XVS_AF_INET || p->ihl_len != sizeof(struct iphdr) || a == 0 || a == 127 ||
-	    a >= 224 || !xvs_icmp_allow())
-		return XDP_DROP;
 	if (bpf_xdp_adjust_head(ctx, -(int)XVS_UNREACH_GROW))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + XVS_UNREACH_LEN > data_end)
 		return XDP_DROP;
-	eth = data;
-	iph = data + sizeof(*eth);
+	iph = data + sizeof(struct ethhdr);
 	icmp = (__u8 *)(iph + 1);
 	oeth = data + XVS_UNREACH_GROW;
 	oiph = (void *)(oeth + 1); /* the quote's start: already in place */
-	__builtin_memcpy(eth->h_dest, oeth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, oeth->h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
+	xvs_unreach_eth(data, oeth, bpf_htons(ETH_P_IP));
 	iph->version = 4;
 	iph->ihl = 5;
 	iph->tos = (oiph->tos & 0x1e) | 0xc0; /* its TOS bits, IPTOS_PREC_INTERNETCONTROL */
@@ -2283,15 +2314,61 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
 	icmp[0] = XVS_ICMP_DEST_UNREACH;
 	icmp[1] = XVS_ICMP_PORT_UNREACH;
 	__builtin_memset(icmp + 2, 0, 6);
-	w = (__u16 *)icmp;
-#pragma unroll
-	for (int i = 0; i < (int)(8 + sizeof(struct iphdr) + 8) / 2; i++)
-		sum += w[i];
+	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH_MSG / 2);
 	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
 	len = (int)(data_end - data);
 	if (len > (int)XVS_UNREACH_LEN && bpf_xdp_adjust_tail(ctx, (int)XVS_UNREACH_LEN - len))
 		return XDP_DROP;
 	return XDP_TX;
+}
+
+static __always_inline int xvs_unreach6(struct xdp_md *ctx)
+{
+	void *data, *data_end;
+	struct ipv6hdr *ip6h, *oip6h;
+	struct ethhdr *oeth;
+	__u8 *icmp;
+	__u32 sum;
+	int len;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)XVS_UNREACH6_GROW))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + XVS_UNREACH6_LEN > data_end)
+		return XDP_DROP;
+	ip6h = data + sizeof(struct ethhdr);
+	icmp = (__u8 *)(ip6h + 1);
+	oeth = data + XVS_UNREACH6_GROW;
+	oip6h = (void *)(oeth + 1);
+	xvs_unreach_eth(data, oeth, bpf_htons(ETH_P_IPV6));
+	*(__be32 *)ip6h = bpf_htonl(0x60000000); /* version 6, class 0, no flow label */
+	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG);
+	ip6h->nexthdr = XVS_NEXTHDR_ICMP6;
+	ip6h->hop_limit = 64;
+	ip6h->saddr = oip6h->daddr;
+	ip6h->daddr = oip6h->saddr;
+	icmp[0] = XVS_ICMP6_DEST_UNREACH;
+	icmp[1] = XVS_ICMP6_PORT_UNREACH;
+	__builtin_memset(icmp + 2, 0, 6);
+	/* the pseudo header (addresses, length, next header), the message */
+	sum = bpf_htons(XVS_UNREACH6_MSG) + bpf_htons(XVS_NEXTHDR_ICMP6);
+	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
+	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH6_MSG / 2);
+	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
+	len = (int)(data_end - data);
+	if (len > (int)XVS_UNREACH6_LEN && bpf_xdp_adjust_tail(ctx, (int)XVS_UNREACH6_LEN - len))
+		return XDP_DROP;
+	return XDP_TX;
+}
+
+static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
+{
+	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
+		return XDP_DROP;
+	if (p->family == XVS_AF_INET6)
+		return xvs_unreach6(ctx);
+	return xvs_unreach4(ctx);
 }
 
 SEC("xdp")

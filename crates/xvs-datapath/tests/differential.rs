@@ -323,21 +323,27 @@ impl Run {
                 assert_eq!(got.verdict, pass, "{ctx}\n{}", self.dump());
                 assert_eq!(got.packet, frame, "{ctx}\n{}", self.dump());
             }
-            // ip_vs_leave()'s port unreachable (XDP, IPv4; tests/fixtures.rs
-            // has its bytes): back to the client, quoting the packet, unless
-            // the per-CPU rate limit held it back (then a drop)
-            Verdict::Drop(DropReason::NoDestination)
-                if prog == Prog::Xdp && !v6 && got.verdict == fwd =>
-            {
+            // ip_vs_leave()'s port unreachable (XDP; the fixtures have its
+            // bytes): back to the client, quoting the packet, unless the
+            // per-CPU rate limit held it back (then a drop)
+            Verdict::Drop(DropReason::NoDestination) if prog == Prog::Xdp && got.verdict == fwd => {
                 let (ip, sent) = (&got.packet[14..], &frame[14..]);
-                assert_eq!(got.packet.len(), 70, "{ctx}");
-                assert_eq!((ip[9], ip[20], ip[21]), (1, 3, 3), "{ctx}");
+                // header, protocol, type/code; addresses; the quote
+                let (hl, proto, tc, a, quote) = if v6 {
+                    (40, (ip[6], 58), (1, 4), (8, 24, 16), 48)
+                } else {
+                    (20, (ip[9], 1), (3, 3), (12, 16, 4), 28)
+                };
+                assert_eq!(got.packet.len(), 14 + hl + 8 + quote, "{ctx}");
+                assert_eq!(proto.0, proto.1, "{ctx}");
+                assert_eq!((ip[hl], ip[hl + 1]), tc, "{ctx}");
+                let (src, dst, n) = a;
                 assert_eq!(
-                    (&ip[12..16], &ip[16..20]),
-                    (&sent[16..20], &sent[12..16]),
+                    (&ip[src..src + n], &ip[dst..dst + n]),
+                    (&sent[dst..dst + n], &sent[src..src + n]),
                     "{ctx}"
                 );
-                assert_eq!(&ip[28..56], &sent[..28], "{ctx}");
+                assert_eq!(&ip[hl + 8..], &sent[..quote], "{ctx}");
                 self.unreachables += 1;
             }
             Verdict::Drop(_) => assert_eq!(got.verdict, drop, "{ctx}\n{}", self.dump()),

@@ -1029,3 +1029,79 @@ fn icmp6_errors_about_a_dr_connection_go_to_its_real_server() {
         assert_eq!((st.conns, st.inpkts), (1, 2), "{prog:?}");
     }
 }
+
+// No real server ---------------------------------------------------------------
+
+/// ICMPv6 port unreachable (type 1 code 4) from the VIP to the client, as
+/// the kernel's IPVS sends it for a new connection no real server can take:
+/// quoting the IPv6 header and the first 8 bytes of TCP/UDP, hop limit 64.
+fn port_unreachable6(sent: &[u8]) -> Vec<u8> {
+    let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&sent[..48]);
+    let c = l4_csum6(&vip(), &client(), 58, &msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    frame(
+        CLIENT_MAC,
+        DIRECTOR_MAC,
+        &ip6(vip(), client(), 58, &[], 58, &msg),
+    )
+}
+
+/// XDP answers a SYN and a UDP datagram to a service without a usable real
+/// server with an ICMPv6 port unreachable, sent back where they came from;
+/// tc drops; behind extension headers (the quote would not reach the
+/// ports) and from a multicast source nothing is sent. All are no_dest.
+#[test]
+fn no_real_server_answers_icmpv6_port_unreachable() {
+    let mut dp = datapath(
+        &[
+            "-A -t [2001:2::1]:80 -s rr",
+            "-a -t [2001:2::1]:80 -r [2001:2:0:1::2]:80 -g -w 0",
+            "-A -u [2001:2::1]:53 -s rr",
+        ],
+        &l2_explicit(),
+    );
+    let syn = ip6_plain(client(), vip(), 6, &tcp(40000, 80, 0x02));
+    let dgram = ip6_plain(client(), vip(), 17, &udp(40000, 53, b"a query"));
+    for ip in [&syn, &dgram] {
+        let f = frame(DIRECTOR_MAC, CLIENT_MAC, ip);
+        let got = dp.test_run(Prog::Xdp, &f).unwrap();
+        let want = port_unreachable6(ip);
+        assert_eq!((got.verdict, &got.packet), (XDP_TX, &want));
+        // the ICMPv6 checksum verifies over the pseudo header
+        let icmp = &got.packet[54..];
+        assert_eq!(icmp.len(), 56);
+        let mut sum: u32 = 0;
+        for w in [&vip()[..], &client()[..], &[0, 0, 0, 56, 0, 0, 0, 58], icmp] {
+            for c in w.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff);
+        let got = dp.test_run(Prog::Tc, &f).unwrap();
+        assert_eq!((got.verdict, &got.packet), (TC_ACT_SHOT, &f));
+    }
+    let behind_ext = ip6(
+        client(),
+        vip(),
+        60,
+        &ext_hdr(6, 0),
+        6,
+        &tcp(40001, 80, 0x02),
+    );
+    let mcast = ip6_plain(v6("ff02::1"), vip(), 17, &udp(40000, 53, b"q"));
+    for ip in [&behind_ext, &mcast] {
+        let f = frame(DIRECTOR_MAC, CLIENT_MAC, ip);
+        assert_eq!(dp.test_run(Prog::Xdp, &f).unwrap().verdict, XDP_DROP);
+    }
+    assert_eq!(
+        dp.counters().unwrap(),
+        Counters {
+            no_dest: 6,
+            ..Counters::default()
+        }
+    );
+}
