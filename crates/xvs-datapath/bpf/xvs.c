@@ -1418,8 +1418,7 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 		if ((void *)(th + 1) > data_end)
 			return -1;
 		oldp = dst ? th->dest : th->source;
-		xvs_csum_replace4(&th->check, old, addr);
-		xvs_csum_replace2(&th->check, oldp, port);
+		xvs_csum_replace4_2(&th->check, old, addr, oldp, port);
 		if (dst)
 			th->dest = port;
 		else
@@ -1431,8 +1430,7 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 			return -1;
 		oldp = dst ? uh->dest : uh->source;
 		if (uh->check) { /* 0: no checksum, stays 0 */
-			xvs_csum_replace4(&uh->check, old, addr);
-			xvs_csum_replace2(&uh->check, oldp, port);
+			xvs_csum_replace4_2(&uh->check, old, addr, oldp, port);
 			if (!uh->check)
 				uh->check = 0xffff;
 		}

@@ -51,6 +51,22 @@ static __always_inline void xvs_csum_replace4(__sum16 *sum, __be32 from, __be32 
 	*sum = ~xvs_csum_fold(s);
 }
 
+/* The same for an IPv4 address and a port at once (a TCP/UDP checksum
+ * under NAT: pseudo header and port), with one fold. */
+static __always_inline void xvs_csum_replace4_2(__sum16 *sum, __be32 from, __be32 to,
+						__be16 pfrom, __be16 pto)
+{
+	__u32 s = (__u16)~*sum;
+
+	s += (__u16)~(from & 0xffff);
+	s += (__u16)~(from >> 16);
+	s += to & 0xffff;
+	s += to >> 16;
+	s += (__u16)~pfrom;
+	s += pto;
+	*sum = ~xvs_csum_fold(s);
+}
+
 /* Full checksum of a 20-byte IPv4 header (no options), check field ignored. */
 static __always_inline __sum16 xvs_ipv4_csum(const struct iphdr *iph)
 {
