@@ -458,6 +458,27 @@ fn median_rps(r: &RunResult, c: Contender, w: Workload) -> Option<f64> {
     summarise(&r.samples, c, w).map(|s| s.rps.median)
 }
 
+/// `c`'s req/s over `base`'s within each round (measured minutes apart
+/// rather than across the run, so the host's drift between rounds mostly
+/// cancels): median, min and max over the rounds that have both.
+fn per_round_ratio(r: &RunResult, c: Contender, base: Contender, w: Workload) -> Option<Stat> {
+    let rps = |who: Contender, round: u32| {
+        r.samples
+            .iter()
+            .find(|s| s.contender == who && s.workload == w && s.round == round)
+            .map(|s| s.rps)
+    };
+    let mut rounds: Vec<u32> = r.samples.iter().map(|s| s.round).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    Stat::of(
+        rounds
+            .into_iter()
+            .filter_map(|k| Some(rps(c, k)? / rps(base, k).filter(|b| *b > 0.0)?))
+            .collect(),
+    )
+}
+
 /// The median rate of forwarder `f` with `l4` over `samples`
 /// (`RunResult::rates` or `new_flows`).
 fn pps_median(samples: &[crate::pktgen::RateSample], f: Forwarder, l4: L4) -> Option<Stat> {
@@ -595,6 +616,13 @@ pub fn targets(r: &RunResult) -> Vec<Target> {
                     let mut m = format!("{:.2}× direct ({x:.0} vs {d:.0} req/s)", x / d);
                     if let Some(n) = n.filter(|n| *n > 0.0) {
                         let _ = write!(m, "; {:.2}× noop-fwd ({n:.0})", x / n);
+                    }
+                    if let Some(p) = per_round_ratio(r, c, Contender::Direct, w) {
+                        let _ = write!(
+                            m,
+                            "; round by round {:.2}× direct ({:.2}-{:.2} over {} rounds)",
+                            p.median, p.min, p.max, p.n
+                        );
                     }
                     (m, Some(x / d >= min))
                 }
@@ -983,6 +1011,45 @@ mod tests {
         assert_eq!(s.spread_pct(), 100.0);
         assert_eq!(Stat::of(vec![1.0, 3.0]).unwrap().median, 2.0);
         assert!(Stat::of(vec![f64::NAN]).is_none());
+    }
+
+    /// Round by round: each round's ratio, so a slow round for everyone
+    /// does not count against one contender; rounds missing either side
+    /// are left out.
+    #[test]
+    fn per_round_ratio_pairs_samples_of_the_same_round() {
+        let at = |round, c, rps| Sample {
+            round,
+            ..sample(c, Workload::KeepAlive, rps)
+        };
+        let r = RunResult {
+            samples: vec![
+                at(0, Contender::Direct, 1000.0),
+                at(0, Contender::XvsDr, 900.0),
+                at(1, Contender::Direct, 500.0),
+                at(1, Contender::XvsDr, 500.0),
+                at(2, Contender::Direct, 2000.0),
+                at(2, Contender::XvsDr, 1900.0),
+                at(3, Contender::XvsDr, 10.0),
+            ],
+            config: crate::Config::quick(),
+            outcomes: Default::default(),
+            started: "today".into(),
+            elapsed: std::time::Duration::from_secs(60),
+            machine: Machine::default(),
+            rates: vec![],
+            rate_error: None,
+            sweep: vec![],
+            new_flows: vec![],
+            conns: None,
+            ctl: vec![],
+        };
+        let p =
+            per_round_ratio(&r, Contender::XvsDr, Contender::Direct, Workload::KeepAlive).unwrap();
+        assert_eq!((p.median, p.min, p.max, p.n), (0.95, 0.9, 1.0, 3));
+        assert!(
+            per_round_ratio(&r, Contender::XvsDr, Contender::Direct, Workload::Close).is_none()
+        );
     }
 
     #[test]
