@@ -2196,19 +2196,24 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 /*
  * No real server for a new connection (ip_vs_leave()): like the kernel's
  * IPVS, tell the client with a port unreachable, for TCP as for UDP (no
- * socket exists to send a RST from). XDP: the frame is turned into the
+ * socket exists to send a RST from). The packet is turned into the
  * message in place, as the director's stack would send it, from the VIP
- * with TTL (hop limit) 64, and sent back out of the ingress device to the
- * MAC it came from. IPv4: ICMP 3/3, the quoted packet's TOS bits under
- * precedence 0xc0, no DF, quoting the IP header and the first 8 bytes of
- * TCP/UDP. IPv6: ICMPv6 1/4, quoting the IPv6 header and 8 bytes (enough
- * for the client's stack to find the socket; RFC 4443 asks for as much as
- * fits in 1280 bytes, which a fixed-size checksum here does not do). Not
+ * with TTL (hop limit) 64, and sent back out of the device it came in on,
+ * to the MAC it came from (XDP and tc alike). IPv4: ICMP 3/3, the quoted packet's TOS bits under
+ * precedence 0xc0, no DF. IPv6: ICMPv6 1/4. Both quote the IP header and
+ * the TCP/UDP header through its checksum (XVS_QUOTE_L4: what the client's
+ * stack needs to find the socket; the kernel quotes more, up to 576 bytes
+ * for IPv4 and 1280 for IPv6, which a fixed-size checksum here does not). Not
  * for IPv4 options or IPv6 extension headers, nor from a source that is no
  * unicast host (IPv4 0/8, 127/8, 224/3; IPv6 ::, ::1, ff00::/8), and at
  * most XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
- * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise, and in tc,
- * the packet is only dropped. Either way it counts as no_dest.
+ * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise the packet
+ * is only dropped. Either way it counts as no_dest. In tc the skb keeps
+ * its checksum state: a CHECKSUM_PARTIAL one (a local stack's, on a veth)
+ * points at the quote's checksum field, which is why the quote runs to its
+ * end (tc cannot cut it off, and the receiving stack would not trim it
+ * off: it drops the packet instead); that stack takes such a packet as
+ * checked. One from a NIC is not partial.
  */
 #define XVS_ICMP_PER_SEC 1000
 #define XVS_ICMP_BURST 50
@@ -2219,12 +2224,17 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 /* what the message adds in front of the quote: IP + ICMP headers */
 #define XVS_UNREACH_GROW (sizeof(struct iphdr) + 8)
 #define XVS_UNREACH6_GROW (sizeof(struct ipv6hdr) + 8)
-/* the whole frame: Ethernet, IP, ICMP, the quoted IP header and 8 bytes */
-#define XVS_UNREACH_LEN (sizeof(struct ethhdr) + 2 * XVS_UNREACH_GROW)
-#define XVS_UNREACH6_LEN (sizeof(struct ethhdr) + 2 * XVS_UNREACH6_GROW)
+/* the quote past the IP header: UDP's 8 bytes, TCP's 18 (through the
+ * checksum field, where a CHECKSUM_PARTIAL skb's checksum state points:
+ * tc may neither cut it off nor have the receiver trim it away) */
+#define XVS_QUOTE_L4(tcp) ((tcp) ? 18 : 8)
 /* the ICMP message: its header and the quote */
-#define XVS_UNREACH_MSG (8 + XVS_UNREACH_GROW)
-#define XVS_UNREACH6_MSG (8 + XVS_UNREACH6_GROW)
+#define XVS_UNREACH_MSG(tcp) (8 + sizeof(struct iphdr) + XVS_QUOTE_L4(tcp))
+#define XVS_UNREACH6_MSG(tcp) (8 + sizeof(struct ipv6hdr) + XVS_QUOTE_L4(tcp))
+/* the whole frame */
+#define XVS_UNREACH_LEN(tcp) (sizeof(struct ethhdr) + sizeof(struct iphdr) + XVS_UNREACH_MSG(tcp))
+#define XVS_UNREACH6_LEN(tcp) \
+	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + XVS_UNREACH6_MSG(tcp))
 
 static __always_inline int xvs_icmp_allow(void)
 {
@@ -2269,39 +2279,46 @@ static __always_inline int xvs_unreach_to(const struct pkt *p)
 			(sum) += (w)[i_];      \
 	} while (0)
 
-/* The Ethernet header of the message: back to where the frame came from. */
-static __always_inline void xvs_unreach_eth(struct ethhdr *eth, const struct ethhdr *oeth,
-					    __be16 proto)
+/*
+ * The message, written over the frame at data..data_end: the Ethernet
+ * header (back to where the frame came from: oeth, its old header, which
+ * XDP finds in front of the quote and tc where it was), the IP and ICMP
+ * headers, in front of the quote already in place (the packet's IP header
+ * and 8 bytes, at data + ETH_HLEN + XVS_UNREACH(6)_GROW). -1: too short.
+ */
+static __always_inline int xvs_unreach_eth(void *data, void *data_end, const struct ethhdr *oeth,
+					   __be16 proto)
 {
-	__builtin_memcpy(eth->h_dest, oeth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, oeth->h_dest, ETH_ALEN);
+	struct ethhdr *eth = data;
+	__u8 macs[2 * ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end || (void *)(oeth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(macs, oeth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, oeth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth, macs, sizeof(macs));
 	eth->h_proto = proto;
+	return 0;
 }
 
-static __always_inline int xvs_unreach4(struct xdp_md *ctx)
+static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					     int tcp)
 {
-	void *data, *data_end;
 	struct iphdr *iph, *oiph;
-	struct ethhdr *oeth;
 	__u8 *icmp;
 	__u32 sum = 0;
-	int len;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)XVS_UNREACH_GROW))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + XVS_UNREACH_LEN > data_end)
-		return XDP_DROP;
+	if (data + XVS_UNREACH_LEN(0) > data_end)
+		return -1;
 	iph = data + sizeof(struct ethhdr);
 	icmp = (__u8 *)(iph + 1);
-	oeth = data + XVS_UNREACH_GROW;
-	oiph = (void *)(oeth + 1); /* the quote's start: already in place */
-	xvs_unreach_eth(data, oeth, bpf_htons(ETH_P_IP));
+	oiph = (void *)(icmp + 8);
+	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IP)))
+		return -1;
 	iph->version = 4;
 	iph->ihl = 5;
 	iph->tos = (oiph->tos & 0x1e) | 0xc0; /* its TOS bits, IPTOS_PREC_INTERNETCONTROL */
-	iph->tot_len = bpf_htons(XVS_UNREACH_LEN - sizeof(struct ethhdr));
+	iph->tot_len = bpf_htons(XVS_UNREACH_LEN(tcp) - sizeof(struct ethhdr));
 	iph->id = 0;
 	iph->frag_off = 0;
 	iph->ttl = 64;
@@ -2312,36 +2329,32 @@ static __always_inline int xvs_unreach4(struct xdp_md *ctx)
 	icmp[0] = XVS_ICMP_DEST_UNREACH;
 	icmp[1] = XVS_ICMP_PORT_UNREACH;
 	__builtin_memset(icmp + 2, 0, 6);
-	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH_MSG / 2);
+	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH_MSG(0) / 2);
+	if (tcp) {
+		if (data + XVS_UNREACH_LEN(1) > data_end)
+			return -1;
+		XVS_SUM16(sum, (__u16 *)(icmp + XVS_UNREACH_MSG(0)), 5);
+	}
 	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
-	len = (int)(data_end - data);
-	if (len > (int)XVS_UNREACH_LEN && bpf_xdp_adjust_tail(ctx, (int)XVS_UNREACH_LEN - len))
-		return XDP_DROP;
-	return XDP_TX;
+	return 0;
 }
 
-static __always_inline int xvs_unreach6(struct xdp_md *ctx)
+static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					     int tcp)
 {
-	void *data, *data_end;
 	struct ipv6hdr *ip6h, *oip6h;
-	struct ethhdr *oeth;
 	__u8 *icmp;
 	__u32 sum;
-	int len;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)XVS_UNREACH6_GROW))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + XVS_UNREACH6_LEN > data_end)
-		return XDP_DROP;
+	if (data + XVS_UNREACH6_LEN(0) > data_end)
+		return -1;
 	ip6h = data + sizeof(struct ethhdr);
 	icmp = (__u8 *)(ip6h + 1);
-	oeth = data + XVS_UNREACH6_GROW;
-	oip6h = (void *)(oeth + 1);
-	xvs_unreach_eth(data, oeth, bpf_htons(ETH_P_IPV6));
+	oip6h = (void *)(icmp + 8);
+	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IPV6)))
+		return -1;
 	*(__be32 *)ip6h = bpf_htonl(0x60000000); /* version 6, class 0, no flow label */
-	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG);
+	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG(tcp));
 	ip6h->nexthdr = XVS_NEXTHDR_ICMP6;
 	ip6h->hop_limit = 64;
 	ip6h->saddr = oip6h->daddr;
@@ -2350,23 +2363,72 @@ static __always_inline int xvs_unreach6(struct xdp_md *ctx)
 	icmp[1] = XVS_ICMP6_PORT_UNREACH;
 	__builtin_memset(icmp + 2, 0, 6);
 	/* the pseudo header (addresses, length, next header), the message */
-	sum = bpf_htons(XVS_UNREACH6_MSG) + bpf_htons(XVS_NEXTHDR_ICMP6);
+	sum = bpf_htons(XVS_UNREACH6_MSG(tcp)) + bpf_htons(XVS_NEXTHDR_ICMP6);
 	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
-	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH6_MSG / 2);
+	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH6_MSG(0) / 2);
+	if (tcp) {
+		if (data + XVS_UNREACH6_LEN(1) > data_end)
+			return -1;
+		XVS_SUM16(sum, (__u16 *)(icmp + XVS_UNREACH6_MSG(0)), 5);
+	}
 	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
+	return 0;
+}
+
+/* XDP: the headers grow in front (the old Ethernet header ends up in front
+ * of the quote), the tail is cut, and the frame goes back out: XDP_TX. */
+static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
+{
+	int v6 = p->family == XVS_AF_INET6, tcp = p->proto == IPPROTO_TCP;
+	int grow = v6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
+	int want = v6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
+	void *data, *data_end;
+	int rc, len;
+
+	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -grow))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (v6)
+		rc = xvs_unreach6_fill(data, data_end, data + XVS_UNREACH6_GROW, tcp);
+	else
+		rc = xvs_unreach4_fill(data, data_end, data + XVS_UNREACH_GROW, tcp);
 	len = (int)(data_end - data);
-	if (len > (int)XVS_UNREACH6_LEN && bpf_xdp_adjust_tail(ctx, (int)XVS_UNREACH6_LEN - len))
+	if (rc || (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
 		return XDP_DROP;
 	return XDP_TX;
 }
 
-static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
+/* tc: the tail is cut to the Ethernet header and the quote, room for the
+ * headers is made after the Ethernet header (which stays: its MACs are
+ * swapped in place), and the packet goes back out of the device it came
+ * in on. */
+static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const struct pkt *p)
 {
+	int v6 = p->family == XVS_AF_INET6, tcp = p->proto == IPPROTO_TCP;
+	__u32 grow = v6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
+	__u32 want = v6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
+	void *data, *data_end;
+	int rc;
+
 	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
-		return XDP_DROP;
-	if (p->family == XVS_AF_INET6)
-		return xvs_unreach6(ctx);
-	return xvs_unreach4(ctx);
+		return TC_ACT_SHOT;
+	if (skb->len > want - grow && bpf_skb_change_tail(skb, want - grow, 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_adjust_room(skb, (__s32)grow, BPF_ADJ_ROOM_MAC, 0) ||
+	    bpf_skb_pull_data(skb, want))
+		return TC_ACT_SHOT;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (v6)
+		rc = xvs_unreach6_fill(data, data_end, data, tcp);
+	else
+		rc = xvs_unreach4_fill(data, data_end, data, tcp);
+	if (rc)
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 SEC("xdp")
@@ -2731,8 +2793,11 @@ int xvs_tc(struct __sk_buff *skb)
 	}
 	if (act == XVS_ACT_REPLY)
 		return xvs_tc_reply(skb, &p, &d);
-	if (act != XVS_ACT_FORWARD)
-		return xvs_account(act) ? TC_ACT_SHOT : TC_ACT_OK;
+	if (act != XVS_ACT_FORWARD) {
+		if (!xvs_account(act))
+			return TC_ACT_OK;
+		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p) : TC_ACT_SHOT;
+	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
 	case XVS_FWD_ROUTE:

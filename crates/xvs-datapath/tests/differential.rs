@@ -323,17 +323,24 @@ impl Run {
                 assert_eq!(got.verdict, pass, "{ctx}\n{}", self.dump());
                 assert_eq!(got.packet, frame, "{ctx}\n{}", self.dump());
             }
-            // ip_vs_leave()'s port unreachable (XDP; the fixtures have its
+            // ip_vs_leave()'s port unreachable (the fixtures have its
             // bytes): back to the client, quoting the packet, unless the
             // per-CPU rate limit held it back (then a drop)
-            Verdict::Drop(DropReason::NoDestination) if prog == Prog::Xdp && got.verdict == fwd => {
+            Verdict::Drop(DropReason::NoDestination) if got.verdict == fwd => {
                 let (ip, sent) = (&got.packet[14..], &frame[14..]);
-                // header, protocol, type/code; addresses; the quote
-                let (hl, proto, tc, a, quote) = if v6 {
-                    (40, (ip[6], 58), (1, 4), (8, 24, 16), 48)
+                // header, protocol, type/code; addresses; the quote: the
+                // IP header and TCP/UDP through its checksum
+                let (hl, proto, tc, a) = if v6 {
+                    (40, (ip[6], 58), (1, 4), (8, 24, 16))
                 } else {
-                    (20, (ip[9], 1), (3, 3), (12, 16, 4), 28)
+                    (20, (ip[9], 1), (3, 3), (12, 16, 4))
                 };
+                let quote = hl
+                    + if flow.protocol == Protocol::Tcp {
+                        18
+                    } else {
+                        8
+                    };
                 assert_eq!(got.packet.len(), 14 + hl + 8 + quote, "{ctx}");
                 assert_eq!(proto.0, proto.1, "{ctx}");
                 assert_eq!((ip[hl], ip[hl + 1]), tc, "{ctx}");

@@ -309,13 +309,14 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
 
 /// The ICMP port unreachable the kernel's IPVS sends for a new connection
 /// no real server can take (ip_vs_leave()): from the VIP to the client,
-/// quoting the IP header and the first 8 bytes of the TCP/UDP header.
+/// quoting the IP header and the TCP/UDP header through its checksum.
 fn port_unreachable(quoted: &[u8]) -> Vec<u8> {
     let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
-    icmp.extend_from_slice(&quoted[..28]);
+    icmp.extend_from_slice(&quoted[..if quoted[9] == 6 { 38 } else { 28 }]);
     let c = inet_csum(&icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut ip = vec![0x45, 0xc0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0];
+    let len = 20 + icmp.len() as u8;
+    let mut ip = vec![0x45, 0xc0, 0, len, 0, 0, 0, 0, 64, 1, 0, 0];
     ip.extend_from_slice(&VIP);
     ip.extend_from_slice(&CLIENT);
     let c = inet_csum(&ip);
@@ -324,11 +325,11 @@ fn port_unreachable(quoted: &[u8]) -> Vec<u8> {
     eth(CLIENT_MAC, DIRECTOR_MAC, 0x0800, &ip)
 }
 
-/// No real server (the service's only one has weight 0): XDP answers a
-/// SYN and a UDP datagram with an ICMP port unreachable sent back where
-/// they came from (so the client's connect fails at once), at most
-/// 50 in a burst and then 1000 a second per CPU; tc drops. Each counts
-/// as no_dest. Nothing is answered to a multicast source.
+/// No real server (the service's only one has weight 0): XDP and tc answer
+/// a SYN and a UDP datagram with an ICMP port unreachable sent back where
+/// they came from (so the client's connect fails at once), at most 50 in a
+/// burst and then 1000 a second per CPU. Each counts as no_dest. Nothing is
+/// answered to a multicast source.
 #[test]
 fn no_real_server_answers_icmp_port_unreachable() {
     let mut dp = load();
@@ -357,11 +358,11 @@ fn no_real_server_answers_icmp_port_unreachable() {
         let want = port_unreachable(&input[14..]);
         assert_eq!((got.verdict, &got.packet), (XDP_TX, &want));
         // the IP header's and the ICMP message's checksums verify
-        assert_eq!(got.packet.len(), 70);
+        assert_eq!(got.packet.len(), if input[23] == 6 { 80 } else { 70 });
         assert_eq!(inet_csum(&got.packet[14..34]), 0);
         assert_eq!(inet_csum(&got.packet[34..]), 0);
         let got = dp.test_run(Prog::Tc, input).unwrap();
-        assert_eq!((got.verdict, &got.packet), (TC_ACT_SHOT, input));
+        assert_eq!((got.verdict, &got.packet), (TC_ACT_REDIRECT, &want));
     }
     let mcast = eth(
         DIRECTOR_MAC,
@@ -370,10 +371,10 @@ fn no_real_server_answers_icmp_port_unreachable() {
         &ipv4([224, 0, 0, 9], VIP, 17, &udp(40000, 53, b"q")),
     );
     assert_eq!(dp.test_run(Prog::Xdp, &mcast).unwrap().verdict, XDP_DROP);
-    // The burst: 2 sent above, 48 more; then none until the clock moves.
-    for i in 0..49 {
+    // The burst: 4 sent above, 46 more; then none until the clock moves.
+    for i in 0..47 {
         let v = dp.test_run(Prog::Xdp, &syn).unwrap().verdict;
-        assert_eq!(v, if i < 48 { XDP_TX } else { XDP_DROP }, "message {i}");
+        assert_eq!(v, if i < 46 { XDP_TX } else { XDP_DROP }, "message {i}");
     }
     dp.set_clock(Some(1_002_000_000)).unwrap();
     for want in [XDP_TX, XDP_TX, XDP_DROP] {
@@ -382,7 +383,7 @@ fn no_real_server_answers_icmp_port_unreachable() {
     assert_eq!(
         dp.counters().unwrap(),
         Counters {
-            no_dest: 2 * 2 + 1 + 49 + 3,
+            no_dest: 2 * 2 + 1 + 47 + 3,
             ..Counters::default()
         }
     );

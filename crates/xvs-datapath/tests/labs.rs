@@ -807,13 +807,23 @@ fn dr_icmp_fragmentation_needed_reaches_the_real_server() {
 }
 
 /// A service whose real servers cannot take a connection (weight 0, or
-/// none at all): the XDP datapath answers with an ICMP port unreachable, as
+/// none at all): the datapath answers with an ICMP port unreachable, as
 /// the kernel's IPVS does, so the client's TCP connect and its connected
 /// UDP socket fail at once with "connection refused" (a drop would leave
-/// both waiting for their timeout).
+/// both waiting for their timeout). XDP, and tc with the client's
+/// checksum offload left on (its SYN arrives CHECKSUM_PARTIAL).
 #[test]
-fn dr_xdp_no_real_server_refuses_connections_at_once() {
-    let mut lab = Lab::dr(1, Attach::Xdp);
+fn dr_no_real_server_refuses_connections_at_once_xdp() {
+    no_real_server_refuses_connections(Attach::Xdp);
+}
+
+#[test]
+fn dr_no_real_server_refuses_connections_at_once_tc() {
+    no_real_server_refuses_connections(Attach::Tc);
+}
+
+fn no_real_server_refuses_connections(attach: Attach) {
+    let mut lab = Lab::dr(1, attach);
     lab.ipvsadm("-A -t {vip}:80 -s rr");
     lab.ipvsadm("-a -t {vip}:80 -r {rs0}:80 -g -w 0");
     lab.ipvsadm("-A -u {vip}:53 -s rr");
@@ -832,7 +842,7 @@ fn dr_xdp_no_real_server_refuses_connections_at_once() {
     assert_eq!(
         tcp.as_ref().map_err(|e| e.kind()).err(),
         Some(std::io::ErrorKind::ConnectionRefused),
-        "TCP connect to the VIP: {tcp:?}"
+        "{attach:?}: TCP connect to the VIP: {tcp:?}"
     );
     let udp = lab
         .topo
@@ -848,10 +858,10 @@ fn dr_xdp_no_real_server_refuses_connections_at_once() {
     assert_eq!(
         udp.as_ref().map_err(|e| e.kind()).err(),
         Some(std::io::ErrorKind::ConnectionRefused),
-        "UDP query to the VIP: {udp:?}"
+        "{attach:?}: UDP query to the VIP: {udp:?}"
     );
     let after = lab.dp.counters().unwrap();
-    assert_eq!(after.no_dest - before.no_dest, 2, "{after:?}");
+    assert_eq!(after.no_dest - before.no_dest, 2, "{attach:?}: {after:?}");
     assert_eq!(after.forwarded, before.forwarded, "{after:?}");
     assert_eq!(lab.dp.conn_count(), 0);
 }

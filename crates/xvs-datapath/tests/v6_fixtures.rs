@@ -1034,10 +1034,11 @@ fn icmp6_errors_about_a_dr_connection_go_to_its_real_server() {
 
 /// ICMPv6 port unreachable (type 1 code 4) from the VIP to the client, as
 /// the kernel's IPVS sends it for a new connection no real server can take:
-/// quoting the IPv6 header and the first 8 bytes of TCP/UDP, hop limit 64.
+/// quoting the IPv6 header and the TCP/UDP header through its checksum,
+/// hop limit 64.
 fn port_unreachable6(sent: &[u8]) -> Vec<u8> {
     let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(&sent[..48]);
+    msg.extend_from_slice(&sent[..if sent[6] == 6 { 58 } else { 48 }]);
     let c = l4_csum6(&vip(), &client(), 58, &msg);
     msg[2..4].copy_from_slice(&c.to_be_bytes());
     frame(
@@ -1047,13 +1048,13 @@ fn port_unreachable6(sent: &[u8]) -> Vec<u8> {
     )
 }
 
-/// XDP answers a SYN and a UDP datagram to a service without a usable real
-/// server with an ICMPv6 port unreachable, sent back where they came from;
-/// tc drops; behind extension headers (the quote would not reach the
+/// XDP and tc answer a SYN and a UDP datagram to a service without a usable
+/// real server with an ICMPv6 port unreachable, sent back where they came
+/// from; behind extension headers (the quote would not reach the
 /// ports) and from a multicast source nothing is sent. All are no_dest.
 #[test]
 fn no_real_server_answers_icmpv6_port_unreachable() {
-    let mut dp = datapath(
+    let dp = datapath(
         &[
             "-A -t [2001:2::1]:80 -s rr",
             "-a -t [2001:2::1]:80 -r [2001:2:0:1::2]:80 -g -w 0",
@@ -1070,9 +1071,15 @@ fn no_real_server_answers_icmpv6_port_unreachable() {
         assert_eq!((got.verdict, &got.packet), (XDP_TX, &want));
         // the ICMPv6 checksum verifies over the pseudo header
         let icmp = &got.packet[54..];
-        assert_eq!(icmp.len(), 56);
+        assert_eq!(icmp.len(), if ip[6] == 6 { 66 } else { 56 });
+        let len = icmp.len() as u8;
         let mut sum: u32 = 0;
-        for w in [&vip()[..], &client()[..], &[0, 0, 0, 56, 0, 0, 0, 58], icmp] {
+        for w in [
+            &vip()[..],
+            &client()[..],
+            &[0, 0, 0, len, 0, 0, 0, 58],
+            icmp,
+        ] {
             for c in w.chunks(2) {
                 sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
             }
@@ -1082,7 +1089,7 @@ fn no_real_server_answers_icmpv6_port_unreachable() {
         }
         assert_eq!(sum, 0xffff);
         let got = dp.test_run(Prog::Tc, &f).unwrap();
-        assert_eq!((got.verdict, &got.packet), (TC_ACT_SHOT, &f));
+        assert_eq!((got.verdict, &got.packet), (TC_ACT_REDIRECT, &want));
     }
     let behind_ext = ip6(
         client(),
@@ -1096,11 +1103,12 @@ fn no_real_server_answers_icmpv6_port_unreachable() {
     for ip in [&behind_ext, &mcast] {
         let f = frame(DIRECTOR_MAC, CLIENT_MAC, ip);
         assert_eq!(dp.test_run(Prog::Xdp, &f).unwrap().verdict, XDP_DROP);
+        assert_eq!(dp.test_run(Prog::Tc, &f).unwrap().verdict, TC_ACT_SHOT);
     }
     assert_eq!(
         dp.counters().unwrap(),
         Counters {
-            no_dest: 6,
+            no_dest: 8,
             ..Counters::default()
         }
     );
