@@ -2284,7 +2284,8 @@ static __always_inline int xvs_unreach_to(const struct pkt *p)
  * header (back to where the frame came from: oeth, its old header, which
  * XDP finds in front of the quote and tc where it was), the IP and ICMP
  * headers, in front of the quote already in place (the packet's IP header
- * and 8 bytes, at data + ETH_HLEN + XVS_UNREACH(6)_GROW). -1: too short.
+ * and its TCP/UDP header through the checksum field, at data + ETH_HLEN +
+ * XVS_UNREACH(6)_GROW); tcp: the packet is TCP. -1: too short.
  */
 static __always_inline int xvs_unreach_eth(void *data, void *data_end, const struct ethhdr *oeth,
 					   __be16 proto)
