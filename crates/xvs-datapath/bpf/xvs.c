@@ -2271,14 +2271,6 @@ static __always_inline int xvs_unreach_to(const struct pkt *p)
 		(p->saddr[3] != 0 && p->saddr[3] != bpf_htonl(1)));
 }
 
-/* Sums n 16-bit words at w (n a constant: unrolled). */
-#define XVS_SUM16(sum, w, n)                   \
-	do {                                   \
-		_Pragma("unroll")              \
-		for (int i_ = 0; i_ < (n); i_++) \
-			(sum) += (w)[i_];      \
-	} while (0)
-
 /*
  * The message, written over the frame at data..data_end: the Ethernet
  * header (back to where the frame came from: oeth, its old header, which
@@ -2302,12 +2294,35 @@ static __always_inline int xvs_unreach_eth(void *data, void *data_end, const str
 	return 0;
 }
 
+/*
+ * The ICMP(v6) header at icmp (type, code, the unused word) and its
+ * checksum: sum (the pseudo header's, ICMPv6; 0 for ICMP) plus the message,
+ * msg0 bytes (header and quote with UDP's 8 bytes), and for TCP the 10
+ * bytes more of its quote. -1: too short.
+ */
+static __always_inline int xvs_unreach_icmp(__u8 *icmp, void *data_end, __u8 type, __u8 code,
+					    __u32 sum, int msg0, int tcp)
+{
+	if ((void *)(icmp + msg0) > data_end)
+		return -1;
+	icmp[0] = type;
+	icmp[1] = code;
+	__builtin_memset(icmp + 2, 0, 6);
+	XVS_SUM16(sum, (__u16 *)icmp, msg0 / 2);
+	if (tcp) {
+		if ((void *)(icmp + msg0 + 10) > data_end)
+			return -1;
+		XVS_SUM16(sum, (__u16 *)(icmp + msg0), 5);
+	}
+	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
+	return 0;
+}
+
 static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const struct ethhdr *oeth,
 					     int tcp)
 {
 	struct iphdr *iph, *oiph;
 	__u8 *icmp;
-	__u32 sum = 0;
 
 	if (data + XVS_UNREACH_LEN(0) > data_end)
 		return -1;
@@ -2327,17 +2342,8 @@ static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const s
 	iph->saddr = oiph->daddr;
 	iph->daddr = oiph->saddr;
 	iph->check = xvs_ipv4_csum(iph);
-	icmp[0] = XVS_ICMP_DEST_UNREACH;
-	icmp[1] = XVS_ICMP_PORT_UNREACH;
-	__builtin_memset(icmp + 2, 0, 6);
-	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH_MSG(0) / 2);
-	if (tcp) {
-		if (data + XVS_UNREACH_LEN(1) > data_end)
-			return -1;
-		XVS_SUM16(sum, (__u16 *)(icmp + XVS_UNREACH_MSG(0)), 5);
-	}
-	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
-	return 0;
+	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP_DEST_UNREACH, XVS_ICMP_PORT_UNREACH, 0,
+				XVS_UNREACH_MSG(0), tcp);
 }
 
 static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const struct ethhdr *oeth,
@@ -2360,31 +2366,44 @@ static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const s
 	ip6h->hop_limit = 64;
 	ip6h->saddr = oip6h->daddr;
 	ip6h->daddr = oip6h->saddr;
-	icmp[0] = XVS_ICMP6_DEST_UNREACH;
-	icmp[1] = XVS_ICMP6_PORT_UNREACH;
-	__builtin_memset(icmp + 2, 0, 6);
-	/* the pseudo header (addresses, length, next header), the message */
+	/* the pseudo header: addresses, length, next header */
 	sum = bpf_htons(XVS_UNREACH6_MSG(tcp)) + bpf_htons(XVS_NEXTHDR_ICMP6);
 	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
-	XVS_SUM16(sum, (__u16 *)icmp, (int)XVS_UNREACH6_MSG(0) / 2);
-	if (tcp) {
-		if (data + XVS_UNREACH6_LEN(1) > data_end)
-			return -1;
-		XVS_SUM16(sum, (__u16 *)(icmp + XVS_UNREACH6_MSG(0)), 5);
-	}
-	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
-	return 0;
+	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP6_DEST_UNREACH, XVS_ICMP6_PORT_UNREACH, sum,
+				XVS_UNREACH6_MSG(0), tcp);
+}
+
+/* The message for p's family, over the frame at data (see above). */
+static __always_inline int xvs_unreach_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					    const struct pkt *p)
+{
+	int tcp = p->proto == IPPROTO_TCP;
+
+	if (p->family == XVS_AF_INET6)
+		return xvs_unreach6_fill(data, data_end, oeth, tcp);
+	return xvs_unreach4_fill(data, data_end, oeth, tcp);
+}
+
+/* What p's message puts in front of its quote, and its whole length. */
+static __always_inline __u32 xvs_unreach_grow(const struct pkt *p)
+{
+	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
+}
+
+static __always_inline __u32 xvs_unreach_len(const struct pkt *p)
+{
+	int tcp = p->proto == IPPROTO_TCP;
+
+	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
 }
 
 /* XDP: the headers grow in front (the old Ethernet header ends up in front
  * of the quote), the tail is cut, and the frame goes back out: XDP_TX. */
 static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
 {
-	int v6 = p->family == XVS_AF_INET6, tcp = p->proto == IPPROTO_TCP;
-	int grow = v6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
-	int want = v6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
+	int grow = (int)xvs_unreach_grow(p), want = (int)xvs_unreach_len(p);
 	void *data, *data_end;
-	int rc, len;
+	int len;
 
 	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
 		return XDP_DROP;
@@ -2392,12 +2411,9 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (v6)
-		rc = xvs_unreach6_fill(data, data_end, data + XVS_UNREACH6_GROW, tcp);
-	else
-		rc = xvs_unreach4_fill(data, data_end, data + XVS_UNREACH_GROW, tcp);
 	len = (int)(data_end - data);
-	if (rc || (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
+	if (xvs_unreach_fill(data, data_end, data + grow, p) ||
+	    (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
 		return XDP_DROP;
 	return XDP_TX;
 }
@@ -2408,11 +2424,7 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
  * in on. */
 static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const struct pkt *p)
 {
-	int v6 = p->family == XVS_AF_INET6, tcp = p->proto == IPPROTO_TCP;
-	__u32 grow = v6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
-	__u32 want = v6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
-	void *data, *data_end;
-	int rc;
+	__u32 grow = xvs_unreach_grow(p), want = xvs_unreach_len(p);
 
 	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
 		return TC_ACT_SHOT;
@@ -2421,13 +2433,8 @@ static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const
 	if (bpf_skb_adjust_room(skb, (__s32)grow, BPF_ADJ_ROOM_MAC, 0) ||
 	    bpf_skb_pull_data(skb, want))
 		return TC_ACT_SHOT;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (v6)
-		rc = xvs_unreach6_fill(data, data_end, data, tcp);
-	else
-		rc = xvs_unreach4_fill(data, data_end, data, tcp);
-	if (rc)
+	if (xvs_unreach_fill((void *)(long)skb->data, (void *)(long)skb->data_end,
+			     (void *)(long)skb->data, p))
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
 }

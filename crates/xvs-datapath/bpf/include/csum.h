@@ -67,6 +67,14 @@ static __always_inline void xvs_csum_replace4_2(__sum16 *sum, __be32 from, __be3
 	*sum = ~xvs_csum_fold(s);
 }
 
+/* Sums n 16-bit words at w (n a constant: unrolled). */
+#define XVS_SUM16(sum, w, n)                   \
+	do {                                   \
+		_Pragma("unroll")              \
+		for (int i_ = 0; i_ < (n); i_++) \
+			(sum) += (w)[i_];      \
+	} while (0)
+
 /* Full checksum of a 20-byte IPv4 header (no options), check field ignored. */
 static __always_inline __sum16 xvs_ipv4_csum(const struct iphdr *iph)
 {
