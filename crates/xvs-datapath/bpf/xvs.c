@@ -1575,7 +1575,7 @@ struct xvs_hop {
 	__u8 smac[ETH_ALEN];
 	__u32 ifindex;   /* egress device */
 	__be32 saddr[4]; /* the source address the FIB chose (BPF_FIB_LOOKUP_SRC); IPv4 in [0] */
-	__u32 pad;
+	__u32 mtu;  /* the route's MTU (the FIB's mtu_result); 0: not known (explicit next hop) */
 	__u64 tick; /* xvs_fib(): the caches' clock, for xvs_fib_lookup()'s entry */
 };
 
@@ -1614,7 +1614,8 @@ static __always_inline struct xvs_hop *xvs_hop_slot(void)
 struct xvs_hop_cached {
 	__be32 dst[4];
 	__u32 in_ifindex;
-	__u32 fl;  /* xvs_fib()'s flags; 0 = empty */
+	__u16 fl;  /* xvs_fib()'s flags; 0 = empty */
+	__u16 mtu; /* the route's MTU */
 	__u64 at;  /* xvs_tick() of the lookup */
 	__u8 dmac[ETH_ALEN]; /* the frame's first 12 bytes, in order: */
 	__u8 smac[ETH_ALEN]; /* xvs_tc_macs() stores them from here */
@@ -1658,6 +1659,11 @@ static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex,
 	e = bpf_map_lookup_elem(&xvs_hop_cache, &slot);
 	__builtin_memset(&h->f, 0, sizeof(h->f));
 	h->f.ifindex = in_ifindex;
+	/* a length that fits any route: the lookup then reports the route's
+	 * MTU (mtu_result) in XDP and tc alike and judges no packet (tc with 0
+	 * would check the skb against the device's MTU instead); the callers
+	 * judge what they send against it */
+	h->f.tot_len = 1;
 	if (v6) {
 		h->f.family = XVS_AF_INET6;
 		__builtin_memcpy(h->f.ipv6_src, src, 16);
@@ -1670,6 +1676,9 @@ static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex,
 	rc = bpf_fib_lookup(ctx, &h->f, sizeof(h->f),
 			    (fl & XVS_FIB_WANT_SRC) ? BPF_FIB_LOOKUP_SRC : 0);
 	h->ifindex = h->f.ifindex;
+	/* the route's MTU (a PMTU exception's, a locked route MTU, else the
+	 * device's); were it not reported, none */
+	h->mtu = h->f.mtu_result >= 68 ? h->f.mtu_result : 0;
 	if (v6) {
 		__builtin_memcpy(h->saddr, h->f.ipv6_src, 16);
 	} else {
@@ -1687,6 +1696,7 @@ static __attribute__((noinline)) int xvs_fib_lookup(void *ctx, __u32 in_ifindex,
 			__builtin_memcpy(e->dmac, h->dmac, ETH_ALEN);
 			__builtin_memcpy(e->smac, h->smac, ETH_ALEN);
 			e->ifindex = h->ifindex;
+			e->mtu = (__u16)h->mtu;
 			__builtin_memcpy(e->saddr, h->saddr, sizeof(e->saddr));
 		}
 		return XVS_HOP_OK;
@@ -1740,6 +1750,7 @@ static __always_inline int xvs_fib(void *ctx, __u32 in_ifindex, __u32 fl, const 
 		__builtin_memcpy(h->dmac, e->dmac, ETH_ALEN);
 		__builtin_memcpy(h->smac, e->smac, ETH_ALEN);
 		h->ifindex = e->ifindex;
+		h->mtu = e->mtu;
 		__builtin_memcpy(h->saddr, e->saddr, sizeof(h->saddr));
 		return XVS_HOP_OK;
 	}
@@ -1766,6 +1777,7 @@ static __always_inline int xvs_real_hop(void *ctx, __u32 in_ifindex, const struc
 	__builtin_memcpy(h->dmac, r->mac, ETH_ALEN);
 	__builtin_memcpy(h->smac, r->src_mac, ETH_ALEN);
 	h->ifindex = r->ifindex ? r->ifindex : in_ifindex;
+	h->mtu = 0;
 	__builtin_memset(h->saddr, 0, sizeof(h->saddr));
 	return XVS_HOP_OK;
 }
@@ -1886,6 +1898,268 @@ static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_ho
 }
 
 /*
+ * No real server for a new connection (ip_vs_leave()): like the kernel's
+ * IPVS, tell the client with a port unreachable, for TCP as for UDP (no
+ * socket exists to send a RST from). The packet is turned into the
+ * message in place, as the director's stack would send it, from the VIP
+ * with TTL (hop limit) 64, and sent back out of the device it came in on,
+ * to the MAC it came from (XDP and tc alike). IPv4: ICMP 3/3, the quoted packet's TOS bits under
+ * precedence 0xc0, no DF. IPv6: ICMPv6 1/4. Both quote the IP header and
+ * the TCP/UDP header through its checksum (XVS_QUOTE_L4: what the client's
+ * stack needs to find the socket; the kernel quotes more, up to 576 bytes
+ * for IPv4 and 1280 for IPv6, which a fixed-size checksum here does not). Not
+ * for IPv4 options or IPv6 extension headers, nor from a source that is no
+ * unicast host (IPv4 0/8, 127/8, 224/3; IPv6 ::, ::1, ff00::/8), and at
+ * most XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
+ * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise the packet
+ * is only dropped. Either way it counts as no_dest. In tc the skb keeps
+ * its checksum state: a CHECKSUM_PARTIAL one (a local stack's, on a veth)
+ * points at the quote's checksum field, which is why the quote runs to its
+ * end (tc cannot cut it off, and the receiving stack would not trim it
+ * off: it drops the packet instead); that stack takes such a packet as
+ * checked. One from a NIC is not partial.
+ */
+#define XVS_ICMP_PER_SEC 1000
+#define XVS_ICMP_BURST 50
+#define XVS_ICMP_COST_NS (XVS_NSEC / XVS_ICMP_PER_SEC)
+#define XVS_ICMP_PORT_UNREACH 3
+#define XVS_ICMP6_DEST_UNREACH 1
+#define XVS_ICMP6_PORT_UNREACH 4
+#define XVS_ICMP_FRAG_NEEDED 4
+#define XVS_ICMP6_PKT_TOOBIG 2
+/* what the message adds in front of the quote: IP + ICMP headers */
+#define XVS_UNREACH_GROW (sizeof(struct iphdr) + 8)
+#define XVS_UNREACH6_GROW (sizeof(struct ipv6hdr) + 8)
+/* the quote past the IP header: UDP's 8 bytes, TCP's 18 (through the
+ * checksum field, where a CHECKSUM_PARTIAL skb's checksum state points:
+ * tc may neither cut it off nor have the receiver trim it away) */
+#define XVS_QUOTE_L4(tcp) ((tcp) ? 18 : 8)
+/* the ICMP message: its header and the quote */
+#define XVS_UNREACH_MSG(tcp) (8 + sizeof(struct iphdr) + XVS_QUOTE_L4(tcp))
+#define XVS_UNREACH6_MSG(tcp) (8 + sizeof(struct ipv6hdr) + XVS_QUOTE_L4(tcp))
+/* the whole frame */
+#define XVS_UNREACH_LEN(tcp) (sizeof(struct ethhdr) + sizeof(struct iphdr) + XVS_UNREACH_MSG(tcp))
+#define XVS_UNREACH6_LEN(tcp) \
+	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + XVS_UNREACH6_MSG(tcp))
+
+static __always_inline int xvs_icmp_allow(void)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct xvs_icmp_rl *rl;
+	__u32 zero = 0;
+	__u64 now, credit;
+
+	rl = bpf_map_lookup_elem(&xvs_icmp_rl, &zero);
+	if (!rl || !cfg)
+		return 0;
+	now = xvs_now(cfg);
+	credit = rl->credit + (now - rl->last);
+	if (now < rl->last || credit > XVS_ICMP_BURST * XVS_ICMP_COST_NS)
+		credit = XVS_ICMP_BURST * XVS_ICMP_COST_NS;
+	rl->last = now;
+	if (credit < XVS_ICMP_COST_NS) {
+		rl->credit = credit;
+		return 0;
+	}
+	rl->credit = credit - XVS_ICMP_COST_NS;
+	return 1;
+}
+
+/* Whether p's source may be told (see above). */
+static __always_inline int xvs_unreach_to(const struct pkt *p)
+{
+	__u8 a = (__u8)p->saddr[0]; /* the first octet (network order) */
+
+	if (p->family == XVS_AF_INET)
+		return p->ihl_len == sizeof(struct iphdr) && a != 0 && a != 127 && a < 224;
+	return p->l3_len == sizeof(struct ipv6hdr) && a != 0xff &&
+	       (p->saddr[0] | p->saddr[1] | p->saddr[2] ||
+		(p->saddr[3] != 0 && p->saddr[3] != bpf_htonl(1)));
+}
+
+/*
+ * The message, written over the frame at data..data_end: the Ethernet
+ * header (back to where the frame came from: oeth, its old header, which
+ * XDP finds in front of the quote and tc where it was), the IP and ICMP
+ * headers, in front of the quote already in place (the packet's IP header
+ * and its TCP/UDP header through the checksum field, at data + ETH_HLEN +
+ * XVS_UNREACH(6)_GROW); tcp: the packet is TCP. -1: too short.
+ */
+static __always_inline int xvs_unreach_eth(void *data, void *data_end, const struct ethhdr *oeth,
+					   __be16 proto)
+{
+	struct ethhdr *eth = data;
+	__u8 macs[2 * ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end || (void *)(oeth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(macs, oeth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, oeth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth, macs, sizeof(macs));
+	eth->h_proto = proto;
+	return 0;
+}
+
+/*
+ * The ICMP(v6) header at icmp (type, code, its second word: mtu, or 0) and
+ * its checksum: sum (the pseudo header's, ICMPv6; 0 for ICMP) plus the
+ * message, msg0 bytes (header and quote with UDP's 8 bytes), and for TCP
+ * the 10 bytes more of its quote. -1: too short.
+ */
+static __always_inline int xvs_unreach_icmp(__u8 *icmp, void *data_end, __u8 type, __u8 code,
+					    __u32 mtu, __u32 sum, int msg0, int tcp)
+{
+	__be32 word;
+
+	if ((void *)(icmp + msg0) > data_end)
+		return -1;
+	icmp[0] = type;
+	icmp[1] = code;
+	/* IPv4: unused, then the next-hop MTU; ICMPv6: the MTU (through
+	 * memcpy: type-based alias analysis need not keep a __be32 store
+	 * ahead of the __u16 loads that sum it) */
+	word = bpf_htonl(mtu);
+	*(__u16 *)(icmp + 2) = 0;
+	__builtin_memcpy(icmp + 4, &word, sizeof(word));
+	XVS_SUM16(sum, (__u16 *)icmp, msg0 / 2);
+	if (tcp) {
+		if ((void *)(icmp + msg0 + 10) > data_end)
+			return -1;
+		XVS_SUM16(sum, (__u16 *)(icmp + msg0), 5);
+	}
+	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
+	return 0;
+}
+
+static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					     int tcp, __u32 mtu)
+{
+	struct iphdr *iph, *oiph;
+	__u8 *icmp;
+
+	if (data + XVS_UNREACH_LEN(0) > data_end)
+		return -1;
+	iph = data + sizeof(struct ethhdr);
+	icmp = (__u8 *)(iph + 1);
+	oiph = (void *)(icmp + 8);
+	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IP)))
+		return -1;
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->tos = (oiph->tos & 0x1e) | 0xc0; /* its TOS bits, IPTOS_PREC_INTERNETCONTROL */
+	iph->tot_len = bpf_htons(XVS_UNREACH_LEN(tcp) - sizeof(struct ethhdr));
+	iph->id = 0;
+	iph->frag_off = 0;
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_ICMP;
+	iph->saddr = oiph->daddr;
+	iph->daddr = oiph->saddr;
+	iph->check = xvs_ipv4_csum(iph);
+	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP_DEST_UNREACH,
+				mtu ? XVS_ICMP_FRAG_NEEDED : XVS_ICMP_PORT_UNREACH, mtu, 0,
+				XVS_UNREACH_MSG(0), tcp);
+}
+
+static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					     int tcp, __u32 mtu)
+{
+	struct ipv6hdr *ip6h, *oip6h;
+	__u8 *icmp;
+	__u32 sum;
+
+	if (data + XVS_UNREACH6_LEN(0) > data_end)
+		return -1;
+	ip6h = data + sizeof(struct ethhdr);
+	icmp = (__u8 *)(ip6h + 1);
+	oip6h = (void *)(icmp + 8);
+	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IPV6)))
+		return -1;
+	*(__be32 *)ip6h = bpf_htonl(0x60000000); /* version 6, class 0, no flow label */
+	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG(tcp));
+	ip6h->nexthdr = XVS_NEXTHDR_ICMP6;
+	ip6h->hop_limit = 64;
+	ip6h->saddr = oip6h->daddr;
+	ip6h->daddr = oip6h->saddr;
+	/* the pseudo header: addresses, length, next header */
+	sum = bpf_htons(XVS_UNREACH6_MSG(tcp)) + bpf_htons(XVS_NEXTHDR_ICMP6);
+	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
+	return xvs_unreach_icmp(icmp, data_end, mtu ? XVS_ICMP6_PKT_TOOBIG : XVS_ICMP6_DEST_UNREACH,
+				mtu ? 0 : XVS_ICMP6_PORT_UNREACH, mtu, sum, XVS_UNREACH6_MSG(0), tcp);
+}
+
+/* The message for p's family, over the frame at data (see above); mtu:
+ * 0 for a port unreachable, else a fragmentation needed / packet too big
+ * with it. */
+static __always_inline int xvs_unreach_fill(void *data, void *data_end, const struct ethhdr *oeth,
+					    const struct pkt *p, __u32 mtu)
+{
+	int tcp = p->proto == IPPROTO_TCP;
+
+	if (p->family == XVS_AF_INET6)
+		return xvs_unreach6_fill(data, data_end, oeth, tcp, mtu);
+	return xvs_unreach4_fill(data, data_end, oeth, tcp, mtu);
+}
+
+/* What p's message puts in front of its quote, and its whole length. */
+static __always_inline __u32 xvs_unreach_grow(const struct pkt *p)
+{
+	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
+}
+
+static __always_inline __u32 xvs_unreach_len(const struct pkt *p)
+{
+	int tcp = p->proto == IPPROTO_TCP;
+
+	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
+}
+
+/* XDP: the headers grow in front (the old Ethernet header ends up in front
+ * of the quote), the tail is cut, and the frame goes back out: XDP_TX.
+ * mtu: as for xvs_unreach_fill(); only port unreachables are rate-limited
+ * (as the kernel exempts path MTU messages from icmp_ratemask). */
+static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p,
+						      __u32 mtu)
+{
+	int grow = (int)xvs_unreach_grow(p), want = (int)xvs_unreach_len(p);
+	void *data, *data_end;
+	int len;
+
+	if (!xvs_unreach_to(p) || (!mtu && !xvs_icmp_allow()))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -grow))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	len = (int)(data_end - data);
+	if (xvs_unreach_fill(data, data_end, data + grow, p, mtu) ||
+	    (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
+		return XDP_DROP;
+	return XDP_TX;
+}
+
+/* tc: the tail is cut to the Ethernet header and the quote, room for the
+ * headers is made after the Ethernet header (which stays: its MACs are
+ * swapped in place), and the packet goes back out of the device it came
+ * in on. */
+static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const struct pkt *p,
+						     __u32 mtu)
+{
+	__u32 grow = xvs_unreach_grow(p), want = xvs_unreach_len(p);
+
+	if (!xvs_unreach_to(p) || (!mtu && !xvs_icmp_allow()))
+		return TC_ACT_SHOT;
+	if (skb->len > want - grow && bpf_skb_change_tail(skb, want - grow, 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_adjust_room(skb, (__s32)grow, BPF_ADJ_ROOM_MAC, 0) ||
+	    bpf_skb_pull_data(skb, want))
+		return TC_ACT_SHOT;
+	if (xvs_unreach_fill((void *)(long)skb->data, (void *)(long)skb->data_end,
+			     (void *)(long)skb->data, p, mtu))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/*
  * LVS-TUN: the tunnel toward real server r for packet p, with outer source
  * saddr. Returns -1 for what the datapath cannot send (GRE, GUE without a
  * port), 0 with *t filled in. The GUE source port comes from a hash of the
@@ -1918,17 +2192,26 @@ static __always_inline int xvs_addr_zero(const __be32 *a)
 	return !(a[0] | a[1] | a[2] | a[3]);
 }
 
-/* t->saddr (the tunnel source) is set already (xvs_tun_hop()). */
+/* The lower of two MTUs, 0 standing for none. */
+static __always_inline __u32 xvs_mtu_min(__u32 a, __u32 b)
+{
+	return !a || (b && b < a) ? b : a;
+}
+
+/* t->saddr (the tunnel source) is set already (xvs_tun_hop()), and the
+ * hop's route MTU (its per-CPU struct xvs_hop). The tunnel's MTU is the
+ * lower of that and r's configured one. */
 static __always_inline int xvs_tun_of(const struct real *r, const struct pkt *p,
 				      struct xvs_tun *t)
 {
+	struct xvs_hop *hop = xvs_hop_slot();
 	__u32 h;
 
-	if (!t || xvs_addr_zero(t->saddr))
+	if (!t || !hop || xvs_addr_zero(t->saddr))
 		return -1;
 	__builtin_memcpy(t->daddr, r->addr, sizeof(t->daddr));
 	t->family = r->family;
-	t->mtu = r->tun_mtu;
+	t->mtu = (__u16)xvs_mtu_min(r->tun_mtu, hop->mtu);
 	if (r->tun_type == XVS_TUN_IPIP)
 		return 0;
 	if (r->tun_type != XVS_TUN_GUE || !r->tun_port)
@@ -1972,6 +2255,66 @@ static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct
 }
 
 /*
+ * A packet too big for its tunnel (the kernel's IPVS:
+ * ensure_mtu_is_adequate()): t's MTU, the lower of the route's toward the
+ * real server and the one configured, less the tunnel's overhead, is the
+ * largest packet the tunnel takes. An IPv4 packet with DF, and an IPv6
+ * one, is answered as the director's stack answers it, with a
+ * fragmentation needed (ICMP 3/4, the next-hop MTU) or a packet too big
+ * (ICMPv6 2/0) carrying that size, built as the port unreachable above
+ * but not rate-limited (nor does the kernel limit path MTU messages), so
+ * the client's TCP lowers its segments for the VIP (path MTU discovery)
+ * instead of retransmitting into a black hole. Not for ICMP messages
+ * (forwarded errors), nor under the family's minimum MTU (68, 1280), nor
+ * without DF: the kernel's IPVS fragments those; XDP and tc cannot, so they
+ * are only dropped. Counted as tun_dropped in every case. Returns the size
+ * to tell, 0 for none; frag_off: the IPv4 header's.
+ */
+static __always_inline __u32 xvs_too_big_mtu(const struct pkt *p, const struct xvs_tun *t,
+					     __be16 frag_off)
+{
+	__u32 over = xvs_encap_overhead(t), mtu = t->mtu > over ? t->mtu - over : 0;
+
+	xvs_count(XVS_CNT_TUN_DROP);
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return 0;
+	if (p->family == XVS_AF_INET6)
+		return mtu >= 1280 ? mtu : 0;
+	return mtu >= 68 && (frag_off & bpf_htons(XVS_IP_DF)) ? mtu : 0;
+}
+
+static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt *p,
+					   const struct xvs_tun *t)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = (void *)(long)ctx->data + sizeof(struct ethhdr);
+	__be16 frag_off = 0;
+	__u32 mtu;
+
+	if (p->family == XVS_AF_INET) {
+		if ((void *)(iph + 1) > data_end)
+			return XDP_DROP;
+		frag_off = iph->frag_off;
+	}
+	mtu = xvs_too_big_mtu(p, t, frag_off);
+	return mtu ? xvs_xdp_unreach(ctx, p, mtu) : XDP_DROP;
+}
+
+static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pkt *p,
+					  const struct xvs_tun *t)
+{
+	__be16 frag_off = 0;
+	__u32 mtu;
+
+	if (p->family == XVS_AF_INET &&
+	    bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, frag_off),
+			       &frag_off, sizeof(frag_off)))
+		return TC_ACT_SHOT;
+	mtu = xvs_too_big_mtu(p, t, frag_off);
+	return mtu ? xvs_tc_unreach(skb, p, mtu) : TC_ACT_SHOT;
+}
+
+/*
  * LVS-TUN: IPIP/GUE toward the real server, then on like DR. These are
  * separate (non-inlined) subprograms so their locals do not sit on the main
  * frame, which the scheduler's call chain already fills close to the
@@ -1983,7 +2326,7 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 	const struct real *r = d->rs;
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
-	int rc;
+	int rc, enc;
 
 	if (!r || !t)
 		return XDP_DROP;
@@ -1996,7 +2339,14 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (xvs_tun_of(r, p, t) < 0 || xvs_encap_xdp(ctx, t) != XVS_ENCAP_OK) {
+	if (xvs_tun_of(r, p, t) < 0) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return XDP_DROP;
+	}
+	enc = xvs_encap_xdp(ctx, t);
+	if (enc == XVS_ENCAP_TOO_BIG)
+		return xvs_xdp_too_big(ctx, p, t);
+	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
 	}
@@ -2023,7 +2373,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 	const struct real *r = d->rs;
 	struct xvs_tun *t = xvs_tun_slot();
 	struct xvs_hop *h;
-	int rc;
+	int rc, enc;
 
 	if (!r || !t)
 		return TC_ACT_SHOT;
@@ -2036,8 +2386,15 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
 	}
+	if (xvs_tun_of(r, p, t) < 0) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return TC_ACT_SHOT;
+	}
 	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
-	if (xvs_tun_of(r, p, t) < 0 || xvs_encap_tc(skb, t) != XVS_ENCAP_OK) {
+	enc = xvs_encap_tc(skb, t);
+	if (enc == XVS_ENCAP_TOO_BIG)
+		return xvs_tc_too_big(skb, p, t);
+	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
 	}
@@ -2109,6 +2466,7 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 			saddr = e->saddr[0];
 		macs = e->dmac;
 		ifindex = e->ifindex;
+		mtu = (__u16)xvs_mtu_min(mtu, e->mtu);
 	} else {
 		macs = r->mac; /* and src_mac: side by side, as the frame has them */
 		ifindex = r->ifindex ? r->ifindex : in_ifindex;
@@ -2116,7 +2474,8 @@ static __attribute__((noinline)) int xvs_xdp_tun_cached(struct xdp_md *ctx,
 	if (!saddr)
 		return XVS_TUN_GENERAL;
 	rc = xvs_encap_ipip4_xdp(ctx, saddr, d->new_addr[0], macs, mtu);
-	if (rc == XVS_ENCAP_GENERAL)
+	/* too big: xvs_xdp_tun() answers it (rare; the frame is as it was) */
+	if (rc == XVS_ENCAP_GENERAL || rc == XVS_ENCAP_TOO_BIG)
 		return XVS_TUN_GENERAL;
 	if (rc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
@@ -2193,252 +2552,6 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 	return xvs_xdp_out(ctx, h->ifindex);
 }
 
-/*
- * No real server for a new connection (ip_vs_leave()): like the kernel's
- * IPVS, tell the client with a port unreachable, for TCP as for UDP (no
- * socket exists to send a RST from). The packet is turned into the
- * message in place, as the director's stack would send it, from the VIP
- * with TTL (hop limit) 64, and sent back out of the device it came in on,
- * to the MAC it came from (XDP and tc alike). IPv4: ICMP 3/3, the quoted packet's TOS bits under
- * precedence 0xc0, no DF. IPv6: ICMPv6 1/4. Both quote the IP header and
- * the TCP/UDP header through its checksum (XVS_QUOTE_L4: what the client's
- * stack needs to find the socket; the kernel quotes more, up to 576 bytes
- * for IPv4 and 1280 for IPv6, which a fixed-size checksum here does not). Not
- * for IPv4 options or IPv6 extension headers, nor from a source that is no
- * unicast host (IPv4 0/8, 127/8, 224/3; IPv6 ::, ::1, ff00::/8), and at
- * most XVS_ICMP_PER_SEC a second per CPU, in bursts of XVS_ICMP_BURST (the
- * kernel's icmp_msgs_per_sec and icmp_msgs_burst); otherwise the packet
- * is only dropped. Either way it counts as no_dest. In tc the skb keeps
- * its checksum state: a CHECKSUM_PARTIAL one (a local stack's, on a veth)
- * points at the quote's checksum field, which is why the quote runs to its
- * end (tc cannot cut it off, and the receiving stack would not trim it
- * off: it drops the packet instead); that stack takes such a packet as
- * checked. One from a NIC is not partial.
- */
-#define XVS_ICMP_PER_SEC 1000
-#define XVS_ICMP_BURST 50
-#define XVS_ICMP_COST_NS (XVS_NSEC / XVS_ICMP_PER_SEC)
-#define XVS_ICMP_PORT_UNREACH 3
-#define XVS_ICMP6_DEST_UNREACH 1
-#define XVS_ICMP6_PORT_UNREACH 4
-/* what the message adds in front of the quote: IP + ICMP headers */
-#define XVS_UNREACH_GROW (sizeof(struct iphdr) + 8)
-#define XVS_UNREACH6_GROW (sizeof(struct ipv6hdr) + 8)
-/* the quote past the IP header: UDP's 8 bytes, TCP's 18 (through the
- * checksum field, where a CHECKSUM_PARTIAL skb's checksum state points:
- * tc may neither cut it off nor have the receiver trim it away) */
-#define XVS_QUOTE_L4(tcp) ((tcp) ? 18 : 8)
-/* the ICMP message: its header and the quote */
-#define XVS_UNREACH_MSG(tcp) (8 + sizeof(struct iphdr) + XVS_QUOTE_L4(tcp))
-#define XVS_UNREACH6_MSG(tcp) (8 + sizeof(struct ipv6hdr) + XVS_QUOTE_L4(tcp))
-/* the whole frame */
-#define XVS_UNREACH_LEN(tcp) (sizeof(struct ethhdr) + sizeof(struct iphdr) + XVS_UNREACH_MSG(tcp))
-#define XVS_UNREACH6_LEN(tcp) \
-	(sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + XVS_UNREACH6_MSG(tcp))
-
-static __always_inline int xvs_icmp_allow(void)
-{
-	struct xvs_config *cfg = xvs_cfg();
-	struct xvs_icmp_rl *rl;
-	__u32 zero = 0;
-	__u64 now, credit;
-
-	rl = bpf_map_lookup_elem(&xvs_icmp_rl, &zero);
-	if (!rl || !cfg)
-		return 0;
-	now = xvs_now(cfg);
-	credit = rl->credit + (now - rl->last);
-	if (now < rl->last || credit > XVS_ICMP_BURST * XVS_ICMP_COST_NS)
-		credit = XVS_ICMP_BURST * XVS_ICMP_COST_NS;
-	rl->last = now;
-	if (credit < XVS_ICMP_COST_NS) {
-		rl->credit = credit;
-		return 0;
-	}
-	rl->credit = credit - XVS_ICMP_COST_NS;
-	return 1;
-}
-
-/* Whether p's source may be told (see above). */
-static __always_inline int xvs_unreach_to(const struct pkt *p)
-{
-	__u8 a = (__u8)p->saddr[0]; /* the first octet (network order) */
-
-	if (p->family == XVS_AF_INET)
-		return p->ihl_len == sizeof(struct iphdr) && a != 0 && a != 127 && a < 224;
-	return p->l3_len == sizeof(struct ipv6hdr) && a != 0xff &&
-	       (p->saddr[0] | p->saddr[1] | p->saddr[2] ||
-		(p->saddr[3] != 0 && p->saddr[3] != bpf_htonl(1)));
-}
-
-/*
- * The message, written over the frame at data..data_end: the Ethernet
- * header (back to where the frame came from: oeth, its old header, which
- * XDP finds in front of the quote and tc where it was), the IP and ICMP
- * headers, in front of the quote already in place (the packet's IP header
- * and its TCP/UDP header through the checksum field, at data + ETH_HLEN +
- * XVS_UNREACH(6)_GROW); tcp: the packet is TCP. -1: too short.
- */
-static __always_inline int xvs_unreach_eth(void *data, void *data_end, const struct ethhdr *oeth,
-					   __be16 proto)
-{
-	struct ethhdr *eth = data;
-	__u8 macs[2 * ETH_ALEN];
-
-	if ((void *)(eth + 1) > data_end || (void *)(oeth + 1) > data_end)
-		return -1;
-	__builtin_memcpy(macs, oeth->h_source, ETH_ALEN);
-	__builtin_memcpy(macs + ETH_ALEN, oeth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth, macs, sizeof(macs));
-	eth->h_proto = proto;
-	return 0;
-}
-
-/*
- * The ICMP(v6) header at icmp (type, code, the unused word) and its
- * checksum: sum (the pseudo header's, ICMPv6; 0 for ICMP) plus the message,
- * msg0 bytes (header and quote with UDP's 8 bytes), and for TCP the 10
- * bytes more of its quote. -1: too short.
- */
-static __always_inline int xvs_unreach_icmp(__u8 *icmp, void *data_end, __u8 type, __u8 code,
-					    __u32 sum, int msg0, int tcp)
-{
-	if ((void *)(icmp + msg0) > data_end)
-		return -1;
-	icmp[0] = type;
-	icmp[1] = code;
-	__builtin_memset(icmp + 2, 0, 6);
-	XVS_SUM16(sum, (__u16 *)icmp, msg0 / 2);
-	if (tcp) {
-		if ((void *)(icmp + msg0 + 10) > data_end)
-			return -1;
-		XVS_SUM16(sum, (__u16 *)(icmp + msg0), 5);
-	}
-	*(__u16 *)(icmp + 2) = ~xvs_csum_fold(sum);
-	return 0;
-}
-
-static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					     int tcp)
-{
-	struct iphdr *iph, *oiph;
-	__u8 *icmp;
-
-	if (data + XVS_UNREACH_LEN(0) > data_end)
-		return -1;
-	iph = data + sizeof(struct ethhdr);
-	icmp = (__u8 *)(iph + 1);
-	oiph = (void *)(icmp + 8);
-	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IP)))
-		return -1;
-	iph->version = 4;
-	iph->ihl = 5;
-	iph->tos = (oiph->tos & 0x1e) | 0xc0; /* its TOS bits, IPTOS_PREC_INTERNETCONTROL */
-	iph->tot_len = bpf_htons(XVS_UNREACH_LEN(tcp) - sizeof(struct ethhdr));
-	iph->id = 0;
-	iph->frag_off = 0;
-	iph->ttl = 64;
-	iph->protocol = IPPROTO_ICMP;
-	iph->saddr = oiph->daddr;
-	iph->daddr = oiph->saddr;
-	iph->check = xvs_ipv4_csum(iph);
-	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP_DEST_UNREACH, XVS_ICMP_PORT_UNREACH, 0,
-				XVS_UNREACH_MSG(0), tcp);
-}
-
-static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					     int tcp)
-{
-	struct ipv6hdr *ip6h, *oip6h;
-	__u8 *icmp;
-	__u32 sum;
-
-	if (data + XVS_UNREACH6_LEN(0) > data_end)
-		return -1;
-	ip6h = data + sizeof(struct ethhdr);
-	icmp = (__u8 *)(ip6h + 1);
-	oip6h = (void *)(icmp + 8);
-	if (xvs_unreach_eth(data, data_end, oeth, bpf_htons(ETH_P_IPV6)))
-		return -1;
-	*(__be32 *)ip6h = bpf_htonl(0x60000000); /* version 6, class 0, no flow label */
-	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG(tcp));
-	ip6h->nexthdr = XVS_NEXTHDR_ICMP6;
-	ip6h->hop_limit = 64;
-	ip6h->saddr = oip6h->daddr;
-	ip6h->daddr = oip6h->saddr;
-	/* the pseudo header: addresses, length, next header */
-	sum = bpf_htons(XVS_UNREACH6_MSG(tcp)) + bpf_htons(XVS_NEXTHDR_ICMP6);
-	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
-	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP6_DEST_UNREACH, XVS_ICMP6_PORT_UNREACH, sum,
-				XVS_UNREACH6_MSG(0), tcp);
-}
-
-/* The message for p's family, over the frame at data (see above). */
-static __always_inline int xvs_unreach_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					    const struct pkt *p)
-{
-	int tcp = p->proto == IPPROTO_TCP;
-
-	if (p->family == XVS_AF_INET6)
-		return xvs_unreach6_fill(data, data_end, oeth, tcp);
-	return xvs_unreach4_fill(data, data_end, oeth, tcp);
-}
-
-/* What p's message puts in front of its quote, and its whole length. */
-static __always_inline __u32 xvs_unreach_grow(const struct pkt *p)
-{
-	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_GROW : XVS_UNREACH_GROW;
-}
-
-static __always_inline __u32 xvs_unreach_len(const struct pkt *p)
-{
-	int tcp = p->proto == IPPROTO_TCP;
-
-	return p->family == XVS_AF_INET6 ? XVS_UNREACH6_LEN(tcp) : XVS_UNREACH_LEN(tcp);
-}
-
-/* XDP: the headers grow in front (the old Ethernet header ends up in front
- * of the quote), the tail is cut, and the frame goes back out: XDP_TX. */
-static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p)
-{
-	int grow = (int)xvs_unreach_grow(p), want = (int)xvs_unreach_len(p);
-	void *data, *data_end;
-	int len;
-
-	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
-		return XDP_DROP;
-	if (bpf_xdp_adjust_head(ctx, -grow))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	len = (int)(data_end - data);
-	if (xvs_unreach_fill(data, data_end, data + grow, p) ||
-	    (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
-		return XDP_DROP;
-	return XDP_TX;
-}
-
-/* tc: the tail is cut to the Ethernet header and the quote, room for the
- * headers is made after the Ethernet header (which stays: its MACs are
- * swapped in place), and the packet goes back out of the device it came
- * in on. */
-static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const struct pkt *p)
-{
-	__u32 grow = xvs_unreach_grow(p), want = xvs_unreach_len(p);
-
-	if (!xvs_unreach_to(p) || !xvs_icmp_allow())
-		return TC_ACT_SHOT;
-	if (skb->len > want - grow && bpf_skb_change_tail(skb, want - grow, 0))
-		return TC_ACT_SHOT;
-	if (bpf_skb_adjust_room(skb, (__s32)grow, BPF_ADJ_ROOM_MAC, 0) ||
-	    bpf_skb_pull_data(skb, want))
-		return TC_ACT_SHOT;
-	if (xvs_unreach_fill((void *)(long)skb->data, (void *)(long)skb->data_end,
-			     (void *)(long)skb->data, p))
-		return TC_ACT_SHOT;
-	return bpf_redirect(skb->ifindex, 0);
-}
-
 SEC("xdp")
 int xvs_xdp(struct xdp_md *ctx)
 {
@@ -2505,7 +2618,7 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return XDP_PASS;
-		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p) : XDP_DROP;
+		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p, 0) : XDP_DROP;
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
@@ -2804,7 +2917,7 @@ int xvs_tc(struct __sk_buff *skb)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return TC_ACT_OK;
-		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p) : TC_ACT_SHOT;
+		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p, 0) : TC_ACT_SHOT;
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:

@@ -112,8 +112,12 @@ pub struct L2 {
     /// LVS-TUN: outer source address per real-server address.
     pub tun_saddr_by_addr: StdMap<IpAddr, IpAddr>,
     /// LVS-TUN: MTU of the path to the real servers (IP packet size after
-    /// encapsulation); larger non-GSO packets are dropped and counted
-    /// (`tun_dropped`). 0 = no check.
+    /// encapsulation), over the route's MTU (which the datapath learns from
+    /// the FIB when the next hop comes from it): the lower of the two
+    /// applies. A larger non-GSO packet is not sent; the client is told
+    /// what fits (ICMP "fragmentation needed" with DF, ICMPv6 "packet too
+    /// big"), as the kernel's IPVS does, and it counts as `tun_dropped`.
+    /// 0 = the route's MTU alone.
     pub tun_mtu: u16,
 }
 

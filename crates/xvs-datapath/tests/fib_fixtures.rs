@@ -1046,3 +1046,70 @@ fn a_tun_flow_cached_longer_than_its_hop_is_still_tunnelled() {
         }
     });
 }
+
+/// The tunnel's MTU from the FIB (xvsd configures none): the route's toward
+/// the real server, the device's (fx1 at 1400), or a locked route MTU (1300)
+/// below it. An established flow's segment that fits is tunnelled (from the
+/// flow cache too); one byte over is answered, from the VIP back to the
+/// client, with a fragmentation needed carrying the route's MTU less the
+/// tunnel's 20 bytes, as the kernel's IPVS answers it.
+#[test]
+fn tun_packets_over_the_route_mtu_get_fragmentation_needed() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        ip(&["link", "set", "fx1", "mtu", "1400"]);
+        let seg = |flags: u8, inner_len: usize| {
+            let mut l4 = tcp(40000, 80, flags);
+            l4.resize(inner_len - 20, 0x5a);
+            eth(FX0_MAC, CLIENT_MAC, 0x0800, &ipv4(CLIENT, VIP, 6, &l4))
+        };
+        let told = |input: &[u8], mtu: u16| {
+            eth(
+                CLIENT_MAC,
+                FX0_MAC,
+                0x0800,
+                &common::answer4(&input[14..], 4, mtu),
+            )
+        };
+        let answered = |prog: Prog| match prog {
+            Prog::Xdp => XDP_TX,
+            Prog::Tc => TC_ACT_REDIRECT,
+        };
+        for prog in PROGS {
+            let mut dp = datapath(&TUN_RULES, &L2::default());
+            dp.set_clock(Some(5_000_000_000_000)).unwrap();
+            // the connection, established (its flow cached in XDP)
+            for input in [seg(0x02, 40), seg(0x10, 40), seg(0x10, 1380)] {
+                let got = dp.test_run_on(prog, &input, fx0).unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?}");
+                assert_eq!(got.packet, outer(&input), "{prog:?}");
+            }
+            let big = seg(0x18, 1381);
+            let got = dp.test_run_on(prog, &big, fx0).unwrap();
+            assert_eq!(got.verdict, answered(prog), "{prog:?} over the MTU");
+            assert_eq!(got.packet, told(&big, 1380), "{prog:?} over the MTU");
+            let c = dp.counters().unwrap();
+            assert_eq!((c.forwarded, c.tun_dropped), (3, 1), "{prog:?}");
+        }
+        ip(&[
+            "route",
+            "replace",
+            "198.18.20.0/24",
+            "via",
+            "198.18.1.254",
+            "mtu",
+            "lock",
+            "1300",
+        ]);
+        for prog in PROGS {
+            let dp = datapath(&TUN_RULES, &L2::default());
+            let (fits, big) = (seg(0x02, 1280), seg(0x02, 1281));
+            let got = dp.test_run_on(prog, &fits, fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} locked route MTU");
+            let got = dp.test_run_on(prog, &big, fx0).unwrap();
+            assert_eq!(got.verdict, answered(prog), "{prog:?} locked route MTU");
+            assert_eq!(got.packet, told(&big, 1280), "{prog:?} locked route MTU");
+        }
+    });
+}

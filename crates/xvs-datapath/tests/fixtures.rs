@@ -311,18 +311,7 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
 /// no real server can take (ip_vs_leave()): from the VIP to the client,
 /// quoting the IP header and the TCP/UDP header through its checksum.
 fn port_unreachable(quoted: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
-    icmp.extend_from_slice(&quoted[..if quoted[9] == 6 { 38 } else { 28 }]);
-    let c = inet_csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let len = 20 + icmp.len() as u8;
-    let mut ip = vec![0x45, 0xc0, 0, len, 0, 0, 0, 0, 64, 1, 0, 0];
-    ip.extend_from_slice(&VIP);
-    ip.extend_from_slice(&CLIENT);
-    let c = inet_csum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    ip.extend_from_slice(&icmp);
-    eth(CLIENT_MAC, DIRECTOR_MAC, 0x0800, &ip)
+    eth(CLIENT_MAC, DIRECTOR_MAC, 0x0800, &answer4(quoted, 3, 0))
 }
 
 /// No real server (the service's only one has weight 0): XDP and tc answer

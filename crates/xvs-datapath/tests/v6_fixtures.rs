@@ -420,6 +420,52 @@ fn tun_ip6ip6_and_gue_over_ipv6() {
     }
 }
 
+/// An IPv6 packet too big for its tunnel (tun_mtu 1500, 40 bytes of
+/// 6in6) is answered with an ICMPv6 packet too big (2/0) carrying what
+/// fits, 1460, from the VIP back to the client, as the kernel's IPVS
+/// answers it; one that fits is tunnelled.
+#[test]
+fn tun_over_the_mtu_gets_icmpv6_packet_too_big() {
+    let l2 = L2 {
+        tun_saddr: Some(IpAddr::from(tun_src())),
+        tun_mtu: 1500,
+        ..l2_explicit()
+    };
+    let rules = [
+        "-A -t [2001:2::1]:80 -s rr",
+        "-a -t [2001:2::1]:80 -r [2001:2:0:1::2]:80 -i",
+    ];
+    let seg = |len: usize| {
+        let mut l4 = tcp(40000, 80, 0x02);
+        l4.resize(len - 40, 0x5a);
+        ip6_plain(client(), vip(), 6, &l4)
+    };
+    for prog in PROGS {
+        let (fwd, _, _) = verdicts(prog);
+        let dp = datapath(&rules, &l2);
+        let got = dp
+            .test_run(prog, &frame(DIRECTOR_MAC, CLIENT_MAC, &seg(1460)))
+            .unwrap();
+        assert_eq!(got.verdict, fwd, "{prog:?} at the MTU");
+        assert_eq!(got.packet.len(), 14 + 1500, "{prog:?} tunnelled");
+        let big = seg(1461);
+        let got = dp
+            .test_run(prog, &frame(DIRECTOR_MAC, CLIENT_MAC, &big))
+            .unwrap();
+        assert_eq!(got.verdict, fwd, "{prog:?} over the MTU");
+        assert_eq!(got.packet, answer6(&big, 2, 0, 1460), "{prog:?}");
+        assert_eq!(
+            dp.counters().unwrap(),
+            Counters {
+                forwarded: 1,
+                tun_dropped: 1,
+                ..Counters::default()
+            },
+            "{prog:?}"
+        );
+    }
+}
+
 /// A tunnel source of the other family is not used for an IPv6 real
 /// server: with an explicit next hop the packet is tracked and handed to
 /// the stack unchanged (`local`), as for IPv4 without a source.
@@ -1037,7 +1083,14 @@ fn icmp6_errors_about_a_dr_connection_go_to_its_real_server() {
 /// quoting the IPv6 header and the TCP/UDP header through its checksum,
 /// hop limit 64.
 fn port_unreachable6(sent: &[u8]) -> Vec<u8> {
-    let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    answer6(sent, 1, 4, 0)
+}
+
+/// The ICMPv6 message (`ty`, `code`, `mtu` in its second word) the
+/// director answers IPv6 packet `sent` with, as port_unreachable6() above.
+fn answer6(sent: &[u8], ty: u8, code: u8, mtu: u32) -> Vec<u8> {
+    let mut msg = vec![ty, code, 0, 0];
+    msg.extend_from_slice(&mtu.to_be_bytes());
     msg.extend_from_slice(&sent[..if sent[6] == 6 { 58 } else { 48 }]);
     let c = l4_csum6(&vip(), &client(), 58, &msg);
     msg[2..4].copy_from_slice(&c.to_be_bytes());

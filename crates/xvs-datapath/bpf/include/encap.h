@@ -45,9 +45,9 @@
  * MTU: the packet grows by XVS_ENCAP_OVERHEAD(t) bytes (IPv4 outer: 20 IPIP,
  * 32 GUE; IPv6 outer: 40 IPIP, 52 GUE). If t->mtu is non-zero and the
  * encapsulated IP packet would exceed it, XVS_ENCAP_TOO_BIG is returned and
- * nothing is changed; the director should then answer ICMP "fragmentation
- * needed" / "packet too big" with mtu - overhead (what IPVS does) or pass the
- * packet to the stack. In tc, GSO skbs (skb->gso_size != 0) are not checked:
+ * nothing is changed; the director then answers ICMP "fragmentation
+ * needed" / "packet too big" with mtu - overhead, as IPVS does (xvs.c:
+ * xvs_too_big_mtu()). In tc, GSO skbs (skb->gso_size != 0) are not checked:
  * bpf_skb_adjust_room() shrinks gso_size by the overhead so every segment
  * still fits.
  *

@@ -50,15 +50,43 @@ pub fn inet_csum(data: &[u8]) -> u16 {
     fold(sum16(data, 0))
 }
 
+/// An ICMP destination unreachable (type 3) with `code` and next-hop MTU
+/// `mtu` quoting the first `quote` bytes of `quoted`, an IPv4 packet.
+fn dest_unreach(code: u8, mtu: u16, quoted: &[u8], quote: usize) -> Vec<u8> {
+    let mut icmp = vec![3, code, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&quoted[..quote]);
+    let c = inet_csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    icmp
+}
+
 /// An ICMP "fragmentation needed" message (type 3 code 4, next-hop MTU
 /// 1280) quoting the first 28 bytes of `quoted`, an IPv4 packet: its header
 /// and the ports (as a router quotes what it could not forward).
 pub fn frag_needed(quoted: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
-    icmp.extend_from_slice(&quoted[..28]);
-    let c = inet_csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    icmp
+    dest_unreach(4, 1280, quoted, 28)
+}
+
+/// The IPv4 packet the director answers IPv4 packet `sent` with, as its
+/// stack would: from `sent`'s destination (the VIP) back to its source, TOS
+/// 0xc0 over `sent`'s TOS bits, TTL 64, no DF, an ICMP destination
+/// unreachable with `code` and next-hop MTU `mtu` (0 unless code 4),
+/// quoting `sent`'s IP header and its TCP header through the checksum (38
+/// bytes) or its UDP header (28).
+pub fn answer4(sent: &[u8], code: u8, mtu: u16) -> Vec<u8> {
+    let quote = if sent[9] == 6 { 38 } else { 28 };
+    let icmp = dest_unreach(code, mtu, sent, quote);
+    let len = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45, (sent[1] & 0x1e) | 0xc0];
+    ip.extend_from_slice(&len.to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
+    ip.extend_from_slice(&sent[16..20]);
+    ip.extend_from_slice(&sent[12..16]);
+    let c = inet_csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
 }
 
 pub fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -158,10 +186,15 @@ pub fn ipv6_l4(src: [u8; 16], dst: [u8; 16], proto: u8, l4: &[u8]) -> Vec<u8> {
     ipv6(src, dst, proto, &l4)
 }
 
-/// The TCP/UDP checksum over the IPv6 pseudo header (RFC 8200 8.1) of `l4`,
+/// The TCP/UDP/ICMPv6 checksum over the IPv6 pseudo header (RFC 8200 8.1) of `l4`,
 /// its checksum field taken as zero; a UDP result of 0 is sent as 0xffff.
 pub fn l4_csum6(src: &[u8; 16], dst: &[u8; 16], proto: u8, l4: &[u8]) -> u16 {
-    let at = if proto == 6 { 16 } else { 6 };
+    // the checksum field: TCP's, ICMPv6's, UDP's
+    let at = match proto {
+        6 => 16,
+        58 => 2,
+        _ => 6,
+    };
     let mut l4 = l4.to_vec();
     l4[at] = 0;
     l4[at + 1] = 0;

@@ -513,8 +513,8 @@ pub fn tun_topology(
         .ip(&["addr", "add", "198.18.1.1/24", "dev", "d1"]);
     // The director-RS link must carry full-size client packets plus the
     // tunnel overhead, as with IPVS TUN: a larger MTU there (or ICMP
-    // "fragmentation needed" from the director, which this test director
-    // does not send). With 1500, a single full-size non-GSO segment
+    // "fragmentation needed" from the director, which the test director
+    // does not send; the xvs director does: tun_director.rs at 1500). With 1500, a single full-size non-GSO segment
     // encapsulated is 1520 bytes and veth drops it (is_skb_forwardable).
     t.director
         .ip(&["link", "set", "d1", "mtu", &mtu.to_string()]);
