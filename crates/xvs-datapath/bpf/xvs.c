@@ -2160,6 +2160,64 @@ static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const
 }
 
 /*
+ * A packet too big for its path (the kernel's IPVS:
+ * ensure_mtu_is_adequate()): mtu is the largest IP packet the path takes,
+ * the route's MTU toward the real server (DR, NAT) or the tunnel's less
+ * its overhead (TUN). An IPv4 packet with DF, and an IPv6 one, is answered
+ * as the director's stack answers it, with a fragmentation needed (ICMP
+ * 3/4, the next-hop MTU) or a packet too big (ICMPv6 2/0) carrying mtu,
+ * built as the port unreachable above but not rate-limited (nor does the
+ * kernel limit path MTU messages), so the client's TCP lowers its segments
+ * for the VIP (path MTU discovery) instead of retransmitting into a black
+ * hole. Not for ICMP messages (forwarded errors), nor under the family's
+ * minimum MTU (68, 1280), nor without DF: the kernel's IPVS has those
+ * fragmented; XDP and tc cannot, so they are only dropped. The callers
+ * count them (no_route for DR and NAT, tun_dropped for TUN). Returns the
+ * size to tell, 0 for none; frag_off: the IPv4 header's.
+ */
+static __always_inline __u32 xvs_too_big_tell(const struct pkt *p, __u32 mtu, __be16 frag_off)
+{
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return 0;
+	if (p->family == XVS_AF_INET6)
+		return mtu >= 1280 ? mtu : 0;
+	return mtu >= 68 && (frag_off & bpf_htons(XVS_IP_DF)) ? mtu : 0;
+}
+
+/* Whether p is over mtu (the path's, 0: not known). */
+static __always_inline int xvs_over_mtu(const struct pkt *p, __u32 mtu)
+{
+	return mtu && p->tot_len > mtu;
+}
+
+static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt *p, __u32 mtu)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = (void *)(long)ctx->data + sizeof(struct ethhdr);
+	__be16 frag_off = 0;
+
+	if (p->family == XVS_AF_INET) {
+		if ((void *)(iph + 1) > data_end)
+			return XDP_DROP;
+		frag_off = iph->frag_off;
+	}
+	mtu = xvs_too_big_tell(p, mtu, frag_off);
+	return mtu ? xvs_xdp_unreach(ctx, p, mtu) : XDP_DROP;
+}
+
+static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pkt *p, __u32 mtu)
+{
+	__be16 frag_off = 0;
+
+	if (p->family == XVS_AF_INET &&
+	    bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, frag_off),
+			       &frag_off, sizeof(frag_off)))
+		return TC_ACT_SHOT;
+	mtu = xvs_too_big_tell(p, mtu, frag_off);
+	return mtu ? xvs_tc_unreach(skb, p, mtu) : TC_ACT_SHOT;
+}
+
+/*
  * LVS-TUN: the tunnel toward real server r for packet p, with outer source
  * saddr. Returns -1 for what the datapath cannot send (GRE, GUE without a
  * port), 0 with *t filled in. The GUE source port comes from a hash of the
@@ -2254,64 +2312,12 @@ static __always_inline int xvs_tun_hop(void *ctx, __u32 in_ifindex, const struct
 	return rc;
 }
 
-/*
- * A packet too big for its tunnel (the kernel's IPVS:
- * ensure_mtu_is_adequate()): t's MTU, the lower of the route's toward the
- * real server and the one configured, less the tunnel's overhead, is the
- * largest packet the tunnel takes. An IPv4 packet with DF, and an IPv6
- * one, is answered as the director's stack answers it, with a
- * fragmentation needed (ICMP 3/4, the next-hop MTU) or a packet too big
- * (ICMPv6 2/0) carrying that size, built as the port unreachable above
- * but not rate-limited (nor does the kernel limit path MTU messages), so
- * the client's TCP lowers its segments for the VIP (path MTU discovery)
- * instead of retransmitting into a black hole. Not for ICMP messages
- * (forwarded errors), nor under the family's minimum MTU (68, 1280), nor
- * without DF: the kernel's IPVS fragments those; XDP and tc cannot, so they
- * are only dropped. Counted as tun_dropped in every case. Returns the size
- * to tell, 0 for none; frag_off: the IPv4 header's.
- */
-static __always_inline __u32 xvs_too_big_mtu(const struct pkt *p, const struct xvs_tun *t,
-					     __be16 frag_off)
+/* The largest packet tunnel t takes: its MTU less its overhead (0: none). */
+static __always_inline __u32 xvs_tun_fit(const struct xvs_tun *t)
 {
-	__u32 over = xvs_encap_overhead(t), mtu = t->mtu > over ? t->mtu - over : 0;
+	__u32 over = xvs_encap_overhead(t);
 
-	xvs_count(XVS_CNT_TUN_DROP);
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
-		return 0;
-	if (p->family == XVS_AF_INET6)
-		return mtu >= 1280 ? mtu : 0;
-	return mtu >= 68 && (frag_off & bpf_htons(XVS_IP_DF)) ? mtu : 0;
-}
-
-static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt *p,
-					   const struct xvs_tun *t)
-{
-	void *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *iph = (void *)(long)ctx->data + sizeof(struct ethhdr);
-	__be16 frag_off = 0;
-	__u32 mtu;
-
-	if (p->family == XVS_AF_INET) {
-		if ((void *)(iph + 1) > data_end)
-			return XDP_DROP;
-		frag_off = iph->frag_off;
-	}
-	mtu = xvs_too_big_mtu(p, t, frag_off);
-	return mtu ? xvs_xdp_unreach(ctx, p, mtu) : XDP_DROP;
-}
-
-static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pkt *p,
-					  const struct xvs_tun *t)
-{
-	__be16 frag_off = 0;
-	__u32 mtu;
-
-	if (p->family == XVS_AF_INET &&
-	    bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, frag_off),
-			       &frag_off, sizeof(frag_off)))
-		return TC_ACT_SHOT;
-	mtu = xvs_too_big_mtu(p, t, frag_off);
-	return mtu ? xvs_tc_unreach(skb, p, mtu) : TC_ACT_SHOT;
+	return t->mtu > over ? t->mtu - over : 0;
 }
 
 /*
@@ -2344,8 +2350,10 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		return XDP_DROP;
 	}
 	enc = xvs_encap_xdp(ctx, t);
-	if (enc == XVS_ENCAP_TOO_BIG)
-		return xvs_xdp_too_big(ctx, p, t);
+	if (enc == XVS_ENCAP_TOO_BIG) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return xvs_xdp_too_big(ctx, p, xvs_tun_fit(t));
+	}
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return XDP_DROP;
@@ -2392,8 +2400,10 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 	}
 	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
 	enc = xvs_encap_tc(skb, t);
-	if (enc == XVS_ENCAP_TOO_BIG)
-		return xvs_tc_too_big(skb, p, t);
+	if (enc == XVS_ENCAP_TOO_BIG) {
+		xvs_count(XVS_CNT_TUN_DROP);
+		return xvs_tc_too_big(skb, p, xvs_tun_fit(t));
+	}
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
 		return TC_ACT_SHOT;
@@ -2507,11 +2517,16 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (d->fwd == XVS_FWD_MASQ && xdp_nat_any(p, data_end, 1, d->new_addr, d->new_port))
-		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	h = xvs_hop_slot();
 	if (!h)
 		return XDP_ABORTED;
+	/* over the route's MTU: told before the DNAT, about what it sent */
+	if (xvs_over_mtu(p, h->mtu)) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return xvs_xdp_too_big(ctx, p, h->mtu);
+	}
+	if (d->fwd == XVS_FWD_MASQ && xdp_nat_any(p, data_end, 1, d->new_addr, d->new_port))
+		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	if (rc == XVS_HOP_NO_NEIGH) {
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return xvs_xdp_to_tc(ctx, h, d->fwd != XVS_FWD_MASQ);
@@ -2584,7 +2599,8 @@ int xvs_xdp(struct xdp_md *ctx)
 		struct xvs_hop_cached *e =
 			xvs_hop_cached(ctx->ingress_ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
 
-		if (e) {
+		/* (over the route's MTU: xvs_xdp_fwd() answers it) */
+		if (e && !xvs_over_mtu(&p, e->mtu)) {
 			if (d.fwd == XVS_FWD_MASQ &&
 			    xdp_nat(&p, data_end, 1, d.new_addr[0], d.new_port))
 				return XDP_ABORTED; /* cannot happen: checked by the parser */
@@ -2767,11 +2783,17 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
 	}
-	if (d->fwd == XVS_FWD_MASQ && tc_nat_any(skb, p, 1, d->new_addr, d->new_port))
-		return TC_ACT_SHOT; /* half rewritten: never let it out */
 	h = xvs_hop_slot();
 	if (!h)
 		return TC_ACT_SHOT;
+	/* over the route's MTU (a GSO skb's segments are cut to fit): told
+	 * before the DNAT, about what it sent */
+	if (!skb->gso_size && xvs_over_mtu(p, h->mtu)) {
+		xvs_count(XVS_CNT_NO_ROUTE);
+		return xvs_tc_too_big(skb, p, h->mtu);
+	}
+	if (d->fwd == XVS_FWD_MASQ && tc_nat_any(skb, p, 1, d->new_addr, d->new_port))
+		return TC_ACT_SHOT; /* half rewritten: never let it out */
 	if (rc == XVS_HOP_NO_NEIGH) {
 		xvs_count(XVS_CNT_NO_NEIGH);
 		return bpf_redirect_neigh(h->ifindex, &h->nh, sizeof(h->nh), 0);
@@ -2905,7 +2927,8 @@ int xvs_tc(struct __sk_buff *skb)
 		struct xvs_hop_cached *e =
 			xvs_hop_cached(skb->ifindex, XVS_AF_INET, d.new_addr, d.tick, d.hz);
 
-		if (e) {
+		/* (over the route's MTU: xvs_tc_fwd() answers it) */
+		if (e && (skb->gso_size || !xvs_over_mtu(&p, e->mtu))) {
 			if (xvs_tc_macs(skb, e->dmac))
 				return TC_ACT_SHOT;
 			xvs_count(XVS_CNT_FORWARDED);

@@ -277,8 +277,9 @@ pub struct Counters {
     /// Tracked local connections (and TUN ones without a tunnel source,
     /// [`L2::tun_saddr`]) handed to the stack unchanged.
     pub local: u64,
-    /// TUN packets that could not be encapsulated (over the MTU, no room,
-    /// GRE, GUE without a port): dropped.
+    /// TUN packets that could not be encapsulated (over the tunnel's MTU,
+    /// the client told as for `no_route`; no room, GRE, GUE without a
+    /// port): dropped.
     pub tun_dropped: u64,
     /// Packets whose next hop the FIB found without a neighbour (ARP)
     /// entry: tc sends them with `bpf_redirect_neigh` (the kernel resolves
@@ -286,8 +287,11 @@ pub struct Counters {
     /// `xvs_tc` on the same device, which does that (see the README).
     pub no_neigh: u64,
     /// Packets for which `bpf_fib_lookup` found no usable route (no route,
-    /// forwarding disabled on the ingress device, MTU, no source address):
+    /// forwarding disabled on the ingress device, no source address):
     /// dropped; NAT replies (rewritten) are handed to the stack instead.
+    /// Also DR and NAT packets over the route's MTU: dropped, the client
+    /// told with ICMP "fragmentation needed" / "packet too big" (IPv4 with
+    /// DF, IPv6).
     pub no_route: u64,
 }
 

@@ -1113,3 +1113,64 @@ fn tun_packets_over_the_route_mtu_get_fragmentation_needed() {
         }
     });
 }
+
+/// DR and NAT over the route's MTU toward the real server (fx1 at 1400):
+/// a segment that fits is sent on (from the flow cache too); one byte over
+/// with DF is answered, before any DNAT, with a fragmentation needed
+/// carrying 1400 from the VIP back to the client, as the kernel's IPVS
+/// answers it (ip_vs_dr_xmit(), ip_vs_nat_xmit()); without DF it is only
+/// dropped. Both count as no_route (the FIB's route does not take them).
+#[test]
+fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, _) = director();
+        ip(&["link", "set", "fx1", "mtu", "1400"]);
+        let seg = |dport: u16, flags: u8, len: usize| {
+            let mut l4 = tcp(40000, dport, flags);
+            l4.resize(len - 20, 0x5a);
+            ipv4(CLIENT, VIP, 6, &l4)
+        };
+        let framed = |ip: &[u8]| eth(FX0_MAC, CLIENT_MAC, 0x0800, ip);
+        let answered = |prog: Prog| match prog {
+            Prog::Xdp => XDP_TX,
+            Prog::Tc => TC_ACT_REDIRECT,
+        };
+        for (dport, how) in [(80, "-g"), (8080, "-m")] {
+            let rules = [
+                &format!("-A -t 198.18.2.1:{dport} -s rr"),
+                &format!("-a -t 198.18.2.1:{dport} -r 198.18.1.2:80 {how}")[..],
+            ];
+            for prog in PROGS {
+                let mut dp = datapath(&rules, &L2::default());
+                dp.set_clock(Some(5_000_000_000_000)).unwrap();
+                // established (its flow cached in XDP), then at the MTU
+                for (flags, len) in [(0x02, 40), (0x10, 40), (0x10, 1400)] {
+                    let got = dp
+                        .test_run_on(prog, &framed(&seg(dport, flags, len)), fx0)
+                        .unwrap();
+                    assert_eq!(got.verdict, redirect(prog), "{prog:?} {how} {len}");
+                    assert_eq!(got.packet.len(), 14 + len, "{prog:?} {how}");
+                }
+                let big = seg(dport, 0x18, 1401);
+                let got = dp.test_run_on(prog, &framed(&big), fx0).unwrap();
+                assert_eq!(got.verdict, answered(prog), "{prog:?} {how} over");
+                assert_eq!(
+                    got.packet,
+                    eth(CLIENT_MAC, FX0_MAC, 0x0800, &common::answer4(&big, 4, 1400)),
+                    "{prog:?} {how} over"
+                );
+                // without DF (header checksum fixed)
+                let mut no_df = big.clone();
+                no_df[6] &= !0x40;
+                no_df[10..12].fill(0);
+                let c = common::inet_csum(&no_df[..20]);
+                no_df[10..12].copy_from_slice(&c.to_be_bytes());
+                let got = dp.test_run_on(prog, &framed(&no_df), fx0).unwrap();
+                assert_eq!(got.verdict, dropped(prog), "{prog:?} {how} no DF");
+                let c = dp.counters().unwrap();
+                assert_eq!((c.forwarded, c.no_route), (3, 2), "{prog:?} {how}");
+            }
+        }
+    });
+}
