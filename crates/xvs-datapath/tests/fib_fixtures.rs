@@ -1160,12 +1160,7 @@ fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
                     eth(CLIENT_MAC, FX0_MAC, 0x0800, &common::answer4(&big, 4, 1400)),
                     "{prog:?} {how} over"
                 );
-                // without DF (header checksum fixed)
-                let mut no_df = big.clone();
-                no_df[6] &= !0x40;
-                no_df[10..12].fill(0);
-                let c = common::inet_csum(&no_df[..20]);
-                no_df[10..12].copy_from_slice(&c.to_be_bytes());
+                let no_df = common::without_df(&big);
                 let got = dp.test_run_on(prog, &framed(&no_df), fx0).unwrap();
                 assert_eq!(got.verdict, dropped(prog), "{prog:?} {how} no DF");
                 let c = dp.counters().unwrap();

@@ -213,16 +213,6 @@ fn frag_needed_to_client(inner: &[u8], mtu: u16) -> Vec<u8> {
     )
 }
 
-/// `inner` without DF (its header checksum fixed).
-fn without_df(inner: &[u8]) -> Vec<u8> {
-    let mut p = inner.to_vec();
-    p[6] &= !0x40;
-    p[10..12].fill(0);
-    let c = common::inet_csum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
-}
-
 /// The configured tunnel MTU (1500): a packet that fits is tunnelled; one
 /// byte over, with DF, is answered with a fragmentation needed carrying
 /// what fits (1480 by IPIP, 1468 by GUE), as the kernel's IPVS answers it,
@@ -250,7 +240,12 @@ fn over_the_mtu_gets_fragmentation_needed_at_the_mtu_is_sent() {
         assert_eq!(got.verdict, fwd_verdict(prog), "{prog:?} GUE over the MTU");
         assert_eq!(got.packet, frag_needed_to_client(&inner, 1468), "{prog:?}");
         // Without DF: dropped, nothing sent.
-        let input = eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &without_df(&inner));
+        let input = eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            0x0800,
+            &common::without_df(&inner),
+        );
         let got = dp.test_run(prog, &input).unwrap();
         assert_eq!(got.verdict, drop_verdict(prog), "{prog:?} no DF");
         assert_eq!(

@@ -68,6 +68,16 @@ pub fn frag_needed(quoted: &[u8]) -> Vec<u8> {
     dest_unreach(4, 1280, quoted, 28)
 }
 
+/// IPv4 packet `ip` without DF (its header checksum fixed).
+pub fn without_df(ip: &[u8]) -> Vec<u8> {
+    let mut p = ip.to_vec();
+    p[6] &= !0x40;
+    p[10..12].fill(0);
+    let c = inet_csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
 /// The IPv4 packet the director answers IPv4 packet `sent` with, as its
 /// stack would: from `sent`'s destination (the VIP) back to its source, TOS
 /// 0xc0 over `sent`'s TOS bits, TTL 64, no DF, an ICMP destination
