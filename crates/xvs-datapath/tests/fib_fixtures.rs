@@ -170,6 +170,14 @@ fn dropped(prog: Prog) -> u32 {
     }
 }
 
+/// An answer sent back out of the device the packet came in on.
+fn answered(prog: Prog) -> u32 {
+    match prog {
+        Prog::Xdp => XDP_TX,
+        Prog::Tc => TC_ACT_REDIRECT,
+    }
+}
+
 fn passed(prog: Prog) -> u32 {
     match prog {
         Prog::Xdp => XDP_PASS,
@@ -1072,10 +1080,6 @@ fn tun_packets_over_the_route_mtu_get_fragmentation_needed() {
                 &common::answer4(&input[14..], 4, mtu),
             )
         };
-        let answered = |prog: Prog| match prog {
-            Prog::Xdp => XDP_TX,
-            Prog::Tc => TC_ACT_REDIRECT,
-        };
         for prog in PROGS {
             let mut dp = datapath(&TUN_RULES, &L2::default());
             dp.set_clock(Some(5_000_000_000_000)).unwrap();
@@ -1132,10 +1136,6 @@ fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
             ipv4(CLIENT, VIP, 6, &l4)
         };
         let framed = |ip: &[u8]| eth(FX0_MAC, CLIENT_MAC, 0x0800, ip);
-        let answered = |prog: Prog| match prog {
-            Prog::Xdp => XDP_TX,
-            Prog::Tc => TC_ACT_REDIRECT,
-        };
         for (dport, how) in [(80, "-g"), (8080, "-m")] {
             let rules = [
                 &format!("-A -t 198.18.2.1:{dport} -s rr"),
