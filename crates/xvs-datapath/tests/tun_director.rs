@@ -2,7 +2,9 @@
 //! BPF_PROG_TEST_RUN for XDP and tc (IPIP and GUE frames byte for byte, the
 //! MTU check, the fallbacks), and a TCP connection end to end through network
 //! namespaces with the director in tc mode and the xvs decap program on the
-//! real server.
+//! real server; the same lab with the director in XDP finds the path MTU
+//! through the director (its fragmentation needed), by TUN and, without
+//! the decap program, by DR.
 //!
 //! ```text
 //!  client ns                 director ns                       real-server ns
@@ -482,8 +484,23 @@ fn tcp_through_tun_director(l2_for: impl FnOnce(u32) -> L2) {
 /// XDP on the real server; next hops and the route's MTU from the FIB.
 #[test]
 fn tcp_upload_through_xdp_tun_at_mtu_1500_finds_the_path_mtu() {
+    upload_finds_the_path_mtu(true);
+}
+
+/// The same lab in DR: the director's link to the real server at 1400, the
+/// real server's own at 1500 (so its SYN-ACK offers an MSS of 1460 and
+/// cannot spare the client the discovery). The director answers the first
+/// full-size segment with a fragmentation needed (1400), as the kernel's
+/// IPVS does, and the upload goes through at 1400.
+#[test]
+fn tcp_upload_through_xdp_dr_over_a_1400_link_finds_the_path_mtu() {
+    upload_finds_the_path_mtu(false);
+}
+
+fn upload_finds_the_path_mtu(tun: bool) {
     require_root();
-    let t = topology_mtu(1500);
+    let t = topology_mtu(if tun { 1500 } else { 1400 });
+    t.server.ip(&["link", "set", "r0", "mtu", "1500"]);
     run(
         "ip",
         &[
@@ -515,39 +532,51 @@ fn tcp_upload_through_xdp_tun_at_mtu_1500_finds_the_path_mtu() {
         dp.attach_xdp("d0", xvs_datapath::XdpMode::Driver)
             .expect("attach xvs_xdp to d0")
     });
-    // XDP_TX into a veth is delivered only with an XDP program on its
-    // peer: a datapath without rules passes everything on the client's c0
-    // (a NIC needs nothing of the kind)
+    // XDP_TX or a redirect into a veth is delivered only with an XDP
+    // program on its peer: a datapath without rules passes everything, on
+    // the client's c0 (and in DR on the real server's r0; a NIC needs
+    // nothing of the kind)
     let mut pass = common::load();
-    let _patt = t.client.enter(|| {
+    let mut _patt = vec![t.client.enter(|| {
         pass.attach_xdp("c0", xvs_datapath::XdpMode::Driver)
             .expect("attach a rule-less xvs_xdp to c0")
-    });
+    })];
+    let how = if tun { "-i" } else { "-g" };
     let rules = common::table(&[
         "-A -t 198.18.2.1:80 -s rr",
-        "-a -t 198.18.2.1:80 -r 198.18.1.2 -i",
+        &format!("-a -t 198.18.2.1:80 -r 198.18.1.2 {how}"),
     ]);
     dp.sync(&rules, &Sysctls::default(), &L2::default())
         .unwrap();
     let mut decap = Decap::load().unwrap_or_else(|e| panic!("loading decap: {e:?}"));
     decap.add_address(v4(RS_IPIP)).unwrap();
-    let _datt = t.server.enter(|| {
-        decap
-            .attach_xdp("r0", xvs_datapath::XdpMode::Driver)
-            .expect("attach decap (XDP) to r0")
-    });
+    let _datt = if tun {
+        Some(t.server.enter(|| {
+            decap
+                .attach_xdp("r0", xvs_datapath::XdpMode::Driver)
+                .expect("attach decap (XDP) to r0")
+        }))
+    } else {
+        _patt.push(t.server.enter(|| {
+            pass.attach_xdp("r0", xvs_datapath::XdpMode::Driver)
+                .expect("attach a rule-less xvs_xdp to r0")
+        }));
+        None
+    };
 
-    exchange(&t, "hello over TUN at 1500\n");
+    exchange(&t, "hello at the path MTU\n");
     exchange(&t, &bulk());
 
     let c = dp.counters().unwrap();
     println!("director {c:?}");
-    // the too-big segments were answered, not tunnelled
-    assert!(c.tun_dropped >= 1, "{c:?}");
+    // the too-big segments were answered, not sent on
+    let told = if tun { c.tun_dropped } else { c.no_route };
+    assert!(told >= 1, "{c:?}");
     assert!(c.forwarded >= 100, "{c:?}");
     let route = output("ip", &["-n", &t.client.name, "route", "get", "198.18.2.1"]);
+    let want = if tun { "mtu 1480" } else { "mtu 1400" };
     assert!(
-        route.contains("mtu 1480"),
-        "the client learnt no path MTU for the VIP: {route}"
+        route.contains(want),
+        "the client learnt no path MTU ({want}) for the VIP: {route}"
     );
 }
