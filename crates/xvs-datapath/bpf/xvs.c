@@ -2032,7 +2032,7 @@ static __always_inline int xvs_unreach_icmp(__u8 *icmp, void *data_end, __u8 typ
 }
 
 static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					     int tcp, __u32 mtu)
+					     int tcp, __u32 mtu, const __be32 *from)
 {
 	struct iphdr *iph, *oiph;
 	__u8 *icmp;
@@ -2052,8 +2052,8 @@ static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const s
 	iph->frag_off = 0;
 	iph->ttl = 64;
 	iph->protocol = IPPROTO_ICMP;
-	iph->saddr = oiph->daddr;
 	iph->daddr = oiph->saddr;
+	iph->saddr = from ? from[0] : oiph->daddr;
 	iph->check = xvs_ipv4_csum(iph);
 	return xvs_unreach_icmp(icmp, data_end, XVS_ICMP_DEST_UNREACH,
 				mtu ? XVS_ICMP_FRAG_NEEDED : XVS_ICMP_PORT_UNREACH, mtu, 0,
@@ -2061,7 +2061,7 @@ static __always_inline int xvs_unreach4_fill(void *data, void *data_end, const s
 }
 
 static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					     int tcp, __u32 mtu)
+					     int tcp, __u32 mtu, const __be32 *from)
 {
 	struct ipv6hdr *ip6h, *oip6h;
 	__u8 *icmp;
@@ -2078,8 +2078,11 @@ static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const s
 	ip6h->payload_len = bpf_htons(XVS_UNREACH6_MSG(tcp));
 	ip6h->nexthdr = XVS_NEXTHDR_ICMP6;
 	ip6h->hop_limit = 64;
-	ip6h->saddr = oip6h->daddr;
 	ip6h->daddr = oip6h->saddr;
+	if (from)
+		__builtin_memcpy(&ip6h->saddr, from, 16);
+	else
+		ip6h->saddr = oip6h->daddr;
 	/* the pseudo header: addresses, length, next header */
 	sum = bpf_htons(XVS_UNREACH6_MSG(tcp)) + bpf_htons(XVS_NEXTHDR_ICMP6);
 	XVS_SUM16(sum, (__u16 *)&ip6h->saddr, 16);
@@ -2089,15 +2092,16 @@ static __always_inline int xvs_unreach6_fill(void *data, void *data_end, const s
 
 /* The message for p's family, over the frame at data (see above); mtu:
  * 0 for a port unreachable, else a fragmentation needed / packet too big
- * with it. */
+ * with it; from: its source (4 words, IPv4 in [0]), NULL for the quoted
+ * packet's destination (the VIP). */
 static __always_inline int xvs_unreach_fill(void *data, void *data_end, const struct ethhdr *oeth,
-					    const struct pkt *p, __u32 mtu)
+					    const struct pkt *p, __u32 mtu, const __be32 *from)
 {
 	int tcp = p->proto == IPPROTO_TCP;
 
 	if (p->family == XVS_AF_INET6)
-		return xvs_unreach6_fill(data, data_end, oeth, tcp, mtu);
-	return xvs_unreach4_fill(data, data_end, oeth, tcp, mtu);
+		return xvs_unreach6_fill(data, data_end, oeth, tcp, mtu, from);
+	return xvs_unreach4_fill(data, data_end, oeth, tcp, mtu, from);
 }
 
 /* What p's message puts in front of its quote, and its whole length. */
@@ -2115,10 +2119,11 @@ static __always_inline __u32 xvs_unreach_len(const struct pkt *p)
 
 /* XDP: the headers grow in front (the old Ethernet header ends up in front
  * of the quote), the tail is cut, and the frame goes back out: XDP_TX.
- * mtu: as for xvs_unreach_fill(); only port unreachables are rate-limited
- * (as the kernel exempts path MTU messages from icmp_ratemask). */
+ * mtu, from: as for xvs_unreach_fill(); only port unreachables are
+ * rate-limited (as the kernel exempts path MTU messages from
+ * icmp_ratemask). */
 static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const struct pkt *p,
-						      __u32 mtu)
+						      __u32 mtu, const __be32 *from)
 {
 	int grow = (int)xvs_unreach_grow(p), want = (int)xvs_unreach_len(p);
 	void *data, *data_end;
@@ -2131,7 +2136,7 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	len = (int)(data_end - data);
-	if (xvs_unreach_fill(data, data_end, data + grow, p, mtu) ||
+	if (xvs_unreach_fill(data, data_end, data + grow, p, mtu, from) ||
 	    (len > want && bpf_xdp_adjust_tail(ctx, want - len)))
 		return XDP_DROP;
 	return XDP_TX;
@@ -2142,7 +2147,7 @@ static __attribute__((noinline)) int xvs_xdp_unreach(struct xdp_md *ctx, const s
  * swapped in place), and the packet goes back out of the device it came
  * in on. */
 static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const struct pkt *p,
-						     __u32 mtu)
+						     __u32 mtu, const __be32 *from)
 {
 	__u32 grow = xvs_unreach_grow(p), want = xvs_unreach_len(p);
 
@@ -2154,7 +2159,7 @@ static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const
 	    bpf_skb_pull_data(skb, want))
 		return TC_ACT_SHOT;
 	if (xvs_unreach_fill((void *)(long)skb->data, (void *)(long)skb->data_end,
-			     (void *)(long)skb->data, p, mtu))
+			     (void *)(long)skb->data, p, mtu, from))
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
 }
@@ -2190,7 +2195,9 @@ static __always_inline int xvs_over_mtu(const struct pkt *p, __u32 mtu)
 	return mtu && p->tot_len > mtu;
 }
 
-static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt *p, __u32 mtu)
+/* from: as for xvs_unreach_fill() */
+static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt *p, __u32 mtu,
+					   const __be32 *from)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *iph = (void *)(long)ctx->data + sizeof(struct ethhdr);
@@ -2202,10 +2209,11 @@ static __always_inline int xvs_xdp_too_big(struct xdp_md *ctx, const struct pkt 
 		frag_off = iph->frag_off;
 	}
 	mtu = xvs_too_big_tell(p, mtu, frag_off);
-	return mtu ? xvs_xdp_unreach(ctx, p, mtu) : XDP_DROP;
+	return mtu ? xvs_xdp_unreach(ctx, p, mtu, from) : XDP_DROP;
 }
 
-static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pkt *p, __u32 mtu)
+static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pkt *p, __u32 mtu,
+					  const __be32 *from)
 {
 	__be16 frag_off = 0;
 
@@ -2214,7 +2222,7 @@ static __always_inline int xvs_tc_too_big(struct __sk_buff *skb, const struct pk
 			       &frag_off, sizeof(frag_off)))
 		return TC_ACT_SHOT;
 	mtu = xvs_too_big_tell(p, mtu, frag_off);
-	return mtu ? xvs_tc_unreach(skb, p, mtu) : TC_ACT_SHOT;
+	return mtu ? xvs_tc_unreach(skb, p, mtu, from) : TC_ACT_SHOT;
 }
 
 /*
@@ -2352,7 +2360,7 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 	enc = xvs_encap_xdp(ctx, t);
 	if (enc == XVS_ENCAP_TOO_BIG) {
 		xvs_count(XVS_CNT_TUN_DROP);
-		return xvs_xdp_too_big(ctx, p, xvs_tun_fit(t));
+		return xvs_xdp_too_big(ctx, p, xvs_tun_fit(t), NULL);
 	}
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
@@ -2402,7 +2410,7 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 	enc = xvs_encap_tc(skb, t);
 	if (enc == XVS_ENCAP_TOO_BIG) {
 		xvs_count(XVS_CNT_TUN_DROP);
-		return xvs_tc_too_big(skb, p, xvs_tun_fit(t));
+		return xvs_tc_too_big(skb, p, xvs_tun_fit(t), NULL);
 	}
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
@@ -2523,7 +2531,7 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 	/* over the route's MTU: told before the DNAT, about what it sent */
 	if (xvs_over_mtu(p, h->mtu)) {
 		xvs_count(XVS_CNT_NO_ROUTE);
-		return xvs_xdp_too_big(ctx, p, h->mtu);
+		return xvs_xdp_too_big(ctx, p, h->mtu, NULL);
 	}
 	if (d->fwd == XVS_FWD_MASQ && xdp_nat_any(p, data_end, 1, d->new_addr, d->new_port))
 		return XDP_ABORTED; /* cannot happen: checked by the parser */
@@ -2538,6 +2546,30 @@ static __attribute__((noinline)) int xvs_xdp_fwd(struct xdp_md *ctx, struct pkt 
 }
 
 /*
+ * A NAT reply over the route's MTU toward the client is answered as the
+ * kernel's forwarding answers it (ip_forward(), ahead of IPVS's SNAT): a
+ * fragmentation needed / packet too big to the real server, about its own
+ * packet, from the director's address toward it (the source the FIB picks
+ * for the route back to the server, BPF_FIB_LOOKUP_SRC), counted as
+ * no_route. Returns the hop holding that address, or NULL (none: the
+ * packet is only dropped).
+ */
+static __always_inline struct xvs_hop *xvs_reply_too_big_from(void *ctx, __u32 in_ifindex,
+							      const struct pkt *p,
+							      const struct decision *d)
+{
+	__be32 none[4] = {};
+	struct xvs_hop *h;
+	int rc;
+
+	rc = xvs_fib(ctx, in_ifindex, p->family | XVS_FIB_WANT_SRC, none, p->saddr, d);
+	h = xvs_hop_slot();
+	if (rc == XVS_HOP_FAIL || !h || xvs_addr_zero(h->saddr))
+		return NULL;
+	return h;
+}
+
+/*
  * A NAT reply (XDP): SNAT to the VIP, then straight to the client's next hop
  * from the FIB. Without one it goes to the stack, as the kernel's IPVS
  * would route it (which, arriving with a local source, needs accept_local).
@@ -2547,12 +2579,21 @@ static __attribute__((noinline)) int xvs_xdp_reply(struct xdp_md *ctx, struct pk
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xvs_hop *h;
+	__u32 mtu;
 	int rc;
 
-	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
-		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	rc = xvs_fib(ctx, ctx->ingress_ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d);
 	h = xvs_hop_slot();
+	mtu = rc == XVS_HOP_OK && h ? h->mtu : 0;
+	if (xvs_over_mtu(p, mtu)) {
+		/* told as the director's forwarding would tell it, before the
+		 * SNAT, from its own address toward the server */
+		xvs_count(XVS_CNT_NO_ROUTE);
+		h = xvs_reply_too_big_from(ctx, ctx->ingress_ifindex, p, d);
+		return h ? xvs_xdp_too_big(ctx, p, mtu, h->saddr) : XDP_DROP;
+	}
+	if (xdp_nat_any(p, data_end, 0, d->new_addr, d->new_port))
+		return XDP_ABORTED; /* cannot happen: checked by the parser */
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_PASS;
@@ -2634,7 +2675,7 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return XDP_PASS;
-		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p, 0) : XDP_DROP;
+		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p, 0, NULL) : XDP_DROP;
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
@@ -2790,7 +2831,7 @@ static __attribute__((noinline)) int xvs_tc_fwd(struct __sk_buff *skb, const str
 	 * before the DNAT, about what it sent */
 	if (!skb->gso_size && xvs_over_mtu(p, h->mtu)) {
 		xvs_count(XVS_CNT_NO_ROUTE);
-		return xvs_tc_too_big(skb, p, h->mtu);
+		return xvs_tc_too_big(skb, p, h->mtu, NULL);
 	}
 	if (d->fwd == XVS_FWD_MASQ && tc_nat_any(skb, p, 1, d->new_addr, d->new_port))
 		return TC_ACT_SHOT; /* half rewritten: never let it out */
@@ -2814,12 +2855,20 @@ static __attribute__((noinline)) int xvs_tc_reply(struct __sk_buff *skb, const s
 						   const struct decision *d)
 {
 	struct xvs_hop *h;
+	__u32 mtu;
 	int rc;
 
-	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
-		return TC_ACT_SHOT; /* half rewritten: never let it out */
 	rc = xvs_fib(skb, skb->ifindex, p->family | XVS_FIB_REPLY, d->new_addr, p->daddr, d);
 	h = xvs_hop_slot();
+	mtu = rc == XVS_HOP_OK && h && !skb->gso_size ? h->mtu : 0;
+	if (xvs_over_mtu(p, mtu)) {
+		/* as in XDP */
+		xvs_count(XVS_CNT_NO_ROUTE);
+		h = xvs_reply_too_big_from(skb, skb->ifindex, p, d);
+		return h ? xvs_tc_too_big(skb, p, mtu, h->saddr) : TC_ACT_SHOT;
+	}
+	if (tc_nat_any(skb, p, 0, d->new_addr, d->new_port))
+		return TC_ACT_SHOT; /* half rewritten: never let it out */
 	if (rc == XVS_HOP_FAIL || !h) {
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_OK;
@@ -2940,7 +2989,7 @@ int xvs_tc(struct __sk_buff *skb)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return TC_ACT_OK;
-		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p, 0) : TC_ACT_SHOT;
+		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p, 0, NULL) : TC_ACT_SHOT;
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:

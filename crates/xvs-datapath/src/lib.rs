@@ -291,7 +291,8 @@ pub struct Counters {
     /// dropped; NAT replies (rewritten) are handed to the stack instead.
     /// Also DR and NAT packets over the route's MTU: dropped, the client
     /// told with ICMP "fragmentation needed" / "packet too big" (IPv4 with
-    /// DF, IPv6).
+    /// DF, IPv6); NAT replies over the route's MTU toward the client
+    /// likewise, the real server told.
     pub no_route: u64,
 }
 

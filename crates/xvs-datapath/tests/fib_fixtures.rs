@@ -1169,3 +1169,55 @@ fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
         }
     });
 }
+
+/// A NAT reply over the route's MTU toward the client (fx0 at 1400) is
+/// answered as the director's forwarding answers it, ahead of the SNAT: a
+/// fragmentation needed (1400) back to the real server, about its own
+/// packet, from the director's address toward it (fx1's); no_route. One
+/// that fits is rewritten and sent on.
+#[test]
+fn nat_replies_over_the_route_mtu_get_fragmentation_needed() {
+    common::require_root();
+    in_private_netns(|| {
+        let (fx0, fx1) = director();
+        ip(&["link", "set", "fx0", "mtu", "1400"]);
+        let rules = [
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2:8080 -m",
+        ];
+        let reply = |flags: u8, len: usize| {
+            let mut l4 = tcp(8080, 40000, flags);
+            l4.resize(len - 20, 0x5a);
+            ipv4(RS, CLIENT, 6, &l4)
+        };
+        let from_rs = |ip: &[u8]| eth(FX1_MAC, RS_MAC, 0x0800, ip);
+        for prog in PROGS {
+            let dp = datapath(&rules, &L2::default());
+            let got = dp.test_run_on(prog, &syn_from_client(80), fx0).unwrap();
+            assert_eq!(got.verdict, redirect(prog), "{prog:?} SYN");
+            for (flags, len) in [(0x12, 40), (0x10, 1400)] {
+                let got = dp
+                    .test_run_on(prog, &from_rs(&reply(flags, len)), fx1)
+                    .unwrap();
+                assert_eq!(got.verdict, redirect(prog), "{prog:?} reply {len}");
+                assert_eq!(got.packet.len(), 14 + len, "{prog:?} reply {len}");
+                assert_eq!(&got.packet[26..30], &VIP, "{prog:?} SNAT");
+            }
+            let big = reply(0x18, 1401);
+            let got = dp.test_run_on(prog, &from_rs(&big), fx1).unwrap();
+            assert_eq!(got.verdict, answered(prog), "{prog:?} over");
+            assert_eq!(
+                got.packet,
+                eth(
+                    RS_MAC,
+                    FX1_MAC,
+                    0x0800,
+                    &common::answer4_from(&big, 4, 1400, FX1_ADDR)
+                ),
+                "{prog:?} over"
+            );
+            let c = dp.counters().unwrap();
+            assert_eq!((c.forwarded, c.replied, c.no_route), (1, 2, 1), "{prog:?}");
+        }
+    });
+}

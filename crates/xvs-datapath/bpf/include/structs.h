@@ -342,7 +342,7 @@ enum xvs_counter {
 	XVS_CNT_LOCAL = 8,       /* tracked, but local (or TUN without a tunnel source): handed to the stack */
 	XVS_CNT_TUN_DROP = 9,    /* TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped */
 	XVS_CNT_NO_NEIGH = 10,   /* FIB next hop without a neighbour entry: tc bpf_redirect_neigh; XDP passes it, with metadata, to tc */
-	XVS_CNT_NO_ROUTE = 11,   /* FIB lookup failed (no route, forwarding off, no source), or DR/NAT over the route's MTU: dropped; NAT replies to the stack */
+	XVS_CNT_NO_ROUTE = 11,   /* FIB lookup failed (no route, forwarding off, no source), or DR/NAT (and NAT replies) over the route's MTU: dropped; NAT replies to the stack */
 	XVS_CNT_MAX = 12,
 };
 

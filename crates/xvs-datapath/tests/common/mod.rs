@@ -85,13 +85,19 @@ pub fn without_df(ip: &[u8]) -> Vec<u8> {
 /// quoting `sent`'s IP header and its TCP header through the checksum (38
 /// bytes) or its UDP header (28).
 pub fn answer4(sent: &[u8], code: u8, mtu: u16) -> Vec<u8> {
+    answer4_from(sent, code, mtu, sent[16..20].try_into().unwrap())
+}
+
+/// [`answer4`] from address `from` (the director's own, for a message about
+/// a packet that was not addressed to it).
+pub fn answer4_from(sent: &[u8], code: u8, mtu: u16, from: [u8; 4]) -> Vec<u8> {
     let quote = if sent[9] == 6 { 38 } else { 28 };
     let icmp = dest_unreach(code, mtu, sent, quote);
     let len = (20 + icmp.len()) as u16;
     let mut ip = vec![0x45, (sent[1] & 0x1e) | 0xc0];
     ip.extend_from_slice(&len.to_be_bytes());
     ip.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
-    ip.extend_from_slice(&sent[16..20]);
+    ip.extend_from_slice(&from);
     ip.extend_from_slice(&sent[12..16]);
     let c = inet_csum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
