@@ -2353,18 +2353,11 @@ static __attribute__((noinline)) int xvs_xdp_tun(struct xdp_md *ctx, const struc
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return XDP_DROP;
 	}
-	if (xvs_tun_of(r, p, t) < 0) {
-		xvs_count(XVS_CNT_TUN_DROP);
-		return XDP_DROP;
-	}
-	enc = xvs_encap_xdp(ctx, t);
-	if (enc == XVS_ENCAP_TOO_BIG) {
-		xvs_count(XVS_CNT_TUN_DROP);
-		return xvs_xdp_too_big(ctx, p, xvs_tun_fit(t), NULL);
-	}
+	enc = xvs_tun_of(r, p, t) < 0 ? XVS_ENCAP_INVALID : xvs_encap_xdp(ctx, t);
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
-		return XDP_DROP;
+		return enc == XVS_ENCAP_TOO_BIG ? xvs_xdp_too_big(ctx, p, xvs_tun_fit(t), NULL)
+						: XDP_DROP;
 	}
 	h = xvs_hop_slot();
 	if (!h) {
@@ -2402,19 +2395,12 @@ static __attribute__((noinline)) int xvs_tc_tun(struct __sk_buff *skb, const str
 		xvs_count(XVS_CNT_NO_ROUTE);
 		return TC_ACT_SHOT;
 	}
-	if (xvs_tun_of(r, p, t) < 0) {
-		xvs_count(XVS_CNT_TUN_DROP);
-		return TC_ACT_SHOT;
-	}
 	/* adjust_room keeps GSO and CHECKSUM_PARTIAL right (encap.h) */
-	enc = xvs_encap_tc(skb, t);
-	if (enc == XVS_ENCAP_TOO_BIG) {
-		xvs_count(XVS_CNT_TUN_DROP);
-		return xvs_tc_too_big(skb, p, xvs_tun_fit(t), NULL);
-	}
+	enc = xvs_tun_of(r, p, t) < 0 ? XVS_ENCAP_INVALID : xvs_encap_tc(skb, t);
 	if (enc != XVS_ENCAP_OK) {
 		xvs_count(XVS_CNT_TUN_DROP);
-		return TC_ACT_SHOT;
+		return enc == XVS_ENCAP_TOO_BIG ? xvs_tc_too_big(skb, p, xvs_tun_fit(t), NULL)
+						: TC_ACT_SHOT;
 	}
 	h = xvs_hop_slot();
 	if (!h) {
