@@ -156,6 +156,29 @@ fn seg_from_client(sport: u16, flags: u8) -> Vec<u8> {
     )
 }
 
+/// An IPv4 TCP packet of `len` bytes (headers and filler), `flags`.
+fn tcp_packet(
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    flags: u8,
+    len: usize,
+) -> Vec<u8> {
+    let mut l4 = tcp(sport, dport, flags);
+    l4.resize(len - 20, 0x5a);
+    ipv4(src, dst, 6, &l4)
+}
+
+/// IPv4 packet `ip` as fx0 receives it from the client.
+fn from_client(ip: &[u8]) -> Vec<u8> {
+    eth(FX0_MAC, CLIENT_MAC, 0x0800, ip)
+}
+
+/// The fragmentation needed (`mtu`) the director sends the client about
+/// IPv4 packet `ip`, from the VIP, back out of fx0.
+fn frag_needed_to_client(ip: &[u8], mtu: u16) -> Vec<u8> {
+    eth(CLIENT_MAC, FX0_MAC, 0x0800, &common::answer4(ip, 4, mtu))
+}
+
 fn redirect(prog: Prog) -> u32 {
     match prog {
         Prog::Xdp => XDP_REDIRECT,
@@ -1068,18 +1091,9 @@ fn tun_packets_over_the_route_mtu_get_fragmentation_needed() {
         let (fx0, _) = director();
         ip(&["link", "set", "fx1", "mtu", "1400"]);
         let seg = |flags: u8, inner_len: usize| {
-            let mut l4 = tcp(40000, 80, flags);
-            l4.resize(inner_len - 20, 0x5a);
-            eth(FX0_MAC, CLIENT_MAC, 0x0800, &ipv4(CLIENT, VIP, 6, &l4))
+            from_client(&tcp_packet((CLIENT, 40000), (VIP, 80), flags, inner_len))
         };
-        let told = |input: &[u8], mtu: u16| {
-            eth(
-                CLIENT_MAC,
-                FX0_MAC,
-                0x0800,
-                &common::answer4(&input[14..], 4, mtu),
-            )
-        };
+        let told = |input: &[u8], mtu: u16| frag_needed_to_client(&input[14..], mtu);
         for prog in PROGS {
             let mut dp = datapath(&TUN_RULES, &L2::default());
             dp.set_clock(Some(5_000_000_000_000)).unwrap();
@@ -1131,11 +1145,8 @@ fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
         let (fx0, _) = director();
         ip(&["link", "set", "fx1", "mtu", "1400"]);
         let seg = |dport: u16, flags: u8, len: usize| {
-            let mut l4 = tcp(40000, dport, flags);
-            l4.resize(len - 20, 0x5a);
-            ipv4(CLIENT, VIP, 6, &l4)
+            tcp_packet((CLIENT, 40000), (VIP, dport), flags, len)
         };
-        let framed = |ip: &[u8]| eth(FX0_MAC, CLIENT_MAC, 0x0800, ip);
         for (dport, how) in [(80, "-g"), (8080, "-m")] {
             let rules = [
                 &format!("-A -t 198.18.2.1:{dport} -s rr"),
@@ -1147,21 +1158,21 @@ fn dr_and_nat_packets_over_the_route_mtu_get_fragmentation_needed() {
                 // established (its flow cached in XDP), then at the MTU
                 for (flags, len) in [(0x02, 40), (0x10, 40), (0x10, 1400)] {
                     let got = dp
-                        .test_run_on(prog, &framed(&seg(dport, flags, len)), fx0)
+                        .test_run_on(prog, &from_client(&seg(dport, flags, len)), fx0)
                         .unwrap();
                     assert_eq!(got.verdict, redirect(prog), "{prog:?} {how} {len}");
                     assert_eq!(got.packet.len(), 14 + len, "{prog:?} {how}");
                 }
                 let big = seg(dport, 0x18, 1401);
-                let got = dp.test_run_on(prog, &framed(&big), fx0).unwrap();
+                let got = dp.test_run_on(prog, &from_client(&big), fx0).unwrap();
                 assert_eq!(got.verdict, answered(prog), "{prog:?} {how} over");
                 assert_eq!(
                     got.packet,
-                    eth(CLIENT_MAC, FX0_MAC, 0x0800, &common::answer4(&big, 4, 1400)),
+                    frag_needed_to_client(&big, 1400),
                     "{prog:?} {how} over"
                 );
                 let no_df = common::without_df(&big);
-                let got = dp.test_run_on(prog, &framed(&no_df), fx0).unwrap();
+                let got = dp.test_run_on(prog, &from_client(&no_df), fx0).unwrap();
                 assert_eq!(got.verdict, dropped(prog), "{prog:?} {how} no DF");
                 let c = dp.counters().unwrap();
                 assert_eq!((c.forwarded, c.no_route), (3, 2), "{prog:?} {how}");
@@ -1185,11 +1196,7 @@ fn nat_replies_over_the_route_mtu_get_fragmentation_needed() {
             "-A -t 198.18.2.1:80 -s rr",
             "-a -t 198.18.2.1:80 -r 198.18.1.2:8080 -m",
         ];
-        let reply = |flags: u8, len: usize| {
-            let mut l4 = tcp(8080, 40000, flags);
-            l4.resize(len - 20, 0x5a);
-            ipv4(RS, CLIENT, 6, &l4)
-        };
+        let reply = |flags: u8, len: usize| tcp_packet((RS, 8080), (CLIENT, 40000), flags, len);
         let from_rs = |ip: &[u8]| eth(FX1_MAC, RS_MAC, 0x0800, ip);
         for prog in PROGS {
             let dp = datapath(&rules, &L2::default());
