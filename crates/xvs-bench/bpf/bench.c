@@ -11,6 +11,10 @@
  *    the two MAC addresses and redirects (or XDP_TX) without looking at IP
  *    (tc: at the destination address, and with several real servers at the
  *    source port, which picks one per flow, statelessly).
+ *  - xvsb_ipip_xdp: the same with the TUN method's encapsulation, the
+ *    ceiling of an IPIP forwarder: pushes an outer IPv4 header (a fixed
+ *    tunnel source and destination, the inner DF and length) in front of
+ *    the frame's IPv4 packet, then as xvsb_fwd_xdp.
  *  - xvsb_sink: counts frames (and those addressed to a real server's MAC)
  *    and drops them, on the wire in front of the real servers.
  *  - xvsb_pass: XDP_PASS, for a veth that must accept redirected frames.
@@ -80,6 +84,8 @@ struct fwd_cfg {
 	__u32 ifindex; /* 0: XDP_TX */
 	__be32 vip;    /* tc: only IPv4 to this address (0: every frame) */
 	__u32 nmacs;   /* tc: dmac[source port % nmacs] (TCP/UDP; else dmac[0]) */
+	__be32 tun_saddr; /* xvsb_ipip_xdp: the outer header's addresses */
+	__be32 tun_daddr;
 };
 
 struct {
@@ -180,6 +186,56 @@ int xvsb_fwd_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (fwd_rewrite((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg, 0))
 		return XDP_PASS;
+	if (cfg->ifindex)
+		return bpf_redirect(cfg->ifindex, 0);
+	return XDP_TX;
+}
+
+SEC("xdp")
+int xvsb_ipip_xdp(struct xdp_md *ctx)
+{
+	__u32 zero = 0, sum = 0;
+	struct fwd_cfg *cfg = bpf_map_lookup_elem(&xvsb_fwd_cfg, &zero);
+	void *data, *end;
+	struct iphdr *out, *in;
+	__u16 *w;
+
+	if (!cfg)
+		return XDP_PASS;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	in = data + sizeof(struct ethhdr);
+	if ((void *)(in + 1) > end || ((struct ethhdr *)data)->h_proto != __builtin_bswap16(ETH_P_IP))
+		return XDP_PASS;
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+		return XDP_PASS;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	out = data + sizeof(struct ethhdr);
+	in = (void *)(out + 1);
+	if ((void *)(in + 1) > end)
+		return XDP_ABORTED;
+	out->ihl = 5;
+	out->version = 4;
+	out->tos = 0;
+	out->tot_len = __builtin_bswap16(__builtin_bswap16(in->tot_len) + sizeof(struct iphdr));
+	out->id = 0;
+	out->frag_off = in->frag_off & __builtin_bswap16(0x4000);
+	out->ttl = 64;
+	out->protocol = IPPROTO_IPIP;
+	out->check = 0;
+	out->saddr = cfg->tun_saddr;
+	out->daddr = cfg->tun_daddr;
+	w = (__u16 *)out;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	out->check = ~sum;
+	((struct ethhdr *)data)->h_proto = __builtin_bswap16(ETH_P_IP);
+	if (fwd_rewrite(data, end, cfg, 0))
+		return XDP_ABORTED;
 	if (cfg->ifindex)
 		return bpf_redirect(cfg->ifindex, 0);
 	return XDP_TX;

@@ -152,6 +152,7 @@ impl Running {
                 plan.iface(xvs_testhost::Role::Director, "d1").unwrap().mac,
                 d1,
                 Some(t.vip()),
+                None,
             )?;
             t.director().enter(|| p.attach_fwd_tc("d0"))??;
             *n.borrow_mut() = Some(p);

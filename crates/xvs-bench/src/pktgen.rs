@@ -64,6 +64,9 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
 pub enum Forwarder {
     /// `xvsb_fwd_xdp` on d0: MAC rewrite + redirect to d1. The ceiling.
     NoopXdp,
+    /// `xvsb_ipip_xdp` on d0: the no-op forwarder with TUN's IPIP
+    /// encapsulation. The ceiling of any IPIP forwarder.
+    NoopIpipXdp,
     /// `xvsb_pass` (XDP) + `xvsb_fwd_tc` on d0 ingress.
     NoopTc,
     /// `xvs_xdp` on d0 (native XDP), the given method.
@@ -81,6 +84,7 @@ impl Forwarder {
         };
         match self {
             Forwarder::NoopXdp => "noop-xdp".into(),
+            Forwarder::NoopIpipXdp => "noop-ipip-xdp".into(),
             Forwarder::NoopTc => "noop-tc".into(),
             Forwarder::XvsXdp(x) => format!("xvs-{}-xdp", m(x)),
             Forwarder::XvsTc(x) => format!("xvs-{}-tc", m(x)),
@@ -95,6 +99,7 @@ impl Forwarder {
     pub fn prog_name(self) -> &'static str {
         match self {
             Forwarder::NoopXdp => "xvsb_fwd_xdp",
+            Forwarder::NoopIpipXdp => "xvsb_ipip_xdp",
             Forwarder::NoopTc => "xvsb_fwd_tc",
             Forwarder::XvsXdp(_) => xvs_datapath::XDP_PROG,
             Forwarder::XvsTc(_) => xvs_datapath::TC_PROG,
@@ -102,7 +107,10 @@ impl Forwarder {
     }
 
     pub fn is_xdp(self) -> bool {
-        matches!(self, Forwarder::NoopXdp | Forwarder::XvsXdp(_))
+        matches!(
+            self,
+            Forwarder::NoopXdp | Forwarder::NoopIpipXdp | Forwarder::XvsXdp(_)
+        )
     }
 
     /// The no-op forwarder on the same hook.
@@ -113,13 +121,31 @@ impl Forwarder {
             Forwarder::NoopTc
         }
     }
+
+    /// A no-op forwarder itself (no state, no scheduling).
+    pub fn is_noop(self) -> bool {
+        matches!(
+            self,
+            Forwarder::NoopXdp | Forwarder::NoopIpipXdp | Forwarder::NoopTc
+        )
+    }
+
+    /// The no-op forwarder that also does this one's encapsulation, if it
+    /// has one: the ceiling of any forwarder with that encapsulation.
+    pub fn encap_ceiling(self) -> Option<Forwarder> {
+        match self {
+            Forwarder::XvsXdp(Method::Tun) => Some(Forwarder::NoopIpipXdp),
+            _ => None,
+        }
+    }
 }
 
-pub const ALL_FORWARDERS: [Forwarder; 6] = [
+pub const ALL_FORWARDERS: [Forwarder; 7] = [
     Forwarder::NoopXdp,
     Forwarder::XvsXdp(Method::Dr),
     Forwarder::XvsXdp(Method::Nat),
     Forwarder::XvsXdp(Method::Tun),
+    Forwarder::NoopIpipXdp,
     Forwarder::NoopTc,
     Forwarder::XvsTc(Method::Dr),
 ];
@@ -313,8 +339,10 @@ struct FwdCfg {
     ifindex: u32,
     vip: [u8; 4],
     nmacs: u32,
+    tun_saddr: [u8; 4],
+    tun_daddr: [u8; 4],
 }
-// SAFETY: plain data, no implicit padding (16 * 6 + 6 + 2 + 4 + 4 + 4).
+// SAFETY: plain data, no implicit padding (16 * 6 + 6 + 2 + 4 + 4 + 4 + 4 + 4).
 unsafe impl aya::Pod for FwdCfg {}
 
 /// bench.c's XVSB_FWD_MACS.
@@ -328,7 +356,13 @@ pub struct BenchProgs {
 impl BenchProgs {
     pub fn load() -> Result<BenchProgs> {
         let mut ebpf = Ebpf::load(BENCH_OBJECT).map_err(|e| err("loading bench.bpf.o", e))?;
-        for p in ["xvsb_gen", "xvsb_fwd_xdp", "xvsb_sink", "xvsb_pass"] {
+        for p in [
+            "xvsb_gen",
+            "xvsb_fwd_xdp",
+            "xvsb_ipip_xdp",
+            "xvsb_sink",
+            "xvsb_pass",
+        ] {
             let x: &mut Xdp = ebpf
                 .program_mut(p)
                 .ok_or_else(|| err(p, "missing"))?
@@ -385,14 +419,16 @@ impl BenchProgs {
 
     /// Configures the no-op forwarders: new MACs (XDP: the first of
     /// `dmacs`; tc: one of them per flow, by source port), egress
-    /// `ifindex` and, for tc, the only destination it forwards (None:
-    /// every frame).
+    /// `ifindex`, for tc the only destination it forwards (None: every
+    /// frame), and for `xvsb_ipip_xdp` the tunnel's source and
+    /// destination.
     pub fn set_fwd(
         &mut self,
         dmacs: &[[u8; 6]],
         smac: [u8; 6],
         ifindex: u32,
         vip: Option<Ipv4Addr>,
+        tunnel: Option<(Ipv4Addr, Ipv4Addr)>,
     ) -> Result<()> {
         if dmacs.is_empty() || dmacs.len() > FWD_MACS {
             return Err(err(
@@ -414,6 +450,8 @@ impl BenchProgs {
                 ifindex,
                 vip: vip.map(|v| v.octets()).unwrap_or_default(),
                 nmacs: dmacs.len() as u32,
+                tun_saddr: tunnel.map(|t| t.0.octets()).unwrap_or_default(),
+                tun_daddr: tunnel.map(|t| t.1.octets()).unwrap_or_default(),
             },
             0,
         )
@@ -575,11 +613,17 @@ fn run_one(
     let d1 = d
         .enter(|| xvs_datapath::ifindex("d1"))?
         .map_err(|e| err("d1", e))?;
+    let plan = t.plan();
+    let tunnel = plan
+        .iface(Role::Director, "d1")
+        .and_then(|i| i.addr())
+        .zip(plan.server_addrs().first().copied());
     progs.set_fwd(
         &[mac(t, Role::Server(0), "r0")],
         mac(t, Role::Director, "d1"),
         d1,
         None,
+        tunnel,
     )?;
     if let Forwarder::XvsXdp(_) | Forwarder::XvsTc(_) = f {
         // xvs takes its next hops from the FIB, as xvsd does: the
@@ -609,7 +653,7 @@ fn run_one(
     }
     d.enter(|| -> Result<()> {
         match f {
-            Forwarder::NoopXdp => progs.attach_xdp("xvsb_fwd_xdp", "d0"),
+            Forwarder::NoopXdp | Forwarder::NoopIpipXdp => progs.attach_xdp(f.prog_name(), "d0"),
             Forwarder::NoopTc => {
                 progs.attach_xdp("xvsb_pass", "d0")?;
                 progs.attach_fwd_tc("d0")
@@ -875,7 +919,7 @@ fn run_cases(
                 ..cfg.clone()
             };
             let mut own = None;
-            let dp: &mut Datapath = if traffic == Traffic::NewFlows && f != f.ceiling() {
+            let dp: &mut Datapath = if traffic == Traffic::NewFlows && !f.is_noop() {
                 own.insert(load()?)
             } else {
                 &mut *dp
