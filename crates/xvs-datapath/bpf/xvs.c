@@ -110,6 +110,89 @@ static __always_inline __u64 xvs_now(struct xvs_config *cfg)
 }
 
 /*
+ * Token bucket slot (XVS_RL_*) of this CPU: 1 if one more message may go
+ * now, taking cost ns of credit (at most burst messages' worth builds up);
+ * 0 if not, counted in its missed. *missed (when not NULL) gets the count
+ * refused since the last message allowed, which starts again from 0.
+ */
+static __always_inline int xvs_rl_allow(__u32 slot, __u64 burst, __u64 cost, __u64 *missed)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct xvs_rl *rl;
+	__u64 now, credit;
+
+	rl = bpf_map_lookup_elem(&xvs_rl, &slot);
+	if (!rl || !cfg)
+		return 0;
+	now = xvs_now(cfg);
+	credit = rl->credit + (now - rl->last);
+	if (now < rl->last || credit > burst * cost)
+		credit = burst * cost;
+	rl->last = now;
+	if (credit < cost) {
+		rl->credit = credit;
+		rl->missed++;
+		return 0;
+	}
+	rl->credit = credit - cost;
+	if (missed)
+		*missed = rl->missed;
+	rl->missed = 0;
+	return 1;
+}
+
+/*
+ * Events (struct xvs_event) go to user space at most XVS_EVENT_BURST in a
+ * burst and then one each XVS_EVENT_COST_NS, per CPU (net_ratelimit()'s
+ * 10 in 5 s, per CPU); the daemon logs each.
+ */
+#define XVS_EVENT_BURST 10
+#define XVS_EVENT_COST_NS (XVS_NSEC / 2)
+
+/* defined with the scheduling code below */
+static __always_inline struct svc_info *xvs_find_service(struct pkt *p, __u32 mark, int *fwmark,
+							 __be16 *svc_port);
+
+/*
+ * Tells user space that a new connection (packet p, firewall mark mark)
+ * found no real server (XVS_ACT_DROP_NODEST), as the kernel's IPVS logs
+ * it. Finds the service again: a subprogram called from the programs'
+ * top, so the scheduling path's frames stay as they are, and a rare one.
+ */
+static __attribute__((noinline)) int xvs_event_nodest(struct pkt *p, __u32 mark)
+{
+	struct svc_info *si;
+	struct xvs_event *e;
+	__be16 svc_port = 0;
+	__u64 missed = 0;
+	int fwmark = 0;
+
+	if (!p)
+		return 0;
+	si = xvs_find_service(p, mark, &fwmark, &svc_port);
+	if (!si || !xvs_rl_allow(XVS_RL_EVENT, XVS_EVENT_BURST, XVS_EVENT_COST_NS, &missed))
+		return 0;
+	e = bpf_ringbuf_reserve(&xvs_events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = XVS_EV_NO_DEST;
+	e->family = p->family;
+	e->proto = p->proto;
+	e->svc_id = si->id;
+	e->sched = (__u8)si->sched;
+	e->suppressed = missed > 0xffffffff ? 0xffffffff : (__u32)missed;
+	if (fwmark) {
+		e->fwmark = mark;
+	} else {
+		e->port = svc_port;
+		__builtin_memcpy(e->addr, p->daddr, sizeof(e->addr));
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
  * The flow and hop caches' clock: jiffies, cfg->hz a second. The verifier
  * turns bpf_jiffies64() into a load (bpf_ktime_get_coarse_ns() is a call,
  * which an established flow's packet would otherwise make for nothing
@@ -1944,25 +2027,7 @@ static __always_inline int xvs_xdp_to_tc(struct xdp_md *ctx, const struct xvs_ho
 
 static __always_inline int xvs_icmp_allow(void)
 {
-	struct xvs_config *cfg = xvs_cfg();
-	struct xvs_icmp_rl *rl;
-	__u32 zero = 0;
-	__u64 now, credit;
-
-	rl = bpf_map_lookup_elem(&xvs_icmp_rl, &zero);
-	if (!rl || !cfg)
-		return 0;
-	now = xvs_now(cfg);
-	credit = rl->credit + (now - rl->last);
-	if (now < rl->last || credit > XVS_ICMP_BURST * XVS_ICMP_COST_NS)
-		credit = XVS_ICMP_BURST * XVS_ICMP_COST_NS;
-	rl->last = now;
-	if (credit < XVS_ICMP_COST_NS) {
-		rl->credit = credit;
-		return 0;
-	}
-	rl->credit = credit - XVS_ICMP_COST_NS;
-	return 1;
+	return xvs_rl_allow(XVS_RL_ICMP, XVS_ICMP_BURST, XVS_ICMP_COST_NS, NULL);
 }
 
 /* Whether p's source may be told (see above). */
@@ -2661,7 +2726,10 @@ int xvs_xdp(struct xdp_md *ctx)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return XDP_PASS;
-		return act == XVS_ACT_DROP_NODEST ? xvs_xdp_unreach(ctx, &p, 0, NULL) : XDP_DROP;
+		if (act != XVS_ACT_DROP_NODEST)
+			return XDP_DROP;
+		xvs_event_nodest(&p, 0);
+		return xvs_xdp_unreach(ctx, &p, 0, NULL);
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:
@@ -2975,7 +3043,10 @@ int xvs_tc(struct __sk_buff *skb)
 	if (act != XVS_ACT_FORWARD) {
 		if (!xvs_account(act))
 			return TC_ACT_OK;
-		return act == XVS_ACT_DROP_NODEST ? xvs_tc_unreach(skb, &p, 0, NULL) : TC_ACT_SHOT;
+		if (act != XVS_ACT_DROP_NODEST)
+			return TC_ACT_SHOT;
+		xvs_event_nodest(&p, skb->mark);
+		return xvs_tc_unreach(skb, &p, 0, NULL);
 	}
 	switch (d.fwd) {
 	case XVS_FWD_MASQ:

@@ -12,6 +12,7 @@
 //! map entry from an [`xvs_core::table::IpvsTable`]. See the crate README.
 
 pub mod decap;
+pub mod events;
 mod list;
 pub mod maps;
 pub mod pin;
@@ -31,6 +32,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader, TestRun, TestRunOptions,
 };
 
+pub use events::{Event, EventKind, Events};
 pub use maps::{Proto, SvcKey};
 pub use pin::{
     ensure_bpffs, ensure_bpffs_at, tc_ingress_programs, unpin_dir, Hook, PinnedAttachment,
@@ -657,6 +659,13 @@ impl Datapath {
                 source,
             }),
         }
+    }
+
+    /// The reading end of the programs' events (see [`events`]), once:
+    /// a second call answers [`Error::Missing`]. Events nobody reads are
+    /// dropped when the ring is full (64 KiB), never block a packet.
+    pub fn take_events(&mut self) -> Result<Events> {
+        Ok(Events::new(take(&mut self.ebpf, name::EVENTS)?))
     }
 
     /// The packet counters, summed over all CPUs.

@@ -42,6 +42,9 @@ pub mod name {
     pub const TOTAL_STATS: &str = "xvs_total_stats";
     /// Per-CPU flow cache: `struct xvs_flow` by set and way (not pinned).
     pub const FLOW_CACHE: &str = "xvs_flow_cache";
+    /// Events for user space: a ring buffer of `struct xvs_event` (not
+    /// pinned).
+    pub const EVENTS: &str = "xvs_events";
     /// Per-CPU packet counters (`counter::*`).
     pub const COUNTERS: &str = "xvs_counters";
     /// Valid templates: `TplKey` -> template id.

@@ -379,6 +379,79 @@ fn no_real_server_answers_icmp_port_unreachable() {
     assert_eq!(dp.conn_count(), 0);
 }
 
+/// A new connection no real server can take is told to user space as the
+/// kernel's IPVS logs it (the ring buffer, read by the daemon), XDP and tc
+/// alike: the scheduler and the service (address, or firewall mark). At most 10 in a burst, then one
+/// each 0.5 s per CPU; the next one says how many were left out. A
+/// forwarded connection tells nothing.
+#[test]
+fn no_real_server_is_an_event_as_the_kernel_logs_it() {
+    // the rate limit is per CPU: stay on one
+    let mut cpus = nix::sched::CpuSet::new();
+    cpus.set(0).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus).unwrap();
+    let mut dp = load();
+    let t = table(&[
+        "-A -t 198.18.2.1:80 -s rr",
+        "-a -t 198.18.2.1:80 -r 198.18.1.2 -g -w 0",
+        "-A -u 198.18.2.1:53 -s wlc",
+        "-A -f 5 -s sh",
+        "-a -f 5 -r 198.18.1.2 -g -w 0",
+        "-A -t 198.18.2.3:80 -s rr",
+        "-a -t 198.18.2.3:80 -r 198.18.1.2 -g",
+    ]);
+    dp.sync(&t, &Sysctls::default(), &l2(0)).unwrap();
+    // (a clock far enough from 0 for a full burst)
+    dp.set_clock(Some(100_000_000_000)).unwrap();
+    let mut events = dp.take_events().unwrap();
+    assert!(dp.take_events().is_err(), "one reader");
+    assert!(!events.wait(std::time::Duration::ZERO).unwrap());
+    let dgram = eth(
+        DIRECTOR_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &ipv4(CLIENT, VIP, 17, &udp(40000, 53, b"query")),
+    );
+    let mut next = || events.next_event().map(|e| (e.to_string(), e.suppressed));
+    let no_dest = |s: &str| (format!("{s} - no destination available"), 0);
+    assert_eq!(
+        dp.test_run(Prog::Xdp, &syn_to(VIP, 80)).unwrap().verdict,
+        XDP_TX
+    );
+    assert_eq!(next(), Some(no_dest("rr: TCP 198.18.2.1:80")));
+    assert_eq!(
+        dp.test_run(Prog::Tc, &dgram).unwrap().verdict,
+        TC_ACT_REDIRECT
+    );
+    assert_eq!(next(), Some(no_dest("wlc: UDP 198.18.2.1:53")));
+    dp.test_run_marked(Prog::Tc, &syn_to(OTHER, 80), 5).unwrap();
+    assert_eq!(next(), Some(no_dest("sh: FWM 5 0x00000005")));
+    // forwarded: nothing to tell
+    assert_eq!(
+        dp.test_run(Prog::Xdp, &syn_to([198, 18, 2, 3], 80))
+            .unwrap()
+            .verdict,
+        XDP_TX
+    );
+    assert_eq!(next(), None);
+    // the burst: 3 told, 7 more, then 3 left out until the clock moves
+    for _ in 0..10 {
+        dp.test_run(Prog::Xdp, &syn_to(VIP, 80)).unwrap();
+    }
+    for _ in 0..7 {
+        assert_eq!(next(), Some(no_dest("rr: TCP 198.18.2.1:80")));
+    }
+    assert_eq!(next(), None);
+    dp.set_clock(Some(100_500_000_000)).unwrap();
+    dp.test_run(Prog::Xdp, &syn_to(VIP, 80)).unwrap();
+    assert_eq!(
+        next(),
+        Some(("rr: TCP 198.18.2.1:80 - no destination available".into(), 3))
+    );
+    assert_eq!(next(), None);
+    assert_eq!(dp.counters().unwrap().no_dest, 3 + 10 + 1);
+}
+
 #[test]
 fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();

@@ -212,19 +212,34 @@ struct {
  * The rate of ICMP port unreachables xvs_xdp sends (no real server for a
  * new connection), per CPU: a token bucket of nanoseconds of credit, as
  * the kernel's icmp_global_allow() keeps for icmp_msgs_per_sec (1000) and
- * icmp_msgs_burst (50).
+ * icmp_msgs_burst (50); and of events (xvs_events), as net_ratelimit()
+ * does for the kernel's log.
  */
-struct xvs_icmp_rl {
+struct xvs_rl {
 	__u64 last;   /* clock at the last refill */
-	__u64 credit; /* ns, at most XVS_ICMP_BURST messages' worth */
+	__u64 credit; /* ns, at most a burst's worth */
+	__u64 missed; /* refused since the last one allowed */
 };
+
+/* Its slots: the ICMP messages', and the events' (xvs_events). */
+#define XVS_RL_ICMP 0
+#define XVS_RL_EVENT 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
-	__type(value, struct xvs_icmp_rl);
-} xvs_icmp_rl SEC(".maps");
+	__type(value, struct xvs_rl);
+} xvs_rl SEC(".maps");
+
+/*
+ * Events for the daemon (struct xvs_event). Not pinned: a new load's
+ * programs write to their own, which the new daemon reads.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} xvs_events SEC(".maps");
 
 /*
  * The flow cache: one region per CPU (possible CPUs, by number), each of

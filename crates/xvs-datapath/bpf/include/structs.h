@@ -346,4 +346,28 @@ enum xvs_counter {
 	XVS_CNT_MAX = 12,
 };
 
+/*
+ * Events for user space, on the xvs_events ring buffer (maps.h): what the
+ * kernel's IPVS writes to its log (IP_VS_ERR_RL), rate-limited per CPU.
+ */
+enum xvs_event_type {
+	/* a new connection for the service found no real server: the
+	 * scheduler had none (ip_vs_scheduler_err(): "no destination
+	 * available") */
+	XVS_EV_NO_DEST = 1,
+};
+
+struct xvs_event {
+	__u16 type;       /* enum xvs_event_type */
+	__u8 family;      /* the service's: XVS_AF_INET or XVS_AF_INET6 */
+	__u8 proto;       /* IPPROTO_TCP, IPPROTO_UDP (the packet's) */
+	__u32 svc_id;     /* svc_info.id */
+	__u32 fwmark;     /* a firewall-mark service's mark, else 0 */
+	__be16 port;      /* an address service's port (0: a port-zero one) */
+	__u8 sched;       /* enum xvs_sched */
+	__u8 pad;
+	__u32 suppressed; /* events this CPU left out since its last one */
+	__be32 addr[4];   /* an address service's address (the packet's destination) */
+};
+
 #endif /* XVS_STRUCTS_H */
