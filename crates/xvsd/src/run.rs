@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use xvs_datapath::{Datapath, LoadOptions, XdpMode};
+use xvs_datapath::{Datapath, EventKind, Events, LoadOptions, XdpMode};
 
 use crate::api::{self, Access};
 use crate::daemon::{Attached, Daemon};
@@ -168,7 +168,10 @@ pub fn run(args: Args) -> Result<(), String> {
     if let Some(n) = args.flow_cache {
         opts.flow_cache = n;
     }
-    let dp = Datapath::load_with(opts).map_err(|e| format!("loading the datapath: {e}"))?;
+    let mut dp = Datapath::load_with(opts).map_err(|e| format!("loading the datapath: {e}"))?;
+    let events = dp
+        .take_events()
+        .map_err(|e| format!("the datapath's events: {e}"))?;
     let adopted = dp.adopted();
     let rules_file = p.state_dir.join("rules");
     let mut d = Daemon::new(
@@ -275,6 +278,13 @@ pub fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || log_events(events, &stop))
+            .map_err(|e| e.to_string())?;
+    }
+    {
         let state = state.clone();
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -320,6 +330,39 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     log::info("xvsd stopped", &[]);
     Ok(())
+}
+
+/// Logs the datapath's events as the kernel's IPVS logs them (a warning
+/// each, already rate-limited by the datapath), until `stop`.
+fn log_events(mut events: Events, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match events.wait(Duration::from_secs(1)) {
+            Ok(_) => {}
+            Err(e) => {
+                log::error(
+                    "reading the datapath's events",
+                    &[("error", json!(e.to_string()))],
+                );
+                return;
+            }
+        }
+        while let Some(e) = events.next_event() {
+            log::warn(
+                &e.to_string(),
+                &[
+                    (
+                        "event",
+                        json!(match e.kind {
+                            EventKind::NoDestination => "no_destination",
+                        }),
+                    ),
+                    ("service", json!(e.service_name())),
+                    ("scheduler", json!(e.scheduler.map(|s| s.name()))),
+                    ("suppressed", json!(e.suppressed)),
+                ],
+            );
+        }
+    }
 }
 
 /// SIGHUP: reload the config file; a bad one keeps the running rules.
