@@ -182,6 +182,11 @@ pub(crate) struct SyncState {
     /// Last service id and slot handed out (also kept in `xvs_seq`).
     next_svc_id: u32,
     next_slot: u32,
+    /// `expire_nodest_conn` as of the last sync.
+    expire_nodest: bool,
+    /// A real server was removed with `expire_nodest_conn` set: the next
+    /// sweep frees its connections (`ip_vs_expire_nodest_conn_flush()`).
+    flush_nodest: bool,
 }
 
 fn sched_index(k: SchedulerKind) -> u32 {
@@ -528,6 +533,7 @@ impl Datapath {
             }
         }
         self.write_config(&table.timeouts, sysctls)?;
+        self.sync.expire_nodest = sysctls.expire_nodest_conn;
         // Servers the table's trash purged go first, so that one added anew
         // (a new DestId for the same identity) starts afresh, as in the kernel.
         self.forget_purged(table);
@@ -568,6 +574,7 @@ impl Datapath {
             if r.flags & REAL_F_AVAILABLE != 0 {
                 r.flags &= !REAL_F_AVAILABLE;
                 let r = *r;
+                self.sync.flush_nodest |= self.sync.expire_nodest;
                 // unavailable to packets first, then in its configuration
                 self.real_live
                     .set(id, live_of(&r), 0)
@@ -840,9 +847,65 @@ impl Datapath {
     /// removed real servers nothing refers to any more. Each entry is freed
     /// by the BPF control program, which changes the counts only if its own
     /// delete succeeded, so a packet freeing the same entry at the same time
-    /// cannot make it count twice. Returns how many entries this call freed.
+    /// cannot make it count twice. With `expire_nodest_conn`, the first
+    /// call after a sync that removed real servers frees their connections
+    /// too, as the kernel's `ip_vs_expire_nodest_conn_flush()` does.
+    /// Returns how many entries this call freed.
     pub fn expire(&mut self) -> Result<usize> {
-        self.sweep(false)
+        let n = if std::mem::take(&mut self.sync.flush_nodest) {
+            self.flush_nodest()?
+        } else {
+            0
+        };
+        Ok(n + self.sweep(false)?)
+    }
+
+    /// `ip_vs_expire_nodest_conn_flush()`: the kernel's timer pass after a
+    /// real server was removed with `expire_nodest_conn` set. Every
+    /// connection whose server is no longer available (removed: in the
+    /// table's trash, or purged) is freed now rather than at its next
+    /// packet, and so is its template once it controls nothing; so are
+    /// such servers' templates that control nothing. The rest keep their
+    /// timers. Returns how many entries it freed.
+    fn flush_nodest(&self) -> Result<usize> {
+        let reals = &self.sync.reals;
+        let gone = |id: u32| {
+            reals
+                .get(&id)
+                .is_none_or(|r| r.flags & REAL_F_AVAILABLE == 0)
+        };
+        let doomed: Vec<(ConnKey, u32)> = self
+            .conns
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, c)| gone(c.real_id))
+            .map(|(k, c)| (k, c.control))
+            .collect();
+        let mut n = 0;
+        for (k, control) in doomed {
+            if self.ctl_expire(&k, true)? == 2 {
+                n += 1;
+            }
+            if control != 0
+                && self.tpls.get(&control, 0).is_ok_and(|t| t.n_control == 0)
+                && self.ctl_expire_tpl(control, true)? == 2
+            {
+                n += 1;
+            }
+        }
+        let idle: Vec<u32> = self
+            .tpls
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, t)| t.n_control == 0 && gone(t.real_id))
+            .map(|(id, _)| id)
+            .collect();
+        for id in idle {
+            if self.ctl_expire_tpl(id, true)? == 2 {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Frees every connection now (as if all had expired).

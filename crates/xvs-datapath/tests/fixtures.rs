@@ -307,6 +307,76 @@ fn removed_service_stops_forwarding_and_counters_add_up() {
     assert_eq!(dp.conn_count(), 0);
 }
 
+/// expire_nodest_conn: the sweep after a real server's removal frees its
+/// connections at once (ip_vs_expire_nodest_conn_flush()), and the
+/// template of a persistent one, not waiting for their next packet or
+/// timer; the other server's connection stays, and so does everything
+/// without the sysctl. The removed server's counts go back to zero.
+#[test]
+fn expire_nodest_conn_frees_a_removed_servers_connections_at_the_next_sweep() {
+    for on in [true, false] {
+        let sysctls = Sysctls {
+            expire_nodest_conn: on,
+            ..Sysctls::default()
+        };
+        let mut dp = load();
+        let mut t = table(&[
+            "-A -t 198.18.2.1:80 -s rr",
+            "-a -t 198.18.2.1:80 -r 198.18.1.2 -g",
+            "-a -t 198.18.2.1:80 -r 198.18.1.3 -g",
+            "-A -t 198.18.2.1:443 -s rr -p 300",
+            "-a -t 198.18.2.1:443 -r 198.18.1.2 -g",
+        ]);
+        dp.sync(&t, &sysctls, &l2(0)).unwrap();
+        for (sport, dport) in [(40000, 80), (40001, 80), (40002, 443)] {
+            let syn = eth(
+                DIRECTOR_MAC,
+                CLIENT_MAC,
+                0x0800,
+                &ipv4(CLIENT, VIP, 6, &tcp(sport, dport, 0x02)),
+            );
+            assert_eq!(dp.test_run(Prog::Xdp, &syn).unwrap().verdict, XDP_TX);
+        }
+        assert_eq!((dp.conn_count(), dp.template_count()), (3, 1));
+        let removed: Vec<_> = t
+            .services()
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| d.cfg.addr.to_string() == "198.18.1.2")
+            .map(|d| d.id)
+            .collect();
+        // 198.18.1.2 leaves both services, as xvsd applies it
+        for l in [
+            "-d -t 198.18.2.1:80 -r 198.18.1.2",
+            "-d -t 198.18.2.1:443 -r 198.18.1.2",
+        ] {
+            t.apply(&cmd(l)).unwrap();
+        }
+        dp.sync(&t, &sysctls, &l2(0)).unwrap();
+        // one connection on :80, the one on :443 and its template
+        assert_eq!(dp.expire().unwrap(), if on { 3 } else { 0 }, "on: {on}");
+        let left: Vec<String> = dp
+            .connections()
+            .iter()
+            .filter(|c| c.cport != 0) // not the template
+            .map(|c| c.daddr.to_string())
+            .collect();
+        if on {
+            assert_eq!(left, ["198.18.1.3"]);
+            assert_eq!(dp.template_count(), 0);
+        } else {
+            assert_eq!(left.len(), 3);
+            assert_eq!(dp.template_count(), 1);
+        }
+        for id in removed {
+            let c = dp.real_counts(id).unwrap().expect("in the trash");
+            let zero = (c.active, c.inactive, c.persist) == (0, 0, 0);
+            assert_eq!(zero, on, "on: {on}, the removed server's counts: {c:?}");
+        }
+        // the flush is done once: a second sweep frees nothing more
+        assert_eq!(dp.expire().unwrap(), 0);
+    }
+}
+
 /// The ICMP port unreachable the kernel's IPVS sends for a new connection
 /// no real server can take (ip_vs_leave()): from the VIP to the client,
 /// quoting the IP header and the TCP/UDP header through its checksum.
