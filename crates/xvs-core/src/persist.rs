@@ -59,6 +59,61 @@ impl Default for Sysctls {
     }
 }
 
+impl Sysctls {
+    /// The names [`Sysctls::set`] takes, as under `/proc/sys/net/ipv4/vs/`.
+    pub const NAMES: [&'static str; 5] = [
+        "expire_nodest_conn",
+        "expire_quiescent_template",
+        "conn_reuse_mode",
+        "sloppy_tcp",
+        "sloppy_sctp",
+    ];
+
+    /// Sets sysctl `name` (as under `/proc/sys/net/ipv4/vs/`, or with its
+    /// `net.ipv4.vs.` / `net/ipv4/vs/` prefix) to `value`, an integer as
+    /// the kernel's `proc_dointvec` takes it (non-zero: on). An unknown
+    /// name or a value that is no non-negative integer is an error naming
+    /// it, and changes nothing.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let short = name
+            .strip_prefix("net.ipv4.vs.")
+            .or_else(|| name.strip_prefix("net/ipv4/vs/"))
+            .unwrap_or(name);
+        if !Self::NAMES.contains(&short) {
+            return Err(format!(
+                "unknown IPVS sysctl '{name}' (xvs has {})",
+                Self::NAMES.join(", ")
+            ));
+        }
+        let v: u32 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad value '{value}' for {short} (a non-negative integer)"))?;
+        match short {
+            "expire_nodest_conn" => self.expire_nodest_conn = v != 0,
+            "expire_quiescent_template" => self.expire_quiescent_template = v != 0,
+            "conn_reuse_mode" => self.conn_reuse_mode = v,
+            "sloppy_tcp" => self.sloppy_tcp = v != 0,
+            _ => self.sloppy_sctp = v != 0,
+        }
+        Ok(())
+    }
+
+    /// Each sysctl's value as the kernel shows it, in [`Sysctls::NAMES`] order.
+    pub fn values(&self) -> [(&'static str, u32); 5] {
+        [
+            ("expire_nodest_conn", self.expire_nodest_conn as u32),
+            (
+                "expire_quiescent_template",
+                self.expire_quiescent_template as u32,
+            ),
+            ("conn_reuse_mode", self.conn_reuse_mode),
+            ("sloppy_tcp", self.sloppy_tcp as u32),
+            ("sloppy_sctp", self.sloppy_sctp as u32),
+        ]
+    }
+}
+
 /// The fields `ip_vs_ct_in_get()` matches a template on (its cport is always 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TemplateKey {
@@ -191,6 +246,48 @@ mod tests {
         assert!(!s.expire_quiescent_template);
         assert_eq!(s.conn_reuse_mode, 1);
         assert!(!s.sloppy_tcp && !s.sloppy_sctp);
+    }
+
+    #[test]
+    fn sysctls_are_set_by_their_proc_names() {
+        let mut s = Sysctls::default();
+        s.set("expire_nodest_conn", "1").unwrap();
+        s.set("net.ipv4.vs.conn_reuse_mode", "3").unwrap();
+        s.set("net/ipv4/vs/sloppy_tcp", " 2\n").unwrap();
+        s.set("expire_quiescent_template", "0").unwrap();
+        assert_eq!(
+            s,
+            Sysctls {
+                expire_nodest_conn: true,
+                conn_reuse_mode: 3,
+                sloppy_tcp: true,
+                ..Sysctls::default()
+            }
+        );
+        assert_eq!(
+            s.values(),
+            [
+                ("expire_nodest_conn", 1),
+                ("expire_quiescent_template", 0),
+                ("conn_reuse_mode", 3),
+                ("sloppy_tcp", 1),
+                ("sloppy_sctp", 0)
+            ]
+        );
+        let before = s;
+        assert_eq!(
+            s.set("am_droprate", "10").unwrap_err(),
+            "unknown IPVS sysctl 'am_droprate' (xvs has expire_nodest_conn, expire_quiescent_template, conn_reuse_mode, sloppy_tcp, sloppy_sctp)"
+        );
+        assert_eq!(
+            s.set("expire_nodest_conn", "yes").unwrap_err(),
+            "bad value 'yes' for expire_nodest_conn (a non-negative integer)"
+        );
+        assert_eq!(
+            s.set("net.ipv4.vs.sloppy_sctp", "-1").unwrap_err(),
+            "bad value '-1' for sloppy_sctp (a non-negative integer)"
+        );
+        assert_eq!(s, before, "a refused value changes nothing");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! xvsd -i IFACE[:xdp|:xdp-generic|:tc] [-i IFACE2] [-f RULES] [--socket PATH]
 //!      [--name NAME] [--netns NETNS] [--http ADDR:PORT [--http-token-file FILE]]
-//!      [--max-conns N] [--flow-cache N] [--detach-on-exit]
+//!      [--max-conns N] [--flow-cache N] [--sysctl NAME=VALUE] [--detach-on-exit]
 //! xvsd --cleanup [--name NAME] [--netns NETNS]
 //! ```
 //!
@@ -18,6 +18,8 @@ mod run;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use xvs_core::persist::Sysctls;
 
 /// How to attach to one interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct Args {
     pub http_token_file: Option<PathBuf>,
     pub max_conns: Option<u32>,
     pub flow_cache: Option<u32>,
+    /// The IPVS sysctls (`--sysctl`), the kernel's defaults otherwise.
+    pub sysctls: Sysctls,
     pub detach_on_exit: bool,
     pub cleanup: bool,
 }
@@ -74,6 +78,10 @@ Options:
   --max-conns N                 connection table size (default 10000000)
   --flow-cache N                established IPv4 flows cached per CPU in front of
                                 the table, 32 bytes each (default 32768; 0: none)
+  --sysctl NAME=VALUE           an IPVS sysctl, as net.ipv4.vs.NAME would set it in
+                                the kernel: expire_nodest_conn, conn_reuse_mode,
+                                expire_quiescent_template, sloppy_tcp, sloppy_sctp
+                                (repeatable; kernel defaults otherwise)
   --detach-on-exit              on SIGTERM/SIGINT, detach from the interfaces and
                                 remove the pinned state (default: leave the
                                 datapath forwarding for the next xvsd to adopt)
@@ -95,6 +103,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
         http_token_file: None,
         max_conns: None,
         flow_cache: None,
+        sysctls: Sysctls::default(),
         detach_on_exit: false,
         cleanup: false,
     };
@@ -181,6 +190,15 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
                         .ok_or_else(|| format!("bad --flow-cache '{v}' (0 to 16777216)"))?,
                 );
             }
+            "--sysctl" => {
+                let v = value("NAME=VALUE")?;
+                let (name, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("bad --sysctl '{v}' (want NAME=VALUE)"))?;
+                a.sysctls
+                    .set(name.trim(), val)
+                    .map_err(|e| format!("--sysctl {v}: {e}"))?;
+            }
             "--detach-on-exit" => a.detach_on_exit = true,
             "--cleanup" => a.cleanup = true,
             other => return Err(format!("unknown option '{other}'")),
@@ -263,5 +281,33 @@ mod tests {
             "bad --flow-cache 'lots' (0 to 16777216)"
         );
         assert_eq!(args("--flow-cache 0").unwrap().unwrap().flow_cache, Some(0));
+        assert_eq!(
+            args("--sysctl expire_nodest_conn").unwrap_err(),
+            "bad --sysctl 'expire_nodest_conn' (want NAME=VALUE)"
+        );
+        assert_eq!(
+            args("--sysctl drop_entry=1").unwrap_err(),
+            "--sysctl drop_entry=1: unknown IPVS sysctl 'drop_entry' (xvs has expire_nodest_conn, expire_quiescent_template, conn_reuse_mode, sloppy_tcp, sloppy_sctp)"
+        );
+        assert_eq!(
+            args("--sysctl=sloppy_tcp=on").unwrap_err(),
+            "--sysctl sloppy_tcp=on: bad value 'on' for sloppy_tcp (a non-negative integer)"
+        );
+    }
+
+    #[test]
+    fn sysctls() {
+        let a = args("--sysctl expire_nodest_conn=1 --sysctl=net.ipv4.vs.conn_reuse_mode=0")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a.sysctls,
+            Sysctls {
+                expire_nodest_conn: true,
+                conn_reuse_mode: 0,
+                ..Sysctls::default()
+            }
+        );
+        assert_eq!(args("-i d0").unwrap().unwrap().sysctls, Sysctls::default());
     }
 }

@@ -181,6 +181,7 @@ pub fn run(args: Args) -> Result<(), String> {
         adopted,
         rules_file.clone(),
     );
+    d.sysctls = args.sysctls;
 
     // The rules: the config file if given, else what the last run saved.
     let initial = match &args.config {
@@ -239,6 +240,15 @@ pub fn run(args: Args) -> Result<(), String> {
             ("pin_dir", json!(p.pin_dir.display().to_string())),
             ("adopted", json!(adopted)),
             ("services", json!(d.table.len())),
+            (
+                "sysctls",
+                json!(d
+                    .sysctls
+                    .values()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect::<serde_json::Map<_, _>>()),
+            ),
         ],
     );
 

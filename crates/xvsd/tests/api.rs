@@ -259,6 +259,12 @@ fn refusals_at_start_name_what_was_wrong() {
     let (code, err) = run(&["-i", "d0:turbo"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown attach mode 'turbo'"), "{err}");
+    let (code, err) = run(&["--sysctl", "net.ipv4.vs.expire_nodest_conn=on"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad value 'on' for expire_nodest_conn (a non-negative integer)"),
+        "{err}"
+    );
     let (code, err) = run(&["--netns", "xvt-no-such-namespace", "--name", "nope"]);
     assert_eq!(code, 1);
     assert!(
