@@ -65,16 +65,19 @@ fn no_destination_available_is_logged_as_the_kernel_logs_it() {
     assert_eq!(l[0]["scheduler"], "rr");
 
     // a real server to take it: through, and nothing more logged
-    x.ok(&[
-        "-e",
-        "-t",
-        &format!("{vip}:80"),
-        "-r",
-        &format!("{rs}:80"),
-        "-g",
-        "-w",
-        "1",
-    ]);
+    let weight = |x: &Xvsd, w: &str| {
+        x.ok(&[
+            "-e",
+            "-t",
+            &format!("{vip}:80"),
+            "-r",
+            &format!("{rs}:80"),
+            "-g",
+            "-w",
+            w,
+        ])
+    };
+    weight(&x, "1");
     let body = topo.curl_from_client(&url).expect("through the VIP");
     assert!(!body.is_empty());
     std::thread::sleep(Duration::from_millis(500));
@@ -82,16 +85,7 @@ fn no_destination_available_is_logged_as_the_kernel_logs_it() {
 
     // a new xvsd, and weight 0 again: its own events
     x.restart("events");
-    x.ok(&[
-        "-e",
-        "-t",
-        &format!("{vip}:80"),
-        "-r",
-        &format!("{rs}:80"),
-        "-g",
-        "-w",
-        "0",
-    ]);
+    weight(&x, "0");
     topo.curl_from_client(&url).expect_err("no real server");
     assert_eq!(
         wait_logged(&x, &msg, 2).len(),
