@@ -1104,10 +1104,11 @@ fn answer6(sent: &[u8], ty: u8, code: u8, mtu: u32) -> Vec<u8> {
 /// XDP and tc answer a SYN and a UDP datagram to a service without a usable
 /// real server with an ICMPv6 port unreachable, sent back where they came
 /// from; behind extension headers (the quote would not reach the
-/// ports) and from a multicast source nothing is sent. All are no_dest.
+/// ports) and from a multicast source nothing is sent. All are no_dest,
+/// and each is told to user space as the kernel logs it.
 #[test]
 fn no_real_server_answers_icmpv6_port_unreachable() {
-    let dp = datapath(
+    let mut dp = datapath(
         &[
             "-A -t [2001:2::1]:80 -s rr",
             "-a -t [2001:2::1]:80 -r [2001:2:0:1::2]:80 -g -w 0",
@@ -1115,6 +1116,7 @@ fn no_real_server_answers_icmpv6_port_unreachable() {
         ],
         &l2_explicit(),
     );
+    let mut events = dp.take_events().unwrap();
     let syn = ip6_plain(client(), vip(), 6, &tcp(40000, 80, 0x02));
     let dgram = ip6_plain(client(), vip(), 17, &udp(40000, 53, b"a query"));
     for ip in [&syn, &dgram] {
@@ -1165,4 +1167,10 @@ fn no_real_server_answers_icmpv6_port_unreachable() {
             ..Counters::default()
         }
     );
+    let told: Vec<String> = std::iter::from_fn(|| events.next_event())
+        .map(|e| e.to_string())
+        .collect();
+    let tcp = "rr: TCP [2001:2::1]:80 - no destination available";
+    let udp = "rr: UDP [2001:2::1]:53 - no destination available";
+    assert_eq!(told, [tcp, tcp, udp, udp, tcp, tcp, udp, udp]);
 }
