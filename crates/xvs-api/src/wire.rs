@@ -33,6 +33,10 @@ pub struct Status {
     pub uptime_secs: u64,
     /// Packets by what the datapath did with them (`passed`, `forwarded`, ...).
     pub packets: Vec<(String, u64)>,
+    /// The IPVS sysctls in force (`xvsd --sysctl`), as the kernel shows
+    /// them under `net.ipv4.vs`.
+    #[serde(default)]
+    pub sysctls: Vec<(String, u32)>,
 }
 
 /// An interface the datapath is attached to.

@@ -189,6 +189,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 connections: 3,
                 uptime_secs: 10,
                 packets: vec![("passed".into(), 1), ("forwarded".into(), 2)],
+                sysctls: vec![("expire_nodest_conn".into(), 1)],
             })
             .unwrap(),
         ),

@@ -267,6 +267,12 @@ impl Daemon {
             connections: self.dp.conn_count() as u64,
             uptime_secs: self.started.elapsed().as_secs(),
             packets,
+            sysctls: self
+                .sysctls
+                .values()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
 

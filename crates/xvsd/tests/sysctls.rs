@@ -45,6 +45,24 @@ fn expire_nodest_conn_frees_a_deleted_servers_connections() {
         started.is_some_and(|l| l.contains(r#""expire_nodest_conn":1"#)),
         "{log}"
     );
+    // and the status document
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(&x.socket)
+        .arg("http://xvsd/v1/status")
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["sysctls"],
+        serde_json::json!([
+            ["expire_nodest_conn", 1],
+            ["expire_quiescent_template", 0],
+            ["conn_reuse_mode", 1],
+            ["sloppy_tcp", 0],
+            ["sloppy_sctp", 0]
+        ])
+    );
     let vip = topo.vip();
     let rs = topo.plan().server_addrs();
     x.setup(&format!("-A -t {vip}:80 -s rr"));
