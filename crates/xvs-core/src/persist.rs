@@ -60,15 +60,6 @@ impl Default for Sysctls {
 }
 
 impl Sysctls {
-    /// The names [`Sysctls::set`] takes, as under `/proc/sys/net/ipv4/vs/`.
-    pub const NAMES: [&'static str; 5] = [
-        "expire_nodest_conn",
-        "expire_quiescent_template",
-        "conn_reuse_mode",
-        "sloppy_tcp",
-        "sloppy_sctp",
-    ];
-
     /// Sets sysctl `name` (as under `/proc/sys/net/ipv4/vs/`, or with its
     /// `net.ipv4.vs.` / `net/ipv4/vs/` prefix) to `value`, an integer as
     /// the kernel's `proc_dointvec` takes it (non-zero: on). An unknown
@@ -79,10 +70,11 @@ impl Sysctls {
             .strip_prefix("net.ipv4.vs.")
             .or_else(|| name.strip_prefix("net/ipv4/vs/"))
             .unwrap_or(name);
-        if !Self::NAMES.contains(&short) {
+        let names = self.values().map(|(n, _)| n);
+        if !names.contains(&short) {
             return Err(format!(
                 "unknown IPVS sysctl '{name}' (xvs has {})",
-                Self::NAMES.join(", ")
+                names.join(", ")
             ));
         }
         let v: u32 = value
@@ -99,7 +91,8 @@ impl Sysctls {
         Ok(())
     }
 
-    /// Each sysctl's value as the kernel shows it, in [`Sysctls::NAMES`] order.
+    /// Each sysctl by its name under `/proc/sys/net/ipv4/vs/` (the names
+    /// [`Sysctls::set`] takes), with its value as the kernel shows it.
     pub fn values(&self) -> [(&'static str, u32); 5] {
         [
             ("expire_nodest_conn", self.expire_nodest_conn as u32),
