@@ -346,15 +346,12 @@ pub fn run(args: Args) -> Result<(), String> {
 /// each, already rate-limited by the datapath), until `stop`.
 fn log_events(mut events: Events, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        match events.wait(Duration::from_secs(1)) {
-            Ok(_) => {}
-            Err(e) => {
-                log::error(
-                    "reading the datapath's events",
-                    &[("error", json!(e.to_string()))],
-                );
-                return;
-            }
+        if let Err(e) = events.wait(Duration::from_secs(1)) {
+            log::error(
+                "reading the datapath's events",
+                &[("error", json!(e.to_string()))],
+            );
+            return;
         }
         while let Some(e) = events.next_event() {
             log::warn(
