@@ -210,15 +210,15 @@ static __always_inline __u64 xvs_tick(struct xvs_config *cfg)
 
 /* Counters ---------------------------------------------------------------- */
 
-static __always_inline void xvs_stats_add(struct xvs_stats *s, int in, __u32 len)
+static __always_inline void xvs_stats_add(struct xvs_stats *s, int in, __u32 len, __u32 pkts)
 {
 	if (!s)
 		return;
 	if (in) {
-		s->inpkts++;
+		s->inpkts += pkts;
 		s->inbytes += len;
 	} else {
-		s->outpkts++;
+		s->outpkts += pkts;
 		s->outbytes += len;
 	}
 }
@@ -232,17 +232,23 @@ static __always_inline __u32 xvs_live(__u32 real_id)
 }
 
 /* ip_vs_in_stats()/ip_vs_out_stats(): only while the real server is listed
- * (live: its xvs_live() flags). */
-static __always_inline void xvs_count_pkt(__u32 live, __u32 real_id, __u32 svc_id, __u32 len,
-					  int in)
+ * (live: its xvs_live() flags); pkts packets (0: bytes only) of len bytes. */
+static __always_inline void xvs_count_io(__u32 live, __u32 real_id, __u32 svc_id, __u32 len,
+					 int in, __u32 pkts)
 {
 	__u32 zero = 0;
 
 	if (!(live & XVS_LIVE_F_AVAILABLE))
 		return;
-	xvs_stats_add(bpf_map_lookup_elem(&xvs_real_stats, &real_id), in, len);
-	xvs_stats_add(bpf_map_lookup_elem(&xvs_svc_stats, &svc_id), in, len);
-	xvs_stats_add(bpf_map_lookup_elem(&xvs_total_stats, &zero), in, len);
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_real_stats, &real_id), in, len, pkts);
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_svc_stats, &svc_id), in, len, pkts);
+	xvs_stats_add(bpf_map_lookup_elem(&xvs_total_stats, &zero), in, len, pkts);
+}
+
+static __always_inline void xvs_count_pkt(__u32 live, __u32 real_id, __u32 svc_id, __u32 len,
+					  int in)
+{
+	xvs_count_io(live, real_id, svc_id, len, in, 1);
 }
 
 /* ip_vs_conn_stats() */
@@ -449,7 +455,7 @@ static __always_inline void xvs_flow_forget(void)
  * segments with ACK and none of SYN, FIN, RST. IPv4 only (see above). */
 static __always_inline int xvs_steady(const struct pkt *p)
 {
-	if (p->family != XVS_AF_INET)
+	if (p->family != XVS_AF_INET || p->frag)
 		return 0;
 	if (p->proto != IPPROTO_TCP)
 		return 1;
@@ -1078,6 +1084,100 @@ static __always_inline int xvs_reply_as(struct decision *d, const struct conn_ke
 	return XVS_ACT_REPLY;
 }
 
+/* IPv4 fragments ------------------------------------------------------------
+ *
+ * The kernel's IPVS reassembles a fragmented datagram before it looks at it
+ * and sends it on whole (fragmented again on the way out). xvs forwards each
+ * fragment instead, and the receiver reassembles: the first fragment, which
+ * carries the ports, is decided as any packet (never from the flow cache),
+ * and its decision noted in xvs_frags under the datagram's source,
+ * destination, protocol and identification; the later ones, which carry
+ * none, go the same way: to the same real server (DR, TUN; NAT with the
+ * destination address rewritten, the header checksum updated, the payload
+ * left alone: the TCP/UDP checksum is in the first fragment), or back to
+ * the client as the first one did (a NAT reply: the source address
+ * rewritten). A later fragment that arrives before its first one is handed
+ * on, as are all fragments of other protocols and IPv6's. Counted as IPVS
+ * counts the datagram: one packet, its bytes (the later fragments' payload
+ * only, so that the sum is the reassembled datagram's length).
+ */
+#define XVS_FRAG_TIMEOUT 30 /* s: the kernel's ipfrag_time */
+
+static __always_inline void xvs_frag_key(struct frag_key *fk, const struct pkt *p)
+{
+	fk->saddr = p->saddr[0];
+	fk->daddr = p->daddr[0];
+	fk->id = p->ip_id;
+	fk->proto = p->proto;
+	fk->pad = 0;
+}
+
+/* First fragment p went as d says (reply: a NAT reply), by real server
+ * rid, at now: its datagram's later fragments will go the same way. */
+static __attribute__((noinline)) void xvs_frag_note(const struct pkt *p, const struct decision *d,
+						    __u32 rid, int reply, __u64 now)
+{
+	struct frag_key fk;
+	struct frag_val fv = {};
+
+	xvs_frag_key(&fk, p);
+	fv.expires = now + (__u64)XVS_FRAG_TIMEOUT * XVS_NSEC;
+	fv.new_addr = d->new_addr[0];
+	fv.new_port = d->new_port;
+	fv.fwd = d->fwd;
+	fv.reply = reply;
+	fv.real_id = rid;
+	bpf_map_update_elem(&xvs_frags, &fk, &fv, BPF_ANY);
+}
+
+/*
+ * A later fragment p (len: the frame's length): FORWARD or REPLY (d filled
+ * in) as its first fragment went; DROP_UNAVAIL when that real server is
+ * gone (as its connection's packets); PASS, counted, when it is not to be
+ * handled (no first fragment seen, or cut short).
+ */
+static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, __u32 len,
+						      struct decision *d)
+{
+	struct xvs_config *cfg = xvs_cfg();
+	struct frag_key fk;
+	struct frag_val *fv;
+	struct real *r = NULL;
+	__u32 rid, live;
+
+	if ((__u32)p->tot_len + sizeof(struct ethhdr) > len) {
+		xvs_count(XVS_CNT_MALFORMED);
+		return XVS_ACT_PASS;
+	}
+	xvs_frag_key(&fk, p);
+	fv = bpf_map_lookup_elem(&xvs_frags, &fk);
+	if (!cfg || !fv || fv->expires <= xvs_now(cfg)) {
+		xvs_count(XVS_CNT_FRAGMENT);
+		return XVS_ACT_PASS;
+	}
+	rid = fv->real_id;
+	live = xvs_live(rid);
+	d->tick = xvs_tick(cfg);
+	d->hz = cfg->hz;
+	d->new_addr[0] = fv->new_addr;
+	d->new_port = fv->new_port;
+	d->fwd = fv->fwd;
+	d->family = XVS_AF_INET;
+	xvs_count_io(live, rid, live >> XVS_LIVE_SVC_SHIFT, p->tot_len - p->ihl_len, !fv->reply,
+		     0);
+	if (fv->reply)
+		return XVS_ACT_REPLY;
+	if (!(live & XVS_LIVE_F_AVAILABLE))
+		return XVS_ACT_DROP_UNAVAIL;
+	if ((live & XVS_LIVE_F_REAL) || fv->fwd == XVS_FWD_TUNNEL) {
+		r = bpf_map_lookup_elem(&xvs_reals, &rid);
+		if (!r)
+			return XVS_ACT_DROP_UNAVAIL;
+	}
+	d->rs = r;
+	return XVS_ACT_FORWARD;
+}
+
 /*
  * The decision past the flow cache: d->tick and d->steady are set, gen is
  * the flow cache's generation read before anything was looked up. A
@@ -1142,7 +1242,10 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 				xvs_count_pkt(xvs_live(cc->real_id), cc->real_id, cc->svc_id,
 					      p->tot_len, 0);
 				xvs_conn_transition(cc, cfg, 1, p->proto, p->tcp_flags, now);
-				return xvs_reply_as(d, ikc);
+				act = xvs_reply_as(d, ikc);
+				if (p->frag)
+					xvs_frag_note(p, d, cc->real_id, 1, now);
+				return act;
 			}
 		}
 	}
@@ -1204,6 +1307,8 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 			d->new_port = r->port ? r->port : p->dport;
 			d->fwd = r->fwd;
 			d->family = r->family;
+			if (p->frag)
+				xvs_frag_note(p, d, ((struct conn *)sc->nc)->real_id, 0, now);
 			return XVS_ACT_FORWARD;
 		}
 		live = xvs_live(c->real_id);
@@ -1222,7 +1327,10 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		xvs_flow_fill(p, c, r, now, (d->tick << 32) | gen);
 	else if (cfg->flow_sets && p->family == XVS_AF_INET)
 		xvs_flow_drop(p, cfg);
-	return xvs_forward_as(d, c, r);
+	act = xvs_forward_as(d, c, r);
+	if (p->frag)
+		xvs_frag_note(p, d, c->real_id, 0, now);
+	return act;
 }
 
 /* The whole decision for a parsed IPv4/IPv6 TCP/UDP packet; xdp: for the
@@ -1495,6 +1603,8 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 		iph->daddr = addr;
 	else
 		iph->saddr = addr;
+	if (p->frag == XVS_FRAG_LATER)
+		return 0; /* no L4 header: its checksum was the first fragment's */
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
 
@@ -1627,6 +1737,8 @@ static __always_inline int xdp_nat_icmp(struct pkt *p, void *data_end, int dst, 
 static __always_inline int xdp_nat_any(struct pkt *p, void *data_end, int dst, const __be32 *addr,
 				       __be16 port)
 {
+	if (p->frag == XVS_FRAG_LATER) /* IPv4, TCP or UDP, no L4 header */
+		return xdp_nat(p, data_end, dst, addr[0], port);
 	if (p->proto == IPPROTO_ICMP)
 		return xdp_nat_icmp(p, data_end, dst, addr[0], port);
 	if (p->family == XVS_AF_INET6)
@@ -2681,9 +2793,15 @@ int xvs_xdp(struct xdp_md *ctx)
 			return xvs_xdp_tun(ctx, &p, &d);
 		return xvs_xdp_fwd(ctx, &p, &d);
 	}
-	if (xvs_classify_rc(&p, rc, (__u32)(data_end - data)) >= 0)
-		return XDP_PASS;
-	act = xvs_decide(&p, 0, &d, 1);
+	if (p.frag == XVS_FRAG_LATER) {
+		act = xvs_frag_decide(&p, (__u32)(data_end - data), &d);
+		if (act == XVS_ACT_PASS)
+			return XDP_PASS; /* counted */
+	} else {
+		if (xvs_classify_rc(&p, rc, (__u32)(data_end - data)) >= 0)
+			return XDP_PASS;
+		act = xvs_decide(&p, 0, &d, 1);
+	}
 	if (act == XVS_ACT_FORWARD && d.cached == 1 && !d.rs) {
 		/* From the flow cache, DR or NAT, next hop from the FIB (IPv4):
 		 * with the hop cached too, sent from here, no call but the
@@ -2850,6 +2968,16 @@ static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p
 	__u32 l4off = sizeof(struct ethhdr) + p->l3_len;
 	__be16 oldp = dst ? p->dport : p->sport;
 
+	if (p->frag == XVS_FRAG_LATER) {
+		/* the address and the header checksum: no L4 header here */
+		__u32 ip_off = sizeof(struct ethhdr);
+		__be32 old = dst ? p->daddr[0] : p->saddr[0], a = addr[0];
+
+		if (bpf_l3_csum_replace(skb, ip_off + 10, old, a, sizeof(a)) ||
+		    bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0))
+			return -1;
+		return 0;
+	}
 	if (p->proto == IPPROTO_ICMP)
 		return tc_nat_icmp(skb, l4off, dst, addr[0], port);
 
@@ -3019,9 +3147,15 @@ int xvs_tc(struct __sk_buff *skb)
 			return xvs_tc_tun(skb, &p, &d);
 		return xvs_tc_fwd(skb, &p, &d);
 	}
-	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
-		return TC_ACT_OK;
-	act = xvs_decide(&p, skb->mark, &d, 0);
+	if (p.frag == XVS_FRAG_LATER) {
+		act = xvs_frag_decide(&p, skb->len, &d);
+		if (act == XVS_ACT_PASS)
+			return TC_ACT_OK; /* counted */
+	} else {
+		if (xvs_classify_rc(&p, rc, skb->len) >= 0)
+			return TC_ACT_OK;
+		act = xvs_decide(&p, skb->mark, &d, 0);
+	}
 	if (act == XVS_ACT_FORWARD && d.cached && !d.rs && d.fwd == XVS_FWD_ROUTE) {
 		/* From the flow cache, DR, next hop from the FIB (IPv4): with
 		 * the hop cached too, sent from here, without the call into

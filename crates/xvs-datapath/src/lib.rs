@@ -272,7 +272,9 @@ pub struct Counters {
     /// NAT replies rewritten to the VIP and sent straight to the client's
     /// next hop (from the FIB).
     pub replied: u64,
-    /// IP fragments, handed on untouched.
+    /// IP fragments handed on untouched: IPv4 TCP/UDP fragments after the
+    /// first of a datagram whose first fragment was not forwarded (not
+    /// seen, or not for a service), other protocols' and IPv6 fragments.
     pub fragment: u64,
     /// New connections dropped because the connection table was full.
     pub conn_full: u64,

@@ -485,7 +485,7 @@ pub mod counter {
     pub const UNAVAILABLE: u32 = 4;
     /// NAT reply rewritten and sent to the client's next hop.
     pub const REPLIED: u32 = 5;
-    /// IP fragment, handed on untouched.
+    /// IP fragment handed on untouched (see `Counters::fragment`).
     pub const FRAGMENT: u32 = 6;
     /// Connection table full: dropped.
     pub const CONN_FULL: u32 = 7;

@@ -97,6 +97,22 @@ struct {
 	__type(value, struct conn);
 } xvs_conns SEC(".maps");
 
+/*
+ * IPv4 datagrams whose first fragment was forwarded (or replied): where
+ * their later fragments go. Shared by the CPUs (a NIC may spread one
+ * datagram's fragments), least recently used first out; an entry is
+ * trusted for XVS_FRAG_TIMEOUT, the kernel's ipfrag_time. Not pinned.
+ */
+#ifndef XVS_MAX_FRAGS
+#define XVS_MAX_FRAGS 65536
+#endif
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XVS_MAX_FRAGS);
+	__type(key, struct frag_key);
+	__type(value, struct frag_val);
+} xvs_frags SEC(".maps");
+
 /* NAT reply index: real server -> client tuple -> the connection's key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

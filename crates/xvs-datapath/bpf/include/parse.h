@@ -62,7 +62,14 @@ struct pkt {
 	__u8 ihl_len; /* IPv4 header length in bytes (20..60) */
 	__u16 tot_len; /* IP packet length in bytes, host order */
 	__u16 l3_len;  /* IP header (IPv6: with its extension headers) length in bytes */
+	__u8 frag;     /* IPv4 TCP/UDP fragment: XVS_FRAG_FIRST or XVS_FRAG_LATER; 0: none */
+	__be16 ip_id;  /* IPv4: the header's identification (fragments) */
 };
+
+/* pkt.frag: the first fragment (offset 0: the L4 header, parsed), or a later
+ * one (payload only: XVS_PARSE_FRAGMENT, ports 0). */
+#define XVS_FRAG_FIRST 1
+#define XVS_FRAG_LATER 2
 
 /* Longest header chain parse_packet() reads: Ethernet + IPv4 with options + TCP. */
 #define XVS_MAX_HDR_LEN (sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
@@ -132,9 +139,22 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 	p->tot_len = bpf_ntohs(iph->tot_len);
 	p->saddr[0] = iph->saddr;
 	p->daddr[0] = iph->daddr;
-	/* Fragments carry no (or not only) an L4 header: not handled yet. */
-	if (iph->frag_off & bpf_htons(XVS_IP_MF | XVS_IP_OFFSET))
-		return XVS_PARSE_FRAGMENT;
+	/* A TCP/UDP fragment: the first carries the L4 header, the others
+	 * follow its decision (by source, destination, protocol and
+	 * identification); any other protocol's are handed on. */
+	if (iph->frag_off & bpf_htons(XVS_IP_MF | XVS_IP_OFFSET)) {
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+			return XVS_PARSE_FRAGMENT;
+		p->ip_id = iph->id;
+		if (iph->frag_off & bpf_htons(XVS_IP_OFFSET)) {
+			/* l4: the payload, a packet pointer as on every path
+			 * (never read as a header: p->frag says so) */
+			p->l4 = (void *)iph + ihl_len;
+			p->frag = XVS_FRAG_LATER;
+			return XVS_PARSE_FRAGMENT;
+		}
+		p->frag = XVS_FRAG_FIRST;
+	}
 	return parse_l4(p, (void *)iph + ihl_len, data_end);
 }
 
