@@ -15,6 +15,7 @@
 //! | NAT rr, `-e -w 0` under wrk | tc | zero wrk errors; new connections only to the other server; established ones still served |
 //! | NAT UDP rr 3 servers | tc, explicit `L2` | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
 //! | NAT expiry | tc | timeouts 2 s; `expire()` frees all 50 entries, ActiveConn/InActConn back to 0 |
+//! | UDP over the MTU, NAT and DR | tc, XDP | a 3000-byte query and a 4000-byte answer, fragmented by the kernels, arrive whole; each counted as one datagram |
 //!
 //! What the labs need on the director besides the rules:
 //! - Forwarding on (the topology sets `ip_forward=1`): the real servers'
@@ -720,6 +721,111 @@ fn send_icmp(dst: Ipv4Addr, msg: &[u8]) {
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         assert_eq!(n, msg.len() as isize, "sendto {dst}: {err}");
+    }
+}
+
+/// Datagrams bigger than the path's MTU, end to end: the client's kernel
+/// fragments a 3000-byte UDP query to the VIP; the director forwards every
+/// fragment where the first went; the real server's kernel reassembles it
+/// and answers with 4000 bytes, which its kernel fragments: by NAT each
+/// fragment is SNATed on its way back through the director, by DR it goes
+/// straight to the client. The client gets the whole answer from VIP:53,
+/// and the server saw the whole query from the client's address. Without
+/// fragment forwarding the later fragments of the query stay on the
+/// director (whose own VIP they are for) and the server never answers.
+#[test]
+fn udp_datagrams_over_the_mtu_go_through_fragmented() {
+    let cases = [
+        ("NAT", Attach::Tc),
+        ("NAT", Attach::Xdp),
+        ("DR", Attach::Tc),
+        ("DR", Attach::Xdp),
+    ];
+    for (method, attach) in cases {
+        let mut lab = if method == "NAT" {
+            Lab::nat_with(1, false, Hops::Fib, attach, None)
+        } else {
+            Lab::dr_with(1, attach, Hops::Fib, None)
+        };
+        lab.ipvsadm("-A -u {vip}:53 -s rr");
+        if method == "NAT" {
+            lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -m");
+        } else {
+            lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -g");
+        }
+        let (vip, client) = (lab.vip(), lab.topo.plan().client_addr());
+        // DR: the server answers from the VIP on its loopback
+        let bind = if method == "NAT" {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            vip
+        };
+        let server = lab
+            .topo
+            .server(0)
+            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(bind), 53)))
+            .unwrap()
+            .expect("bind :53 on the real server");
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let sock = lab
+            .topo
+            .client()
+            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0)))
+            .unwrap()
+            .expect("client socket");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let query: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let answer: Vec<u8> = (0..4000u32).map(|i| (i % 241) as u8).collect();
+        let before = lab.dp.counters().unwrap();
+        sock.send_to(&query, SocketAddr::new(IpAddr::V4(vip), 53))
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = server
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{method} {attach:?}: the query at the server: {e}"));
+        assert_eq!(n, query.len(), "{method} {attach:?}: query length");
+        assert!(buf[..n] == query[..], "{method} {attach:?}: query bytes");
+        assert_eq!(from.ip(), IpAddr::V4(client), "{method} {attach:?}");
+        server.send_to(&answer, from).unwrap();
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{method} {attach:?}: the answer at the client: {e}"));
+        assert_eq!(
+            (n, from),
+            (answer.len(), SocketAddr::new(IpAddr::V4(vip), 53)),
+            "{method} {attach:?}: answer"
+        );
+        assert!(buf[..n] == answer[..], "{method} {attach:?}: answer bytes");
+        let after = lab.dp.counters().unwrap();
+        // 3000 bytes: three fragments at MTU 1500 (the first of them,
+        // tc, maybe to a neighbour the kernel resolves); 4000 bytes: three
+        assert_eq!(
+            after.forwarded + after.no_neigh - before.forwarded - before.no_neigh,
+            3,
+            "{method} {attach:?}: {after:?}"
+        );
+        assert_eq!(after.fragment, before.fragment, "{method} {attach:?}");
+        let s = lab.stats(0);
+        assert_eq!(
+            (s.conns, s.inpkts, s.inbytes),
+            (1, 1, 3000 + 8 + 20),
+            "{method} {attach:?}: the query counted as one datagram"
+        );
+        if method == "NAT" {
+            assert_eq!(
+                after.replied - before.replied,
+                3,
+                "{method} {attach:?}: {after:?}"
+            );
+            assert_eq!(
+                (s.outpkts, s.outbytes),
+                (1, 4000 + 8 + 20),
+                "{method} {attach:?}: the answer counted as one datagram"
+            );
+        }
+        drop(lab);
     }
 }
 
