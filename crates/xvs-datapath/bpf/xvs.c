@@ -1084,32 +1084,35 @@ static __always_inline int xvs_reply_as(struct decision *d, const struct conn_ke
 	return XVS_ACT_REPLY;
 }
 
-/* IPv4 fragments ------------------------------------------------------------
+/* Fragments ----------------------------------------------------------------
  *
  * The kernel's IPVS reassembles a fragmented datagram before it looks at it
  * and sends it on whole (fragmented again on the way out). xvs forwards each
  * fragment instead, and the receiver reassembles: the first fragment, which
  * carries the ports, is decided as any packet (never from the flow cache),
  * and its decision noted in xvs_frags under the datagram's source,
- * destination, protocol and identification; the later ones, which carry
- * none, go the same way: to the same real server (DR, TUN; NAT with the
- * destination address rewritten, the header checksum updated, the payload
- * left alone: the TCP/UDP checksum is in the first fragment), or back to
- * the client as the first one did (a NAT reply: the source address
- * rewritten). A later fragment that arrives before its first one is handed
- * on, as are all fragments of other protocols and IPv6's. Counted as IPVS
- * counts the datagram: one packet, its bytes (the later fragments' payload
- * only, so that the sum is the reassembled datagram's length).
+ * destination, protocol and identification (IPv4's, or the IPv6 Fragment
+ * header's); the later ones, which carry none, go the same way: to the
+ * same real server (DR, TUN; NAT with the destination address rewritten,
+ * IPv4's header checksum updated, the payload left alone: the TCP/UDP
+ * checksum is in the first fragment), or back to the client as the first
+ * one did (a NAT reply: the source address rewritten). A later fragment
+ * that arrives before its first one is handed on, as are all fragments of
+ * other protocols. Counted as IPVS counts the datagram: one packet, its
+ * bytes (the later fragments' payload only, so that the sum is the
+ * reassembled datagram's length; IPv6: and the first's Fragment header).
  */
 #define XVS_FRAG_TIMEOUT 30 /* s: the kernel's ipfrag_time */
 
 static __always_inline void xvs_frag_key(struct frag_key *fk, const struct pkt *p)
 {
-	fk->saddr = p->saddr[0];
-	fk->daddr = p->daddr[0];
-	fk->id = p->ip_id;
+	__builtin_memcpy(fk->saddr, p->saddr, 16);
+	__builtin_memcpy(fk->daddr, p->daddr, 16);
+	fk->id = p->frag_id;
 	fk->proto = p->proto;
-	fk->pad = 0;
+	fk->family = p->family;
+	fk->pad[0] = 0;
+	fk->pad[1] = 0;
 }
 
 /* First fragment p went as d says (reply: a NAT reply), by real server
@@ -1122,9 +1125,10 @@ static __attribute__((noinline)) void xvs_frag_note(const struct pkt *p, const s
 
 	xvs_frag_key(&fk, p);
 	fv.expires = now + (__u64)XVS_FRAG_TIMEOUT * XVS_NSEC;
-	fv.new_addr = d->new_addr[0];
+	__builtin_memcpy(fv.new_addr, d->new_addr, 16);
 	fv.new_port = d->new_port;
 	fv.fwd = d->fwd;
+	fv.family = d->family;
 	fv.reply = reply;
 	fv.real_id = rid;
 	bpf_map_update_elem(&xvs_frags, &fk, &fv, BPF_ANY);
@@ -1159,11 +1163,11 @@ static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, __u32 
 	live = xvs_live(rid);
 	d->tick = xvs_tick(cfg);
 	d->hz = cfg->hz;
-	d->new_addr[0] = fv->new_addr;
+	__builtin_memcpy(d->new_addr, fv->new_addr, 16);
 	d->new_port = fv->new_port;
 	d->fwd = fv->fwd;
-	d->family = XVS_AF_INET;
-	xvs_count_io(live, rid, live >> XVS_LIVE_SVC_SHIFT, p->tot_len - p->ihl_len, !fv->reply,
+	d->family = fv->family;
+	xvs_count_io(live, rid, live >> XVS_LIVE_SVC_SHIFT, p->tot_len - p->l3_len, !fv->reply,
 		     0);
 	if (fv->reply)
 		return XVS_ACT_REPLY;
@@ -1635,6 +1639,21 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 	return 0;
 }
 
+/* An IPv6 fragment's address alone (no header checksum; the TCP/UDP one,
+ * which covers it, is in the first fragment). */
+static __always_inline int xdp_nat6_addr(struct pkt *p, void *data_end, int dst,
+					 const __be32 *addr)
+{
+	struct ipv6hdr *ip6h = p->l3;
+	__be32 *a;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return -1;
+	a = dst ? ip6h->daddr.in6_u.u6_addr32 : ip6h->saddr.in6_u.u6_addr32;
+	__builtin_memcpy(a, addr, 16);
+	return 0;
+}
+
 /*
  * NAT of an IPv6 packet in XDP: no header checksum, but the TCP/UDP one
  * covers the addresses through the pseudo header. The parser refused UDP
@@ -1737,8 +1756,9 @@ static __always_inline int xdp_nat_icmp(struct pkt *p, void *data_end, int dst, 
 static __always_inline int xdp_nat_any(struct pkt *p, void *data_end, int dst, const __be32 *addr,
 				       __be16 port)
 {
-	if (p->frag == XVS_FRAG_LATER) /* IPv4, TCP or UDP, no L4 header */
-		return xdp_nat(p, data_end, dst, addr[0], port);
+	if (p->frag == XVS_FRAG_LATER) /* TCP or UDP, no L4 header */
+		return p->family == XVS_AF_INET6 ? xdp_nat6_addr(p, data_end, dst, addr)
+						 : xdp_nat(p, data_end, dst, addr[0], port);
 	if (p->proto == IPPROTO_ICMP)
 		return xdp_nat_icmp(p, data_end, dst, addr[0], port);
 	if (p->family == XVS_AF_INET6)
@@ -2148,7 +2168,7 @@ static __always_inline int xvs_unreach_to(const struct pkt *p)
 	__u8 a = (__u8)p->saddr[0]; /* the first octet (network order) */
 
 	if (p->family == XVS_AF_INET)
-		return p->ihl_len == sizeof(struct iphdr) && a != 0 && a != 127 && a < 224;
+		return p->l3_len == sizeof(struct iphdr) && a != 0 && a != 127 && a < 224;
 	return p->l3_len == sizeof(struct ipv6hdr) && a != 0xff &&
 	       (p->saddr[0] | p->saddr[1] | p->saddr[2] ||
 		(p->saddr[3] != 0 && p->saddr[3] != bpf_htonl(1)));
@@ -2969,10 +2989,12 @@ static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p
 	__be16 oldp = dst ? p->dport : p->sport;
 
 	if (p->frag == XVS_FRAG_LATER) {
-		/* the address and the header checksum: no L4 header here */
+		/* the address (IPv4: and the header checksum): no L4 header here */
 		__u32 ip_off = sizeof(struct ethhdr);
 		__be32 old = dst ? p->daddr[0] : p->saddr[0], a = addr[0];
 
+		if (p->family == XVS_AF_INET6)
+			return bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), addr, 16, 0) ? -1 : 0;
 		if (bpf_l3_csum_replace(skb, ip_off + 10, old, a, sizeof(a)) ||
 		    bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0))
 			return -1;

@@ -275,3 +275,91 @@ fn tun_fragments_are_each_encapsulated_to_the_first_ones_real_server() {
         assert_eq!(dp.counters().unwrap().forwarded, 2, "{prog:?} counters");
     }
 }
+
+// IPv6 ------------------------------------------------------------------------
+
+fn v6(net: u16, last: u8) -> [u8; 16] {
+    // 2001:2::/48, the benchmarking range: only ever in test frames
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x00, 0x02]);
+    a[6..8].copy_from_slice(&net.to_be_bytes());
+    a[15] = last;
+    a
+}
+
+/// IPv6 datagram `ip` (from [`ipv6_l4`]: no extension headers) cut into
+/// two fragments behind a Fragment header with identification `id`.
+fn fragments6(ip: &[u8], id: u32) -> [Vec<u8>; 2] {
+    let (next, l4) = (ip[6], &ip[40..]);
+    let cut = |part: &[u8], off: usize, more: bool| {
+        let mut p = ip[..40].to_vec();
+        p[4..6].copy_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+        p[6] = 44;
+        let fo = (off as u16) | u16::from(more);
+        p.extend_from_slice(&[next, 0]);
+        p.extend_from_slice(&fo.to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(part);
+        p
+    };
+    [cut(&l4[..SPLIT], 0, true), cut(&l4[SPLIT..], SPLIT, false)]
+}
+
+#[test]
+fn ipv6_fragments_go_where_the_first_went_by_dr_and_nat() {
+    let (client, vip, rs) = (v6(0, 2), v6(2, 1), v6(1, 2));
+    let frame = |ip: &[u8], dst: Mac, src: Mac| eth(dst, src, 0x86dd, ip);
+    for (method, rport) in [("-g", 53), ("-m", 5353)] {
+        let query = ipv6_l4(client, vip, 17, &udp(5000, 53, &payload()));
+        let out = if method == "-m" {
+            ipv6_l4(client, rs, 17, &udp(5000, rport, &payload()))
+        } else {
+            query.clone()
+        };
+        for prog in [Prog::Xdp, Prog::Tc] {
+            let mut dp = load();
+            let t = table(&[
+                "-A -u [2001:2:0:2::1]:53 -s rr",
+                &format!("-a -u [2001:2:0:2::1]:53 -r [2001:2:0:1::2]:{rport} {method}"),
+            ]);
+            let l2 = L2 {
+                default: NextHop {
+                    mac: RS_MAC,
+                    src_mac: EGRESS_MAC,
+                    ifindex: 0,
+                },
+                ..L2::default()
+            };
+            dp.sync(&t, &Sysctls::default(), &l2).unwrap();
+            let ins = fragments6(&query, 0x0102_0304);
+            let outs = fragments6(&out, 0x0102_0304);
+            let early = frame(&ins[1], DIRECTOR_MAC, CLIENT_MAC);
+            run(&dp, prog, &early, pass_verdict(prog), &early, "early");
+            for (i, what) in ["first", "later"].iter().enumerate() {
+                let input = frame(&ins[i], DIRECTOR_MAC, CLIENT_MAC);
+                let want = frame(&outs[i], RS_MAC, EGRESS_MAC);
+                run(&dp, prog, &input, fwd_verdict(prog), &want, what);
+            }
+            // the same identification between other addresses is another datagram
+            let other = fragments6(
+                &ipv6_l4(v6(0, 3), vip, 17, &udp(5000, 53, &payload())),
+                0x0102_0304,
+            );
+            let other = frame(&other[1], DIRECTOR_MAC, CLIENT_MAC);
+            run(
+                &dp,
+                prog,
+                &other,
+                pass_verdict(prog),
+                &other,
+                "other source",
+            );
+            let c = dp.counters().unwrap();
+            assert_eq!(
+                (c.forwarded, c.fragment),
+                (2, 2),
+                "{method} {prog:?}: {c:?}"
+            );
+        }
+    }
+}

@@ -16,7 +16,9 @@ use xvs_datapath::{verdict::*, NextHop, Prog, L2};
 const VIP: [u8; 4] = [198, 18, 2, 1];
 const RS: [u8; 4] = [198, 18, 1, 2];
 
-/// What the parser must accept before anything may be forwarded.
+/// What the parser must accept before anything may be forwarded: a whole
+/// datagram or a first fragment with its TCP/UDP header, or a later
+/// fragment (no L4 header; it goes where its first went, if that was seen).
 fn well_formed_to_vip(f: &[u8]) -> bool {
     if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] {
         return false;
@@ -24,7 +26,7 @@ fn well_formed_to_vip(f: &[u8]) -> bool {
     let ip = &f[14..];
     let ihl = usize::from(ip[0] & 0xf) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+    let later = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
     let l4min = match ip[9] {
         6 => 20,
         17 => 8,
@@ -34,8 +36,7 @@ fn well_formed_to_vip(f: &[u8]) -> bool {
         && ihl >= 20
         && total >= ihl
         && total <= ip.len()
-        && frag == 0
-        && ip.len() >= ihl + l4min
+        && (later || ip.len() >= ihl + l4min)
         && ip[16..20] == VIP
 }
 
@@ -226,9 +227,27 @@ fn well_formed6_to_vip(f: &[u8]) -> bool {
     let total = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
     let mut next = ip[6];
     let mut off = 40usize;
+    let mut fragment = false;
     for i in 0..6 {
         if next == 6 || next == 17 {
             break;
+        }
+        if next == 44 {
+            // one Fragment header: a later fragment has no L4 header
+            if fragment || off > 40 + 512 || ip.len() < off + 8 {
+                return false;
+            }
+            fragment = true;
+            let later = u16::from_be_bytes([ip[off + 2], ip[off + 3]]) & 0xfff8 != 0;
+            next = ip[off];
+            off += 8;
+            if later {
+                return matches!(next, 6 | 17)
+                    && total >= off
+                    && total <= ip.len()
+                    && ip[24..40] == VIP6;
+            }
+            continue;
         }
         if !matches!(next, 0 | 43 | 60) || (next == 0 && i > 0) || off > 40 + 512 {
             return false;

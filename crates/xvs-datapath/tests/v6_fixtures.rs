@@ -648,8 +648,9 @@ fn persistence_with_a_64_bit_prefix() {
 #[test]
 fn fragments_malformed_and_other_ipv6_pass_untouched_and_are_counted() {
     let syn = || tcp(40000, 80, 0x02);
-    let mut frag_hdr = vec![6, 0, 0, 0, 0, 0, 0, 1];
-    frag_hdr[3] = 1; // more fragments
+    // a later fragment (offset 8, more to come) of a datagram whose first
+    // fragment was not seen (first fragments: frag_fixtures.rs)
+    let frag_hdr = vec![6, 0, 0, 9, 0, 0, 0, 1];
     let mut hbh_late = ext_hdr(0, 0);
     hbh_late.extend(ext_hdr(6, 0));
     let mut too_many = Vec::new();

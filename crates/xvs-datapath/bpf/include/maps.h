@@ -98,7 +98,7 @@ struct {
 } xvs_conns SEC(".maps");
 
 /*
- * IPv4 datagrams whose first fragment was forwarded (or replied): where
+ * Datagrams whose first fragment was forwarded (or replied): where
  * their later fragments go. Shared by the CPUs (a NIC may spread one
  * datagram's fragments), least recently used first out; an entry is
  * trusted for XVS_FRAG_TIMEOUT, the kernel's ipfrag_time. Not pinned.

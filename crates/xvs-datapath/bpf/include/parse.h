@@ -59,15 +59,14 @@ struct pkt {
 	__u8 family; /* XVS_AF_INET / XVS_AF_INET6 */
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
-	__u8 ihl_len; /* IPv4 header length in bytes (20..60) */
+	__u8 frag;     /* TCP/UDP fragment: XVS_FRAG_FIRST or XVS_FRAG_LATER; 0: none */
 	__u16 tot_len; /* IP packet length in bytes, host order */
-	__u16 l3_len;  /* IP header (IPv6: with its extension headers) length in bytes */
-	__u8 frag;     /* IPv4 TCP/UDP fragment: XVS_FRAG_FIRST or XVS_FRAG_LATER; 0: none */
-	__be16 ip_id;  /* IPv4: the header's identification (fragments) */
+	__u16 l3_len;  /* IP header (IPv4: with options, 20..60; IPv6: with its extension headers) length in bytes */
+	__be32 frag_id; /* a fragment's identification (IPv4: 16 bits, in the low half in memory) */
 };
 
-/* pkt.frag: the first fragment (offset 0: the L4 header, parsed), or a later
- * one (payload only: XVS_PARSE_FRAGMENT, ports 0). */
+/* pkt.frag (IPv4, or IPv6 with one Fragment header): the first fragment (offset 0: the L4 header, parsed), or a later
+ * one (payload only: XVS_PARSE_FRAGMENT, ports 0; l3_len: up to the payload). */
 #define XVS_FRAG_FIRST 1
 #define XVS_FRAG_LATER 2
 
@@ -134,7 +133,6 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 
 	p->family = XVS_AF_INET;
 	p->proto = iph->protocol;
-	p->ihl_len = ihl_len;
 	p->l3_len = ihl_len;
 	p->tot_len = bpf_ntohs(iph->tot_len);
 	p->saddr[0] = iph->saddr;
@@ -145,7 +143,7 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 	if (iph->frag_off & bpf_htons(XVS_IP_MF | XVS_IP_OFFSET)) {
 		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 			return XVS_PARSE_FRAGMENT;
-		p->ip_id = iph->id;
+		p->frag_id = iph->id;
 		if (iph->frag_off & bpf_htons(XVS_IP_OFFSET)) {
 			/* l4: the payload, a packet pointer as on every path
 			 * (never read as a header: p->frag says so) */
@@ -183,8 +181,30 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP)
 			break;
 		if (nh == XVS_NEXTHDR_FRAGMENT) {
+			/* next header, reserved, offset << 3 | M, identification;
+			 * one per packet (a second: handed on) */
+			if (p->frag || off > sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN)
+				return XVS_PARSE_FRAGMENT;
+			eh = (__u8 *)ip6h + off;
+			if ((void *)(eh + 8) > data_end)
+				return XVS_PARSE_MALFORMED;
+			nh = eh[0];
 			p->proto = nh;
-			return XVS_PARSE_FRAGMENT;
+			if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+				return XVS_PARSE_FRAGMENT; /* the stack's (other headers after it too) */
+			p->frag_id = *(__be32 *)(eh + 4);
+			off += 8;
+			if (*(__be16 *)(eh + 2) & bpf_htons(0xfff8)) {
+				if ((__u32)p->tot_len < off)
+					return XVS_PARSE_MALFORMED;
+				/* l4: the payload, a packet pointer as on every path */
+				p->frag = XVS_FRAG_LATER;
+				p->l3_len = off;
+				p->l4 = (void *)ip6h + off;
+				return XVS_PARSE_FRAGMENT;
+			}
+			p->frag = XVS_FRAG_FIRST;
+			continue;
 		}
 		if (nh == XVS_NEXTHDR_ICMP6 && off <= sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN) {
 			/* OTHER, with where its header is (for ICMPv6 errors) */

@@ -292,25 +292,28 @@ struct xvs_config {
 };
 
 /*
- * An IPv4 TCP/UDP datagram's fragments after the first: they carry no
- * ports, and go where the first went (IPVS reassembles the datagram and
- * forwards it whole; xvs forwards each fragment, and the real server or the
- * client reassembles). Keyed as the kernel's reassembly keys them.
+ * A TCP/UDP datagram's fragments after the first: they carry no ports, and
+ * go where the first went (IPVS reassembles the datagram and forwards it
+ * whole; xvs forwards each fragment, and the real server or the client
+ * reassembles). Keyed as the kernel's reassembly keys them.
  */
 struct frag_key {
-	__be32 saddr;
-	__be32 daddr;
-	__be16 id;
+	__be32 saddr[4]; /* IPv4 in [0], rest zero */
+	__be32 daddr[4];
+	__be32 id;       /* IPv4: 16 bits (struct pkt.frag_id) */
 	__u8 proto;
-	__u8 pad;
+	__u8 family;
+	__u8 pad[2];
 };
 
 struct frag_val {
-	__u64 expires;   /* xvs_now() + XVS_FRAG_TIMEOUT */
-	__be32 new_addr; /* as struct decision's: the real server (FORWARD) or VIP (REPLY) */
+	__u64 expires;      /* xvs_now() + XVS_FRAG_TIMEOUT */
+	__be32 new_addr[4]; /* as struct decision's: the real server (FORWARD) or VIP (REPLY) */
 	__be16 new_port;
-	__u8 fwd;        /* XVS_FWD_* */
-	__u8 reply;      /* 1: a NAT reply (REPLY), 0: toward the real server (FORWARD) */
+	__u8 fwd;           /* XVS_FWD_* */
+	__u8 reply;         /* 1: a NAT reply (REPLY), 0: toward the real server (FORWARD) */
+	__u8 family;        /* of new_addr */
+	__u8 pad[3];
 	__u32 real_id;
 	__u32 pad2;
 };
@@ -361,7 +364,7 @@ enum xvs_counter {
 	XVS_CNT_NO_DEST = 3,     /* new connection, no real server: dropped */
 	XVS_CNT_UNAVAILABLE = 4, /* connection's real server removed: dropped */
 	XVS_CNT_REPLIED = 5,     /* NAT reply, source rewritten to the VIP, sent to the client's next hop */
-	XVS_CNT_FRAGMENT = 6,    /* IP fragment of no tracked datagram (its first fragment not seen), or not TCP/UDP, or IPv6: handed on untouched */
+	XVS_CNT_FRAGMENT = 6,    /* IP fragment of no tracked datagram (its first fragment not seen), or not TCP/UDP: handed on untouched */
 	XVS_CNT_CONN_FULL = 7,   /* connection table full: dropped */
 	XVS_CNT_LOCAL = 8,       /* tracked, but local (or TUN without a tunnel source): handed to the stack */
 	XVS_CNT_TUN_DROP = 9,    /* TUN: encapsulation failed (over the MTU, no room, GRE, no GUE port): dropped */
