@@ -25,25 +25,34 @@ const RS: [u8; 4] = [198, 18, 1, 2];
 
 /// UDP VIP:53 to 198.18.1.2 by DR (`-g`) or NAT to port 5353 (`-m`).
 fn datapath(method: &str) -> Datapath {
-    let mut dp = load();
     let rs = if method == "-m" {
         "198.18.1.2:5353"
     } else {
         "198.18.1.2"
     };
-    let t = table(&[
-        "-A -u 198.18.2.1:53 -s rr",
-        &format!("-a -u 198.18.2.1:53 -r {rs} {method}"),
-    ]);
+    datapath_of(
+        &[
+            "-A -u 198.18.2.1:53 -s rr",
+            &format!("-a -u 198.18.2.1:53 -r {rs} {method}"),
+        ],
+        None,
+    )
+}
+
+/// A datapath with `rules`, every real server's next hop `RS_MAC` from
+/// `EGRESS_MAC`, and `tun_saddr` as the tunnel source.
+fn datapath_of(rules: &[&str], tun_saddr: Option<[u8; 4]>) -> Datapath {
+    let mut dp = load();
     let l2 = L2 {
         default: NextHop {
             mac: RS_MAC,
             src_mac: EGRESS_MAC,
             ifindex: 0,
         },
+        tun_saddr: tun_saddr.map(std::net::IpAddr::from),
         ..L2::default()
     };
-    dp.sync(&t, &Sysctls::default(), &l2).unwrap();
+    dp.sync(&table(rules), &Sysctls::default(), &l2).unwrap();
     dp
 }
 
@@ -238,21 +247,13 @@ fn tun_fragments_are_each_encapsulated_to_the_first_ones_real_server() {
     const TUN_SRC: [u8; 4] = [198, 18, 1, 1];
     let datagram = ipv4(CLIENT, VIP, 17, &udp(5000, 53, &payload()));
     for prog in [Prog::Xdp, Prog::Tc] {
-        let mut dp = load();
-        let t = table(&[
-            "-A -u 198.18.2.1:53 -s rr",
-            "-a -u 198.18.2.1:53 -r 198.18.1.2 -i",
-        ]);
-        let l2 = L2 {
-            default: NextHop {
-                mac: RS_MAC,
-                src_mac: EGRESS_MAC,
-                ifindex: 0,
-            },
-            tun_saddr: Some(std::net::IpAddr::from(TUN_SRC)),
-            ..L2::default()
-        };
-        dp.sync(&t, &Sysctls::default(), &l2).unwrap();
+        let dp = datapath_of(
+            &[
+                "-A -u 198.18.2.1:53 -s rr",
+                "-a -u 198.18.2.1:53 -r 198.18.1.2 -i",
+            ],
+            Some(TUN_SRC),
+        );
         for (what, inner) in ["first", "later"].iter().zip(fragments(&datagram, 0x99)) {
             let input = eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &inner);
             let got = dp.test_run(prog, &input).unwrap();
@@ -317,20 +318,13 @@ fn ipv6_fragments_go_where_the_first_went_by_dr_and_nat() {
             query.clone()
         };
         for prog in [Prog::Xdp, Prog::Tc] {
-            let mut dp = load();
-            let t = table(&[
-                "-A -u [2001:2:0:2::1]:53 -s rr",
-                &format!("-a -u [2001:2:0:2::1]:53 -r [2001:2:0:1::2]:{rport} {method}"),
-            ]);
-            let l2 = L2 {
-                default: NextHop {
-                    mac: RS_MAC,
-                    src_mac: EGRESS_MAC,
-                    ifindex: 0,
-                },
-                ..L2::default()
-            };
-            dp.sync(&t, &Sysctls::default(), &l2).unwrap();
+            let dp = datapath_of(
+                &[
+                    "-A -u [2001:2:0:2::1]:53 -s rr",
+                    &format!("-a -u [2001:2:0:2::1]:53 -r [2001:2:0:1::2]:{rport} {method}"),
+                ],
+                None,
+            );
             let ins = fragments6(&query, 0x0102_0304);
             let outs = fragments6(&out, 0x0102_0304);
             let early = frame(&ins[1], DIRECTOR_MAC, CLIENT_MAC);

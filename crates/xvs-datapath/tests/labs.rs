@@ -724,6 +724,28 @@ fn send_icmp(dst: Ipv4Addr, msg: &[u8]) {
     }
 }
 
+/// A UDP socket on real server 0 at `bind`:53 and one on the client (an
+/// ephemeral port of its address), each waiting 5 s at most for a datagram.
+fn udp_sockets(lab: &Lab, bind: Ipv4Addr) -> (UdpSocket, UdpSocket) {
+    let server = lab
+        .topo
+        .server(0)
+        .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(bind), 53)))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("bind {bind}:53 on the real server: {e}"));
+    let client = lab.topo.plan().client_addr();
+    let sock = lab
+        .topo
+        .client()
+        .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0)))
+        .unwrap()
+        .expect("client socket");
+    for s in [&server, &sock] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    (server, sock)
+}
+
 /// Datagrams bigger than the path's MTU, end to end: the client's kernel
 /// fragments a 3000-byte UDP query to the VIP; the director forwards every
 /// fragment where the first went; the real server's kernel reassembles it
@@ -760,22 +782,7 @@ fn udp_datagrams_over_the_mtu_go_through_fragmented() {
         } else {
             vip
         };
-        let server = lab
-            .topo
-            .server(0)
-            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(bind), 53)))
-            .unwrap()
-            .expect("bind :53 on the real server");
-        server
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let sock = lab
-            .topo
-            .client()
-            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0)))
-            .unwrap()
-            .expect("client socket");
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (server, sock) = udp_sockets(&lab, bind);
         let query: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         let answer: Vec<u8> = (0..4000u32).map(|i| (i % 241) as u8).collect();
         let before = lab.dp.counters().unwrap();
@@ -845,21 +852,7 @@ fn dr_icmp_fragmentation_needed_reaches_the_real_server() {
         lab.ipvsadm("-A -u {vip}:53 -s rr");
         lab.ipvsadm("-a -u {vip}:53 -r {rs0}:53 -g");
         let (vip, client) = (lab.vip(), lab.topo.plan().client_addr());
-        let server = lab
-            .topo
-            .server(0)
-            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(vip), 53)))
-            .unwrap()
-            .expect("bind VIP:53 on the real server");
-        server
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let sock = lab
-            .topo
-            .client()
-            .enter(|| UdpSocket::bind(SocketAddr::new(IpAddr::V4(client), 0)))
-            .unwrap()
-            .expect("client socket");
+        let (server, sock) = udp_sockets(&lab, vip);
         let cport = sock.local_addr().unwrap().port();
         sock.send_to(b"query", SocketAddr::new(IpAddr::V4(vip), 53))
             .unwrap();
