@@ -61,12 +61,14 @@ struct pkt {
 	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
 	__u8 frag;     /* TCP/UDP fragment: XVS_FRAG_FIRST or XVS_FRAG_LATER; 0: none */
 	__u16 tot_len; /* IP packet length in bytes, host order */
-	__u16 l3_len;  /* IP header (IPv4: with options, 20..60; IPv6: with its extension headers) length in bytes */
-	__be32 frag_id; /* a fragment's identification (IPv4: 16 bits, in the low half in memory) */
+	__u16 l3_len;  /* IP header length in bytes (IPv4: with options, 20..60; IPv6: with
+			* its extension headers) */
+	__be32 frag_id; /* a fragment's identification (IPv4: 16 bits, the low half in memory) */
 };
 
-/* pkt.frag (IPv4, or IPv6 with one Fragment header): the first fragment (offset 0: the L4 header, parsed), or a later
- * one (payload only: XVS_PARSE_FRAGMENT, ports 0; l3_len: up to the payload). */
+/* pkt.frag (IPv4, or IPv6 with one Fragment header): the first fragment
+ * (offset 0: the L4 header, parsed), or a later one (payload only:
+ * XVS_PARSE_FRAGMENT, ports 0; l3_len: up to the payload). */
 #define XVS_FRAG_FIRST 1
 #define XVS_FRAG_LATER 2
 
