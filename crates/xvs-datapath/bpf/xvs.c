@@ -1135,13 +1135,12 @@ static __attribute__((noinline)) void xvs_frag_note(const struct pkt *p, const s
 }
 
 /*
- * A later fragment p (len: the frame's length): FORWARD or REPLY (d filled
- * in) as its first fragment went; DROP_UNAVAIL when that real server is
- * gone (as its connection's packets); PASS, counted, when it is not to be
- * handled (no first fragment seen, or cut short).
+ * A later fragment p, whole in its frame (xvs_classify_rc()): FORWARD or
+ * REPLY (d filled in) as its first fragment went; DROP_UNAVAIL when that
+ * real server is gone (as its connection's packets); PASS, counted
+ * `fragment`, when no first fragment of its datagram went anywhere.
  */
-static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, __u32 len,
-						      struct decision *d)
+static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, struct decision *d)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct frag_key fk;
@@ -1149,10 +1148,6 @@ static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, __u32 
 	struct real *r = NULL;
 	__u32 rid, live;
 
-	if ((__u32)p->tot_len + sizeof(struct ethhdr) > len) {
-		xvs_count(XVS_CNT_MALFORMED);
-		return XVS_ACT_PASS;
-	}
 	xvs_frag_key(&fk, p);
 	fv = bpf_map_lookup_elem(&xvs_frags, &fk);
 	if (!cfg || !fv || fv->expires <= xvs_now(cfg)) {
@@ -1407,18 +1402,19 @@ static __always_inline int xvs_account(int act)
 	}
 }
 
-/* Parses and classifies; returns -1 when the packet is to be decided on. */
+/* Parses and classifies; returns -1 when the packet is to be decided on (a
+ * later fragment, p->frag, by xvs_frag_decide()). */
 static __always_inline int xvs_classify_rc(struct pkt *p, int rc, __u32 pkt_len)
 {
 	if (rc == XVS_PARSE_MALFORMED) {
 		xvs_count(XVS_CNT_MALFORMED);
 		return 1;
 	}
-	if (rc == XVS_PARSE_FRAGMENT) {
+	if (rc == XVS_PARSE_FRAGMENT && p->frag != XVS_FRAG_LATER) {
 		xvs_count(XVS_CNT_FRAGMENT);
 		return 1;
 	}
-	if (rc != XVS_PARSE_OK) {
+	if (rc != XVS_PARSE_OK && rc != XVS_PARSE_FRAGMENT) {
 		xvs_count(XVS_CNT_PASSED);
 		return 1;
 	}
@@ -2813,13 +2809,13 @@ int xvs_xdp(struct xdp_md *ctx)
 			return xvs_xdp_tun(ctx, &p, &d);
 		return xvs_xdp_fwd(ctx, &p, &d);
 	}
+	if (xvs_classify_rc(&p, rc, (__u32)(data_end - data)) >= 0)
+		return XDP_PASS;
 	if (p.frag == XVS_FRAG_LATER) {
-		act = xvs_frag_decide(&p, (__u32)(data_end - data), &d);
+		act = xvs_frag_decide(&p, &d);
 		if (act == XVS_ACT_PASS)
 			return XDP_PASS; /* counted */
 	} else {
-		if (xvs_classify_rc(&p, rc, (__u32)(data_end - data)) >= 0)
-			return XDP_PASS;
 		act = xvs_decide(&p, 0, &d, 1);
 	}
 	if (act == XVS_ACT_FORWARD && d.cached == 1 && !d.rs) {
@@ -3169,13 +3165,13 @@ int xvs_tc(struct __sk_buff *skb)
 			return xvs_tc_tun(skb, &p, &d);
 		return xvs_tc_fwd(skb, &p, &d);
 	}
+	if (xvs_classify_rc(&p, rc, skb->len) >= 0)
+		return TC_ACT_OK;
 	if (p.frag == XVS_FRAG_LATER) {
-		act = xvs_frag_decide(&p, skb->len, &d);
+		act = xvs_frag_decide(&p, &d);
 		if (act == XVS_ACT_PASS)
 			return TC_ACT_OK; /* counted */
 	} else {
-		if (xvs_classify_rc(&p, rc, skb->len) >= 0)
-			return TC_ACT_OK;
 		act = xvs_decide(&p, skb->mark, &d, 0);
 	}
 	if (act == XVS_ACT_FORWARD && d.cached && !d.rs && d.fwd == XVS_FWD_ROUTE) {
