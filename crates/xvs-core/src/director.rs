@@ -332,10 +332,14 @@ impl Director {
     fn schedule(&mut self, now: Time, pkt: &Packet, p: Pkt) -> Scheduled {
         let flow = pkt.flow;
         // Only a connection's first packet is scheduled: a TCP SYN without RST,
-        // an SCTP INIT (or anything, with the sloppy sysctls), any UDP datagram.
+        // an SCTP INIT (or anything but an ABORT first, with the sloppy
+        // sysctls), any UDP datagram.
         let first = match p {
             Pkt::Tcp(t) => (t.syn || self.sysctls.sloppy_tcp) && !t.rst,
-            Pkt::Sctp { .. } => p.is_new_conn() || self.sysctls.sloppy_sctp,
+            Pkt::Sctp { first_chunk, .. } => {
+                first_chunk != crate::conn::sctp::chunk::ABORT
+                    && (p.is_new_conn() || self.sysctls.sloppy_sctp)
+            }
             Pkt::Udp => true,
         };
         if !first {

@@ -51,9 +51,12 @@ pub enum Dir {
 pub enum Pkt {
     Tcp(TcpFlags),
     Udp,
-    /// The type of the first chunk (1 = INIT).
+    /// The type of the first chunk (1 = INIT), and whether the chunk after
+    /// it is an ABORT (which matters after a COOKIE ECHO or COOKIE ACK:
+    /// [`sctp::SctpEvent::of`]).
     Sctp {
         first_chunk: u8,
+        abort_follows: bool,
     },
 }
 
@@ -75,7 +78,7 @@ impl Pkt {
         match self {
             Pkt::Tcp(f) => f.syn,
             Pkt::Udp => false,
-            Pkt::Sctp { first_chunk } => first_chunk == SCTP_CHUNK_INIT,
+            Pkt::Sctp { first_chunk, .. } => first_chunk == SCTP_CHUNK_INIT,
         }
     }
 }
@@ -375,11 +378,17 @@ impl Conn {
                 // No state change; UDP connections stay inactive.
                 self.timeout = t.udp;
             }
-            (ConnState::Sctp(cur), Pkt::Sctp { .. }) => {
-                // The kernel's SCTP handling also moves to INPUT-ONLY / clears
-                // NO_OUTPUT the same way as TCP.
-                let _ = self.pick_table(dir);
-                let new = sctp::next_state(cur);
+            (
+                ConnState::Sctp(cur),
+                Pkt::Sctp {
+                    first_chunk,
+                    abort_follows,
+                },
+            ) => {
+                // INPUT-ONLY and NO_OUTPUT as for TCP.
+                let table = self.pick_table(dir);
+                let ev = sctp::SctpEvent::of(first_chunk, abort_follows);
+                let new = sctp::next_state(table, ev, cur);
                 if new != cur {
                     self.set_activity(new.is_active(), &mut change);
                 }
