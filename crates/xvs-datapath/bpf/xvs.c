@@ -452,13 +452,16 @@ static __always_inline void xvs_flow_forget(void)
 }
 
 /* Packets that change nothing in an established connection: UDP, and TCP
- * segments with ACK and none of SYN, FIN, RST. IPv4 only (see above). */
+ * segments with ACK and none of SYN, FIN, RST. IPv4 only (see above); not
+ * SCTP (its chunks are not looked at past the first two). */
 static __always_inline int xvs_steady(const struct pkt *p)
 {
 	if (p->family != XVS_AF_INET || p->frag)
 		return 0;
-	if (p->proto != IPPROTO_TCP)
+	if (p->proto == IPPROTO_UDP)
 		return 1;
+	if (p->proto != IPPROTO_TCP)
+		return 0;
 	return (p->tcp_flags & (XVS_TCP_SYN | XVS_TCP_FIN | XVS_TCP_RST | XVS_TCP_ACK)) ==
 	       XVS_TCP_ACK;
 }
@@ -718,20 +721,61 @@ static __always_inline int xvs_conn_free(struct conn_key *k, struct conn *c, __u
 	return 1;
 }
 
+/* A TCP segment's row of xvs_tcp_next (-1: none of RST, SYN, FIN, ACK);
+ * an SCTP packet's: its event. */
+static __always_inline int xvs_state_row(int sctp, __u8 tcp_flags)
+{
+	if (sctp)
+		return tcp_flags & XVS_SCTP_EV_MASK;
+	if (tcp_flags & XVS_TCP_RST)
+		return 3;
+	if (tcp_flags & XVS_TCP_SYN)
+		return 0;
+	if (tcp_flags & XVS_TCP_FIN)
+		return 1;
+	if (tcp_flags & XVS_TCP_ACK)
+		return 2;
+	return -1;
+}
+
+/* The next state (TCP: CLOSE for a segment without a row or from a state
+ * out of range; SCTP: CLOSED likewise). */
+static __always_inline __u8 xvs_state_next(int sctp, int table, int row, __u8 cur)
+{
+	if (sctp) {
+		if (row < 0 || row >= XVS_SCTP_EVENTS || cur >= XVS_SCTP_STATES)
+			return XVS_SCTP_S_CLOSED;
+		return xvs_sctp_next[table][row][cur];
+	}
+	if (row < 0 || row > 3 || cur >= XVS_TCP_STATES)
+		return XVS_TCP_S_CLOSE;
+	return xvs_tcp_next[table][row][cur];
+}
+
+/* A state's timeout in seconds (TCP's are set by ipvsadm --set). */
+static __always_inline __u32 xvs_state_timeout(int sctp, struct xvs_config *cfg, __u8 st)
+{
+	if (sctp)
+		return st < XVS_SCTP_STATES ? xvs_sctp_timeout[st] : 2;
+	return cfg->tcp_timeout[st & 15];
+}
+
 /*
  * ip_vs_set_state(): the protocol's transition for one packet, with the
  * active/inactive accounting, and the timer restarted at now + timeout.
+ * TCP and SCTP have their tables; UDP one state.
  */
 static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_config *cfg, int output,
 						__u8 proto, __u8 tcp_flags, __u64 now)
 {
 	int d_active = 0, d_inactive = 0;
 	__u32 real_id = c->real_id;
+	int sctp = proto == IPPROTO_SCTP;
 	__u32 timeout;
 
 	/* UDP has one state: only the timer moves, and racing writers of the
 	 * same kind of value need no lock. */
-	if (proto != IPPROTO_TCP) {
+	if (proto != IPPROTO_TCP && !sctp) {
 		c->expires = now + (__u64)cfg->udp_timeout * XVS_NSEC;
 		return;
 	}
@@ -744,19 +788,11 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 		__u8 cur = *(volatile __u8 *)&c->state;
 		__u8 flags = *(volatile __u8 *)&c->flags;
 		int table = output ? 1 : ((flags & XVS_CONN_F_NO_OUTPUT) ? 2 : 0);
-		int row = -1;
+		int row = xvs_state_row(sctp, tcp_flags);
 
-		if (tcp_flags & XVS_TCP_RST)
-			row = 3;
-		else if (tcp_flags & XVS_TCP_SYN)
-			row = 0;
-		else if (tcp_flags & XVS_TCP_FIN)
-			row = 1;
-		else if (tcp_flags & XVS_TCP_ACK)
-			row = 2;
-		if (row >= 0 && cur < XVS_TCP_STATES && !(output && (flags & XVS_CONN_F_NO_OUTPUT)) &&
-		    xvs_tcp_next[table][row][cur] == cur) {
-			timeout = cfg->tcp_timeout[cur & 15];
+		if (row >= 0 && !(output && (flags & XVS_CONN_F_NO_OUTPUT)) &&
+		    xvs_state_next(sctp, table, row, cur) == cur) {
+			timeout = xvs_state_timeout(sctp, cfg, cur);
 			c->expires = now + (__u64)timeout * XVS_NSEC;
 			if (*(volatile __u8 *)&c->state == cur)
 				return;
@@ -765,8 +801,8 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 
 	/* No helper calls inside: the counts change after the unlock. */
 	bpf_spin_lock(&c->lock);
-	if (proto == IPPROTO_TCP) {
-		int table, row;
+	{
+		int table, row = xvs_state_row(sctp, tcp_flags);
 		__u8 cur = c->state, nw;
 
 		if (output) {
@@ -775,23 +811,10 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 		} else {
 			table = (c->flags & XVS_CONN_F_NO_OUTPUT) ? 2 : 0;
 		}
-		if (tcp_flags & XVS_TCP_RST)
-			row = 3;
-		else if (tcp_flags & XVS_TCP_SYN)
-			row = 0;
-		else if (tcp_flags & XVS_TCP_FIN)
-			row = 1;
-		else if (tcp_flags & XVS_TCP_ACK)
-			row = 2;
-		else
-			row = -1;
-		if (cur >= XVS_TCP_STATES)
-			cur = XVS_TCP_S_CLOSE;
-		nw = row < 0 ? XVS_TCP_S_CLOSE : xvs_tcp_next[table][row][cur];
-		if (nw >= XVS_TCP_STATES)
-			nw = XVS_TCP_S_CLOSE;
+		nw = xvs_state_next(sctp, table, row, cur);
 		if (nw != c->state) {
-			int active = xvs_tcp_active[nw];
+			int active = sctp ? (nw < XVS_SCTP_STATES && xvs_sctp_active[nw])
+					  : (nw < XVS_TCP_STATES && xvs_tcp_active[nw]);
 
 			if (!(c->flags & XVS_CONN_F_INACTIVE) && !active) {
 				d_active = -1;
@@ -804,9 +827,7 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 			}
 		}
 		c->state = nw;
-		timeout = cfg->tcp_timeout[nw & 15];
-	} else {
-		timeout = cfg->udp_timeout;
+		timeout = xvs_state_timeout(sctp, cfg, nw);
 	}
 	c->expires = now + (__u64)timeout * XVS_NSEC;
 	bpf_spin_unlock(&c->lock);
@@ -965,6 +986,9 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	if (p->proto == IPPROTO_TCP)
 		first = ((p->tcp_flags & XVS_TCP_SYN) || cfg->sloppy_tcp) &&
 			!(p->tcp_flags & XVS_TCP_RST);
+	else if (p->proto == IPPROTO_SCTP) /* an INIT; sloppy: anything but an ABORT */
+		first = ((p->tcp_flags & XVS_SCTP_EV_MASK) == XVS_SCTP_EV_INIT || cfg->sloppy_sctp) &&
+			!(p->tcp_flags & XVS_SCTP_ABORT_FIRST);
 	else
 		first = 1; /* UDP: any datagram */
 	if (!first)
@@ -1249,8 +1273,11 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		}
 	}
 
-	/* A new connection attempt on a finished entry (conn_reuse_mode). */
-	if (c && p->proto == IPPROTO_TCP && (p->tcp_flags & XVS_TCP_SYN)) {
+	/* A new connection attempt (SYN, SCTP INIT) on a finished entry
+	 * (conn_reuse_mode). */
+	if (c && ((p->proto == IPPROTO_TCP && (p->tcp_flags & XVS_TCP_SYN)) ||
+		  (p->proto == IPPROTO_SCTP &&
+		   (p->tcp_flags & XVS_SCTP_EV_MASK) == XVS_SCTP_EV_INIT))) {
 		__u32 rid = c->real_id;
 		int resched = 0;
 
@@ -1261,9 +1288,12 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		if (!resched && cfg->conn_reuse_mode && !c->control) {
 			__u8 s = c->state;
 
-			resched = s == XVS_TCP_S_TIME_WAIT || s == XVS_TCP_S_CLOSE ||
-				  ((cfg->conn_reuse_mode & 2) && s == XVS_TCP_S_FIN_WAIT &&
-				   (c->flags & XVS_CONN_F_NO_OUTPUT));
+			if (p->proto == IPPROTO_SCTP)
+				resched = s == XVS_SCTP_S_CLOSED;
+			else
+				resched = s == XVS_TCP_S_TIME_WAIT || s == XVS_TCP_S_CLOSE ||
+					  ((cfg->conn_reuse_mode & 2) && s == XVS_TCP_S_FIN_WAIT &&
+					   (c->flags & XVS_CONN_F_NO_OUTPUT));
 		}
 		if (resched) {
 			/* Replaced: the old entry still counts while its
@@ -1587,6 +1617,18 @@ static __attribute__((noinline)) int xvs_icmp_decide(const struct pkt *p, void *
 
 /* XDP ---------------------------------------------------------------------- */
 
+/* An SCTP port rewrite in XDP (NAT, either family): only a change of port
+ * touches the CRC32c. */
+static __always_inline int xdp_sctp_port(struct pkt *p, void *data_end, int dst, __be16 port)
+{
+	__u8 *sh = p->l4;
+
+	if ((void *)(sh + XVS_SCTP_HLEN) > data_end)
+		return -1;
+	xvs_sctp_set_port(sh, dst, port, (__u32)p->tot_len - p->l3_len);
+	return 0;
+}
+
 /* NAT in XDP: rewrite one address and port with incremental checksums. */
 static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be32 addr,
 				   __be16 port)
@@ -1605,6 +1647,8 @@ static __always_inline int xdp_nat(struct pkt *p, void *data_end, int dst, __be3
 		iph->saddr = addr;
 	if (p->frag == XVS_FRAG_LATER)
 		return 0; /* no L4 header: its checksum was the first fragment's */
+	if (p->proto == IPPROTO_SCTP)
+		return xdp_sctp_port(p, data_end, dst, port);
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
 
@@ -1668,6 +1712,10 @@ static __always_inline int xdp_nat6(struct pkt *p, void *data_end, int dst, cons
 	if ((void *)(ip6h + 1) > data_end)
 		return -1;
 	a = dst ? ip6h->daddr.in6_u.u6_addr32 : ip6h->saddr.in6_u.u6_addr32;
+	if (p->proto == IPPROTO_SCTP) {
+		__builtin_memcpy(a, addr, 16);
+		return xdp_sctp_port(p, data_end, dst, port);
+	}
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
 
@@ -2375,7 +2423,7 @@ static __attribute__((noinline)) int xvs_tc_unreach(struct __sk_buff *skb, const
  */
 static __always_inline __u32 xvs_too_big_tell(const struct pkt *p, __u32 mtu, __be16 frag_off)
 {
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_SCTP)
 		return 0;
 	if (p->family == XVS_AF_INET6)
 		return mtu >= 1280 ? mtu : 0;
@@ -2976,6 +3024,31 @@ static __attribute__((noinline)) int tc_nat_icmp(struct __sk_buff *skb, __u32 ic
 	return 0;
 }
 
+/* NAT of an SCTP packet in tc, either family: the address (IPv4: and the
+ * header checksum), then a changed port with the CRC32c's update. */
+static __attribute__((noinline)) int tc_nat_sctp(struct __sk_buff *skb, const struct pkt *p,
+						  int dst, const __be32 *addr, __be16 port)
+{
+	__u32 ip_off = sizeof(struct ethhdr), l4off = ip_off + p->l3_len;
+	__u8 sh[XVS_SCTP_HLEN];
+	__be32 a = addr[0];
+
+	if (p->family == XVS_AF_INET6) {
+		if (bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), addr, 16, 0))
+			return -1;
+	} else if (bpf_l3_csum_replace(skb, ip_off + 10, dst ? p->daddr[0] : p->saddr[0], a,
+				       sizeof(a)) ||
+		   bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0)) {
+		return -1;
+	}
+	if ((dst ? p->dport : p->sport) == port)
+		return 0;
+	if (bpf_skb_load_bytes(skb, l4off, sh, sizeof(sh)))
+		return -1;
+	xvs_sctp_set_port(sh, dst, port, (__u32)p->tot_len - p->l3_len);
+	return bpf_skb_store_bytes(skb, l4off, sh, sizeof(sh), 0) ? -1 : 0;
+}
+
 /* NAT in tc, either family (ICMP errors too): addr is 4 words (IPv4 in
  * [0]). */
 static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p, int dst,
@@ -2998,6 +3071,8 @@ static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p
 	}
 	if (p->proto == IPPROTO_ICMP)
 		return tc_nat_icmp(skb, l4off, dst, addr[0], port);
+	if (p->proto == IPPROTO_SCTP)
+		return tc_nat_sctp(skb, p, dst, addr, port);
 
 	if (p->family == XVS_AF_INET6)
 		return tc_nat6(skb, p->proto | (dst << 8) | (l4off << 16), dst ? p->daddr : p->saddr, addr,

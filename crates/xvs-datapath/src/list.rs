@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use xvs_core::conn::sctp::SctpState;
 use xvs_core::conn::tcp::TcpState;
 use xvs_core::snapshot::ConnEntry;
 
@@ -23,6 +24,9 @@ impl Datapath {
                     .map(TcpState::name)
                     .unwrap_or("NONE"),
                 17 => "UDP",
+                132 => SctpState::ALL
+                    .get(c.state as usize)
+                    .map_or("NONE", |s| s.name()),
                 _ => "NONE",
             };
             out.push(ConnEntry {

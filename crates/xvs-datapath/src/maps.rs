@@ -110,6 +110,8 @@ pub enum Proto {
     Tcp = 6,
     /// `IPPROTO_UDP` (ipvsadm `-u`).
     Udp = 17,
+    /// `IPPROTO_SCTP` (ipvsadm `--sctp-service`).
+    Sctp = 132,
 }
 
 /// `struct svc_key`: a virtual service (family, protocol, VIP, port).
@@ -452,7 +454,8 @@ pub struct Config {
     /// The kernel's HZ (measured at load: [`crate::Datapath::clock_hz`]): ticks a second of
     /// the flow and hop caches' clock, jiffies. 0: nothing is cached.
     pub hz: u32,
-    pub pad: u32,
+    /// `sloppy_sctp`.
+    pub sloppy_sctp: u32,
 }
 
 /// `struct xvs_stats`: counters of one CPU.

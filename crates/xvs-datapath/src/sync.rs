@@ -235,9 +235,6 @@ fn describe(key: &ServiceKey) -> String {
 /// Refuses what the datapath cannot do yet, rather than mis-schedule it.
 fn check_supported(svc: &Service) -> Result<()> {
     let refuse = |why: &str| Err(Error::Refused(format!("{}: {why}", describe(&svc.cfg.key))));
-    if svc.cfg.key.protocol() == Some(Protocol::Sctp) {
-        return refuse("SCTP services are not in the datapath yet");
-    }
     if svc.dests.len() > MAX_DESTS {
         return refuse(&format!("more than {MAX_DESTS} real servers"));
     }
@@ -379,6 +376,7 @@ impl Datapath {
         c.conn_reuse_mode = s.conn_reuse_mode;
         c.expire_nodest_conn = s.expire_nodest_conn as u32;
         c.sloppy_tcp = s.sloppy_tcp as u32;
+        c.sloppy_sctp = s.sloppy_sctp as u32;
         c.expire_quiescent_template = s.expire_quiescent_template as u32;
         c.lblcr_expiration = self.lblcr_expiration() as u32;
         c.rand_fixed = self.hooks.rand_fixed as u32;

@@ -6,7 +6,12 @@
 //!
 //! Events: new TCP connections from random clients (SYN), ACKs, FINs, RSTs,
 //! repeated SYNs (connection reuse), NAT replies, weight edits, real-server
-//! adds, removals and re-adds (the trash), thresholds (-x/-y).
+//! adds, removals and re-adds (the trash), thresholds (-x/-y). SCTP runs
+//! (`--sctp-service`) send chunks instead: INITs open associations, then
+//! any chunk either way (COOKIE ECHO, COOKIE ACK, DATA, SHUTDOWN*, ABORT,
+//! ERROR, an ABORT bundled after a cookie chunk, INIT again), so the
+//! kernel's SCTP state tables, as the model has them, are compared with the
+//! datapath's through ActiveConn/InActConn and the verdicts.
 //!
 //! Time is virtual: the model gets `Time(ms)` and the datapath a fixed clock
 //! (`Datapath::set_clock`) at the same instant, advanced 1 ms per event. The
@@ -30,6 +35,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
+use xvs_core::conn::sctp::chunk;
 use xvs_core::conn::{Pkt, TcpFlags, TcpState};
 use xvs_core::director::{Director, DropReason, Packet, Verdict};
 use xvs_core::model::{Family, Flow, FwdMethod, Protocol, ServiceKey};
@@ -179,7 +185,12 @@ struct Run {
     seen: [u64; 4],
     /// Of the drops, XDP's answered with a port unreachable.
     unreachables: u64,
+    /// An SCTP service: `flags` are a chunk type, | [`BUNDLED_ABORT`].
+    sctp: bool,
 }
+
+/// In an SCTP run's `flags`: an ABORT chunk follows the first.
+const BUNDLED_ABORT: u8 = 0x80;
 
 impl Run {
     fn now(&self) -> Time {
@@ -233,15 +244,25 @@ impl Run {
         flags: u8,
     ) -> Verdict {
         let v6 = src.is_ipv6();
+        let (proto, l4) = if self.sctp {
+            let first = flags & !BUNDLED_ABORT;
+            let mut chunks: Vec<(u8, u8, &[u8])> = vec![(first, 0, b"chunk value")];
+            if flags & BUNDLED_ABORT != 0 {
+                chunks.push((chunk::ABORT, 0, b""));
+            }
+            (132, sctp(sport, dport, 0x5c7b, &chunks))
+        } else {
+            (6, tcp(sport, dport, flags))
+        };
         let (frame, len) = if v6 {
             (
                 eth(
                     DIRECTOR_MAC,
                     [0x02, 0, 0, 0, 0, 1],
                     0x86dd,
-                    &ipv6_l4(v6_octets(src), v6_octets(dst), 6, &tcp(sport, dport, flags)),
+                    &ipv6_l4(v6_octets(src), v6_octets(dst), proto, &l4),
                 ),
-                60,
+                40 + l4.len() as u32,
             )
         } else {
             (
@@ -249,26 +270,37 @@ impl Run {
                     DIRECTOR_MAC,
                     [0x02, 0, 0, 0, 0, 1],
                     0x0800,
-                    &ipv4(v4_octets(src), v4_octets(dst), 6, &tcp(sport, dport, flags)),
+                    &ipv4(v4_octets(src), v4_octets(dst), proto, &l4),
                 ),
-                40,
+                20 + l4.len() as u32,
             )
         };
         // IP header length: where the ports are
         let ihl = if v6 { 40 } else { 20 };
         let flow = Flow {
-            protocol: Protocol::Tcp,
+            protocol: if self.sctp {
+                Protocol::Sctp
+            } else {
+                Protocol::Tcp
+            },
             src,
             sport,
             dst,
             dport,
         };
-        let tf = TcpFlags::new(
-            flags & 2 != 0,
-            flags & 1 != 0,
-            flags & 0x10 != 0,
-            flags & 4 != 0,
-        );
+        let l4 = if self.sctp {
+            Pkt::Sctp {
+                first_chunk: flags & !BUNDLED_ABORT,
+                abort_follows: flags & BUNDLED_ABORT != 0,
+            }
+        } else {
+            Pkt::Tcp(TcpFlags::new(
+                flags & 2 != 0,
+                flags & 1 != 0,
+                flags & 0x10 != 0,
+                flags & 4 != 0,
+            ))
+        };
         let prog = if self.rng.below(2) == 0 {
             Prog::Xdp
         } else {
@@ -279,7 +311,7 @@ impl Run {
         let mark = if prog == Prog::Tc { self.mark } else { 0 };
         let pkt = Packet {
             flow,
-            l4: Pkt::Tcp(tf),
+            l4,
             len,
             fwmark: mark,
         };
@@ -537,6 +569,8 @@ struct Spec<'a> {
     mark: u32,
     /// The services: IPv4 (false) and/or IPv6 (true), in one datapath.
     families: &'a [bool],
+    /// SCTP services (`--sctp-service`) and chunks instead of TCP.
+    sctp: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -554,6 +588,7 @@ impl<'a> Spec<'a> {
             clients: 250,
             mark: 0,
             families: &[false],
+            sctp: false,
         }
     }
 }
@@ -627,6 +662,7 @@ fn run_here(spec: Spec) {
         packets: 0,
         seen: [0; 4],
         unreachables: 0,
+        sctp: spec.sctp,
     };
     run.dp.set_clock(Some(run.now_ms * 1_000_000)).unwrap();
     // twos: the datapath takes the draws the model's generator will make
@@ -655,10 +691,15 @@ fn run_here(spec: Spec) {
             )
         } else {
             let vip = if v6 { vip6(0) } else { IpAddr::V4(VIP.into()) };
+            let (opt, protocol) = if spec.sctp {
+                ("--sctp-service", Protocol::Sctp)
+            } else {
+                ("-t", Protocol::Tcp)
+            };
             (
-                format!("-t {}", with_port(vip, spec.port)),
+                format!("{opt} {}", with_port(vip, spec.port)),
                 ServiceKey::Addr {
-                    protocol: Protocol::Tcp,
+                    protocol,
                     addr: vip,
                     port: spec.port,
                 },
@@ -699,7 +740,7 @@ fn run_here(spec: Spec) {
     let ports: &[u16] = if spec.port == 0 {
         &[80, 443, 8080]
     } else {
-        &[80]
+        std::slice::from_ref(&spec.port)
     };
     run.dp
         .sync(&run.dir.table, &run.dir.sysctls, &run.l2)
@@ -796,7 +837,8 @@ fn run_here(spec: Spec) {
                 let sport = 1024 + run.rng.below(60000) as u16;
                 let dport = ports[run.rng.below(ports.len() as u32) as usize];
                 let vip = ctx.vips[run.rng.below(ctx.vips.len() as u32) as usize];
-                let v = run.packet("SYN", client, sport, vip, dport, 0x02);
+                let first = if spec.sctp { chunk::INIT } else { 0x02 };
+                let v = run.packet("SYN", client, sport, vip, dport, first);
                 let to = match v {
                     Verdict::ToReal {
                         daddr, dport, fwd, ..
@@ -814,11 +856,15 @@ fn run_here(spec: Spec) {
             30..=64 if !open.is_empty() => {
                 let i = run.rng.below(open.len() as u32) as usize;
                 let o = open[i];
-                let flags = match run.rng.below(10) {
-                    0..=5 => 0x10, // ACK
-                    6 | 7 => 0x11, // FIN+ACK
-                    8 => 0x04,     // RST
-                    _ => 0x02,     // SYN again (reuse)
+                let flags = if spec.sctp {
+                    SCTP_CLIENT[run.rng.below(SCTP_CLIENT.len() as u32) as usize]
+                } else {
+                    match run.rng.below(10) {
+                        0..=5 => 0x10, // ACK
+                        6 | 7 => 0x11, // FIN+ACK
+                        8 => 0x04,     // RST
+                        _ => 0x02,     // SYN again (reuse)
+                    }
                 };
                 let v = run.packet("client", o.client, o.sport, o.vip, o.dport, flags);
                 if let Verdict::ToReal {
@@ -832,7 +878,11 @@ fn run_here(spec: Spec) {
                 let i = run.rng.below(open.len() as u32) as usize;
                 let o = open[i];
                 if let Some((d, dport, FwdMethod::Masq)) = o.to {
-                    let flags = [0x12, 0x10, 0x11, 0x04][run.rng.below(4) as usize];
+                    let flags = if spec.sctp {
+                        SCTP_SERVER[run.rng.below(SCTP_SERVER.len() as u32) as usize]
+                    } else {
+                        [0x12, 0x10, 0x11, 0x04][run.rng.below(4) as usize]
+                    };
                     run.packet("reply", d, dport, o.client, o.sport, flags);
                 }
             }
@@ -926,6 +976,69 @@ fn run_here(spec: Spec) {
 }
 
 const EVENTS: usize = 2000;
+
+/// An SCTP client's chunks after its INIT (the association's setup and
+/// data most often).
+const SCTP_CLIENT: [u8; 14] = [
+    chunk::COOKIE_ECHO,
+    chunk::COOKIE_ECHO,
+    chunk::DATA,
+    chunk::DATA,
+    chunk::SACK,
+    chunk::HEARTBEAT,
+    chunk::SHUTDOWN,
+    chunk::SHUTDOWN_ACK,
+    chunk::SHUTDOWN_COMPLETE,
+    chunk::ABORT,
+    chunk::ERROR,
+    chunk::INIT,
+    chunk::COOKIE_ECHO | BUNDLED_ABORT,
+    chunk::COOKIE_ACK | BUNDLED_ABORT,
+];
+
+/// A NAT real server's chunks.
+const SCTP_SERVER: [u8; 11] = [
+    chunk::INIT_ACK,
+    chunk::INIT_ACK,
+    chunk::COOKIE_ACK,
+    chunk::DATA,
+    chunk::SACK,
+    chunk::SHUTDOWN,
+    chunk::SHUTDOWN_ACK,
+    chunk::SHUTDOWN_COMPLETE,
+    chunk::ABORT,
+    chunk::INIT,
+    chunk::COOKIE_ECHO,
+];
+
+/// SCTP runs: the state tables through NAT and DR real servers, IPv4 and
+/// IPv6, one with persistence and jumps in time (entries expire by the
+/// SCTP states' timeouts).
+#[test]
+fn sctp_wlc() {
+    run(Spec {
+        sctp: true,
+        port: 5000,
+        ..Spec::new("wlc", "", 41)
+    })
+}
+#[test]
+fn sctp_rr_v4_and_v6() {
+    run(Spec {
+        sctp: true,
+        families: &[false, true],
+        ..Spec::new("rr", "", 42)
+    })
+}
+#[test]
+fn sctp_persist_lc() {
+    run(Spec {
+        sctp: true,
+        jumps: true,
+        clients: 20,
+        ..Spec::new("lc", "-p 45", 43)
+    })
+}
 
 #[test]
 fn rr() {

@@ -525,17 +525,27 @@ fn no_real_server_is_an_event_as_the_kernel_logs_it() {
 #[test]
 fn unsupported_rules_are_refused_not_mis_scheduled() {
     let mut dp = load();
-    // IPv6 services and real servers are supported now (tests/v6_fixtures.rs).
-    for (rules, why) in [
-        (&["-A --sctp-service 198.18.2.1:80"][..], "SCTP"),
-        (&["-A --sctp-service [2001:2::1]:80"][..], "SCTP"),
-    ] {
-        let err = dp
-            .sync(&table(rules), &Sysctls::default(), &L2::default())
-            .unwrap_err();
-        assert!(matches!(err, xvs_datapath::Error::Refused(_)), "{err}");
-        assert!(err.to_string().contains(why), "{err}");
+    // SCTP and IPv6 services are supported now (tests/sctp_fixtures.rs,
+    // tests/v6_fixtures.rs); what is left is size: a service's real servers
+    // must fit its scheduler's slots.
+    let mut rules = vec!["-A -t 198.18.2.1:80 -s rr".to_string()];
+    for i in 0..=xvs_datapath::maps::MAX_DESTS {
+        rules.push(format!(
+            "-a -t 198.18.2.1:80 -r 198.18.{}.{} -g",
+            10 + i / 200,
+            1 + i % 200
+        ));
     }
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let err = dp
+        .sync(&table(&rules), &Sysctls::default(), &L2::default())
+        .unwrap_err();
+    assert!(matches!(err, xvs_datapath::Error::Refused(_)), "{err}");
+    assert!(
+        err.to_string().contains("more than 256 real servers"),
+        "{err}"
+    );
+    assert_eq!(dp.conn_count(), 0);
 }
 
 /// twos without the test hook draws from bpf_get_prandom_u32: both servers

@@ -1,8 +1,9 @@
 //! Fuzz-style test: thousands of random and mutated frames (truncated, bad
 //! lengths, IP options, fragments, random bytes) through both programs. No
 //! crash; a frame is only ever sent on (TX/redirect) when it is a well formed
-//! IPv4 TCP/UDP packet to the VIP, and then with valid headers; every other
-//! verdict is PASS or DROP; every packet is counted exactly once.
+//! IPv4 TCP/UDP/SCTP packet to the VIP, and then with valid headers (an SCTP
+//! packet's CRC32c right after NAT if it was before); every other verdict is
+//! PASS or DROP; every packet is counted exactly once.
 //!
 //! Needs root and a BPF-capable kernel; fails (does not skip) without them.
 
@@ -30,6 +31,11 @@ fn well_formed_to_vip(f: &[u8]) -> bool {
     let l4min = match ip[9] {
         6 => 20,
         17 => 8,
+        // SCTP: common header and a chunk header inside the IP length, and
+        // no fragment (SCTP's are handed on)
+        132 if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 => return false,
+        132 if total < ihl + 16 => return false,
+        132 => 16,
         _ => return false,
     };
     ip[0] >> 4 == 4
@@ -38,6 +44,23 @@ fn well_formed_to_vip(f: &[u8]) -> bool {
         && total <= ip.len()
         && (later || ip.len() >= ihl + l4min)
         && ip[16..20] == VIP
+}
+
+/// An IPv4 SCTP frame of `l4`.
+fn sctp4(src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    let m = [2, 0, 0, 0, 0, 1];
+    eth(m, m, 0x0800, &ipv4(src, dst, 132, l4))
+}
+
+/// An IPv4 SCTP frame whose CRC32c is right.
+fn sctp_crc_right(f: &[u8]) -> bool {
+    if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 132 {
+        return false;
+    }
+    let ip = &f[14..];
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    ihl >= 20 && total >= ihl + 12 && total <= ip.len() && sctp_crc_ok(&ip[ihl..total])
 }
 
 fn mutate(rng: &mut SplitMix64, base: &[u8]) -> Vec<u8> {
@@ -104,6 +127,8 @@ fn random_and_mutated_frames_here() {
         "-a -t 198.18.2.1:80 -r 198.18.1.3 -g",
         "-A -u 198.18.2.1:53 -s rr",
         "-a -u 198.18.2.1:53 -r 198.18.1.2 -m",
+        "-A --sctp-service 198.18.2.1:5000 -s rr",
+        "-a --sctp-service 198.18.2.1:5000 -r 198.18.1.2:6000 -m",
     ]);
     let l2 = L2 {
         default: NextHop {
@@ -146,9 +171,26 @@ fn random_and_mutated_frames_here() {
             0x0800,
             &ipv4(RS, [198, 19, 0, 1], 17, &udp(53, 1000, b"x")),
         ),
+        // SCTP: an INIT, a COOKIE ECHO with an ABORT after it, a reply
+        sctp4(
+            [198, 19, 0, 1],
+            VIP,
+            &sctp(1000, 5000, 0, &[(1, 0, &[7; 16])]),
+        ),
+        sctp4(
+            [198, 19, 0, 1],
+            VIP,
+            &sctp(1000, 5000, 9, &[(10, 0, b"cookie!"), (6, 0, b"")]),
+        ),
+        sctp4(
+            RS,
+            [198, 19, 0, 1],
+            &sctp(6000, 1000, 9, &[(2, 0, &[7; 20])]),
+        ),
     ];
     let mut rng = SplitMix64::new(42);
     let mut runs = 0u64;
+    let mut sctp_rewritten = 0u64;
     for n in 0..6000 {
         let base = &bases[rng.below(bases.len() as u32) as usize];
         let f = mutate(&mut rng, base);
@@ -172,7 +214,15 @@ fn random_and_mutated_frames_here() {
             // IP header apart from the destination and checksum.
             assert_eq!(got.packet.len(), f.len());
             assert_eq!(got.packet[14..24], f[14..24], "{prog:?}: {f:02x?}");
-        } else {
+        }
+        if got.packet != f && sctp_crc_right(&f) {
+            sctp_rewritten += 1;
+            assert!(
+                sctp_crc_right(&got.packet),
+                "{prog:?} broke the CRC32c of {f:02x?}"
+            );
+        }
+        if !sent {
             let ok = match prog {
                 Prog::Xdp => [XDP_PASS, XDP_DROP].contains(&got.verdict),
                 Prog::Tc => [TC_ACT_OK, TC_ACT_SHOT].contains(&got.verdict),
@@ -192,9 +242,10 @@ fn random_and_mutated_frames_here() {
         c.malformed > 100 && c.fragment > 10 && c.forwarded > 10,
         "{c:?}"
     );
+    assert!(sctp_rewritten > 50, "SCTP NATed: {sctp_rewritten}");
     // Whatever state the fuzzing left, a flush brings every count to zero.
     dp.flush_conns().unwrap();
-    for id in 1..=3 {
+    for id in 1..=4 {
         let rc = dp
             .real_counts(xvs_core::model::DestId(id))
             .unwrap()

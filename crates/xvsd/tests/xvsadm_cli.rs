@@ -546,22 +546,30 @@ fn udp_fwmark_ipv6_sctp_pe() {
     x.ok(&["-D", "-f", "8", "-6"]);
     x.ok(&["-D", "-t", "[2001:2::100]:80"]);
     assert_eq!(x.save(), before);
-    // SCTP services are not in the datapath yet: refused as a whole.
-    let o = x.adm(&[
+    // SCTP services go into the table and the datapath, list and save as
+    // ipvsadm does them, and go again.
+    x.ok(&[
         "--add-service",
         "--sctp-service",
         "198.18.0.102:9000",
         "-s",
         "rr",
     ]);
-    assert_eq!(
-        (o.code, o.stderr.as_str()),
-        (
-            255,
-            "The datapath refused the rules\n\
-             xvsadm: the datapath cannot load SCTP service 198.18.0.102:9000: SCTP services are not in the datapath yet\n"
-        )
-    );
+    x.ok(&[
+        "-a",
+        "--sctp-service",
+        "198.18.0.102:9000",
+        "-r",
+        "198.18.1.30:9100",
+        "-m",
+    ]);
+    assert!(x.ok(&["-L", "-n"]).contains(
+        "\nSCTP 198.18.0.102:9000 rr\n  -> 198.18.1.30:9100             Masq    1      0          0         \n"
+    ));
+    assert!(x.save().contains(
+        "-A --sctp-service 198.18.0.102:9000 -s rr\n-a --sctp-service 198.18.0.102:9000 -r 198.18.1.30:9100 -m -w 1\n"
+    ));
+    x.ok(&["-D", "--sctp-service", "198.18.0.102:9000"]);
     assert_eq!(x.save(), before);
     // A persistence engine is listed and saved as ipvsadm does.
     x.ok(&[

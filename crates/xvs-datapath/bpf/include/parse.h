@@ -9,12 +9,14 @@
  * The parser fills a struct pkt with what the forwarding code needs (family,
  * protocol, addresses and ports in network byte order, header pointers) and
  * says whether the packet is:
- *   XVS_PARSE_OK         IPv4/IPv6 with a complete TCP or UDP header;
+ *   XVS_PARSE_OK         IPv4/IPv6 with a complete TCP or UDP header, or an
+ *                        SCTP common header and its first chunk's header;
  *   XVS_PARSE_OTHER      well formed but nothing we handle (ARP, VLAN, ICMP,
  *                        ICMPv6, ESP, AH, ...);
  *   XVS_PARSE_MALFORMED  a header it had to read is truncated or invalid;
  *   XVS_PARSE_FRAGMENT   an IPv4 fragment, or an IPv6 packet with a Fragment
- *                        header (not handled yet).
+ *                        header (TCP/UDP ones: pkt.frag says which; SCTP
+ *                        ones are handed on).
  *
  * IPv6 extension headers: hop-by-hop options (first only), routing and
  * destination options are walked, at most XVS_V6_MAX_EXT of them within the
@@ -38,6 +40,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "structs.h"
+#include "sctp_states.h"
 
 #define XVS_IP_MF 0x2000
 #define XVS_IP_OFFSET 0x1fff
@@ -57,8 +60,9 @@ struct pkt {
 	__be16 sport;
 	__be16 dport;
 	__u8 family; /* XVS_AF_INET / XVS_AF_INET6 */
-	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 tcp_flags; /* byte 13 of the TCP header (SYN, ACK, ...), 0 for UDP */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
+	__u8 tcp_flags; /* TCP: byte 13 of the header (SYN, ACK, ...); SCTP: the packet's
+			 * event (XVS_SCTP_EV_*) | XVS_SCTP_ABORT_FIRST; 0 for UDP */
 	__u8 frag;     /* TCP/UDP fragment: XVS_FRAG_FIRST or XVS_FRAG_LATER; 0: none */
 	__u16 tot_len; /* IP packet length in bytes, host order */
 	__u16 l3_len;  /* IP header length in bytes (IPv4: with options, 20..60; IPv6: with
@@ -71,6 +75,19 @@ struct pkt {
  * XVS_PARSE_FRAGMENT, ports 0; l3_len: up to the payload). */
 #define XVS_FRAG_FIRST 1
 #define XVS_FRAG_LATER 2
+
+/* pkt.tcp_flags of an SCTP packet: its first chunk is an ABORT (never
+ * scheduled, even with sloppy_sctp). The event is in the low four bits. */
+#define XVS_SCTP_ABORT_FIRST 0x10
+#define XVS_SCTP_EV_MASK 0x0f
+#define XVS_SCTP_CID_ABORT 6
+#define XVS_SCTP_CID_COOKIE_ECHO 10
+#define XVS_SCTP_CID_COOKIE_ACK 11
+/* Common header (ports, verification tag, CRC32c) and a chunk header. */
+#define XVS_SCTP_HLEN 12
+#define XVS_SCTP_MIN_LEN (XVS_SCTP_HLEN + 4)
+/* How far past the first chunk the parser looks for a bundled ABORT. */
+#define XVS_SCTP_MAX_LOOK 0x3ffc
 
 /* Longest header chain parse_packet() reads: Ethernet + IPv4 with options + TCP. */
 #define XVS_MAX_HDR_LEN (sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
@@ -88,9 +105,43 @@ struct pkt {
 #define XVS_NEXTHDR_DEST 60
 #define XVS_NEXTHDR_ICMP6 58
 
+/* An SCTP packet: the common header and the first chunk's header, whose
+ * type makes the event (pkt.tcp_flags). */
+static __always_inline int parse_sctp(struct pkt *p, void *l4, void *data_end)
+{
+	__u8 *sh = l4, *next;
+	__u8 first, ev;
+	__u32 clen;
+
+	if ((void *)(sh + XVS_SCTP_MIN_LEN) > data_end)
+		return XVS_PARSE_MALFORMED;
+	p->sport = *(__be16 *)sh;
+	p->dport = *(__be16 *)(sh + 2);
+	first = sh[XVS_SCTP_HLEN];
+	ev = first < XVS_SCTP_CID_KNOWN ? xvs_sctp_event[first] : XVS_SCTP_EV_DATA;
+	if (first == XVS_SCTP_CID_ABORT)
+		ev |= XVS_SCTP_ABORT_FIRST;
+	/* set_sctp_state(): an ABORT after a COOKIE ECHO or COOKIE ACK
+	 * is the packet's event (within the first XVS_SCTP_MAX_LOOK
+	 * bytes of the packet, here) */
+	if (first == XVS_SCTP_CID_COOKIE_ECHO || first == XVS_SCTP_CID_COOKIE_ACK) {
+		clen = bpf_ntohs(*(__be16 *)(sh + XVS_SCTP_HLEN + 2));
+		clen = (clen + 3) & ~3U;
+		if (clen >= 4 && clen <= XVS_SCTP_MAX_LOOK) {
+			next = sh + XVS_SCTP_HLEN + clen;
+			if ((void *)(next + 1) <= data_end && next[0] == XVS_SCTP_CID_ABORT)
+				ev = XVS_SCTP_EV_ABORT;
+		}
+	}
+	p->tcp_flags = ev;
+	return XVS_PARSE_OK;
+}
+
 static __always_inline int parse_l4(struct pkt *p, void *l4, void *data_end)
 {
 	p->l4 = l4;
+	if (p->proto == IPPROTO_SCTP)
+		return parse_sctp(p, l4, data_end);
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
@@ -155,6 +206,9 @@ static __always_inline int parse_ipv4(struct pkt *p, void *data_end)
 		}
 		p->frag = XVS_FRAG_FIRST;
 	}
+	/* SCTP: the length must cover what the NAT's CRC32c update counts on */
+	if (p->proto == IPPROTO_SCTP && (__u32)p->tot_len < ihl_len + XVS_SCTP_MIN_LEN)
+		return XVS_PARSE_MALFORMED;
 	return parse_l4(p, (void *)iph + ihl_len, data_end);
 }
 
@@ -180,7 +234,7 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 	for (i = 0; i < XVS_V6_MAX_EXT; i++) {
 		__u8 *eh;
 
-		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP)
+		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_SCTP)
 			break;
 		if (nh == XVS_NEXTHDR_FRAGMENT) {
 			/* next header, reserved, offset << 3 | M, identification;
@@ -227,7 +281,7 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 		nh = eh[0];
 		off += ((__u32)eh[1] + 1) * 8;
 	}
-	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP)
 		return XVS_PARSE_MALFORMED; /* more extension headers than we walk */
 	if (off > sizeof(*ip6h) + XVS_V6_MAX_EXT_LEN)
 		return XVS_PARSE_MALFORMED;
@@ -237,7 +291,9 @@ static __always_inline int parse_ipv6(struct pkt *p, void *data_end)
 	if (rc != XVS_PARSE_OK)
 		return rc;
 	/* The payload length must cover the extension headers and the L4 header. */
-	if ((__u32)p->tot_len < off + (nh == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr)))
+	if ((__u32)p->tot_len < off + (nh == IPPROTO_TCP  ? sizeof(struct tcphdr)
+				       : nh == IPPROTO_UDP ? sizeof(struct udphdr)
+							   : XVS_SCTP_MIN_LEN))
 		return XVS_PARSE_MALFORMED;
 	return XVS_PARSE_OK;
 }

@@ -35,7 +35,7 @@
 struct svc_key {
 	__be32 addr[4];
 	__be16 port;
-	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP, 0 for fwmark */
+	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 0 for fwmark */
 	__u8 family; /* XVS_AF_INET or XVS_AF_INET6 */
 };
 
@@ -189,7 +189,7 @@ struct conn_key {
 struct conn {
 	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline */
 	__u32 real_id;
-	__u8 state;      /* TCP state (XVS_TCP_S_*); 0 for UDP */
+	__u8 state;      /* TCP (XVS_TCP_S_*) or SCTP (XVS_SCTP_S_*) state; 0 for UDP */
 	__u8 flags;      /* XVS_CONN_F_* */
 	__u8 fwd;        /* XVS_FWD_* */
 	__u8 family;
@@ -288,7 +288,7 @@ struct xvs_config {
 	__u32 flow_sets;      /* sets of xvs_flow_cache (a power of two; 0: no flow cache) */
 	__u64 now_ns;         /* test hook: if not 0, the clock (instead of bpf_ktime_get_coarse_ns) */
 	__u32 hz;             /* the kernel's HZ, measured by user space: the caches' clock (xvs_tick) */
-	__u32 pad;
+	__u32 sloppy_sctp;
 };
 
 /*

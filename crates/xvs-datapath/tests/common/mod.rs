@@ -242,6 +242,9 @@ pub fn checksums_ok6(frame: &[u8]) -> bool {
         off += 8 * (usize::from(ip[off + 1]) + 1);
     }
     let l4 = &ip[off..40 + plen];
+    if next == 132 {
+        return sctp_crc_ok(l4);
+    }
     let at = if next == 6 { 16 } else { 6 };
     let got = u16::from_be_bytes([l4[at], l4[at + 1]]);
     got != 0 && got == l4_csum6(&src, &dst, next, l4)
@@ -294,6 +297,9 @@ pub fn checksums_ok(frame: &[u8]) -> bool {
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     let proto = ip[9];
     let l4 = &ip[ihl..total];
+    if proto == 132 {
+        return sctp_crc_ok(l4);
+    }
     if proto == 17 && l4[6] == 0 && l4[7] == 0 {
         return true;
     }
@@ -360,4 +366,51 @@ pub fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
+}
+
+/// CRC32c (Castagnoli, reflected, as SCTP uses it: RFC 9260 appendix A),
+/// bit by bit from its definition.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// An SCTP packet: the common header (verification tag `vtag`) and
+/// `chunks` (type, flags, value; each padded to four bytes), with its
+/// CRC32c (stored least significant byte first, as the kernel stores it).
+pub fn sctp(sport: u16, dport: u16, vtag: u32, chunks: &[(u8, u8, &[u8])]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&sport.to_be_bytes());
+    s.extend_from_slice(&dport.to_be_bytes());
+    s.extend_from_slice(&vtag.to_be_bytes());
+    s.extend_from_slice(&[0; 4]);
+    for &(ty, flags, value) in chunks {
+        s.extend_from_slice(&[ty, flags]);
+        s.extend_from_slice(&((4 + value.len()) as u16).to_be_bytes());
+        s.extend_from_slice(value);
+        while s.len() % 4 != 0 {
+            s.push(0);
+        }
+    }
+    let c = crc32c(&s);
+    s[8..12].copy_from_slice(&c.to_le_bytes());
+    s
+}
+
+/// Whether an SCTP packet's CRC32c is right.
+pub fn sctp_crc_ok(l4: &[u8]) -> bool {
+    let mut s = l4.to_vec();
+    let got = u32::from_le_bytes([s[8], s[9], s[10], s[11]]);
+    s[8..12].fill(0);
+    got == crc32c(&s)
 }
