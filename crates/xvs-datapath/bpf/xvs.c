@@ -1497,7 +1497,7 @@ static __always_inline int xvs_icmp_is(const struct pkt *p, int rc, __u32 len)
 /*
  * The key of the connection an ICMP error (p, IPv4) quotes, reversed, into
  * k; -1 when it is not one to handle (not such an error, its quote short,
- * not TCP/UDP, or a fragment but the first).
+ * not TCP/UDP/SCTP, or a fragment but the first).
  */
 static __always_inline int xvs_icmp4_key(const struct pkt *p, void *data_end, struct conn_key *k)
 {
@@ -1513,7 +1513,8 @@ static __always_inline int xvs_icmp4_key(const struct pkt *p, void *data_end, st
 	in = (void *)(ic + 8);
 	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5 ||
 	    (in->frag_off & bpf_htons(XVS_IP_OFFSET)) ||
-	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP &&
+	     in->protocol != IPPROTO_SCTP))
 		return -1;
 	ports = (void *)in + (__u32)in->ihl * 4;
 	if ((void *)(ports + 2) > data_end)
@@ -1531,7 +1532,7 @@ static __always_inline int xvs_icmp4_key(const struct pkt *p, void *data_end, st
 /*
  * The key of the connection an ICMPv6 error (p) quotes, reversed, into k;
  * -1 when it is not one to handle (not an error, its quote short or with
- * extension headers before TCP/UDP).
+ * extension headers before TCP/UDP/SCTP).
  */
 static __always_inline int xvs_icmp6_key(const struct pkt *p, void *data_end, struct conn_key *k)
 {
@@ -1544,7 +1545,8 @@ static __always_inline int xvs_icmp6_key(const struct pkt *p, void *data_end, st
 	in = (void *)(ic + 8);
 	ports = (void *)(in + 1);
 	if ((void *)(ports + 2) > data_end ||
-	    (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+	    (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP &&
+	     in->nexthdr != IPPROTO_SCTP))
 		return -1;
 	__builtin_memset(k, 0, sizeof(*k));
 	__builtin_memcpy(k->saddr, &in->daddr, 16);

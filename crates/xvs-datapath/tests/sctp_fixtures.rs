@@ -437,3 +437,61 @@ fn ipv6_nat_rewrites_addresses_and_port_with_the_crc32c() {
         }
     })
 }
+
+/// ICMP errors about an association go where its packets go, as
+/// `ip_vs_in_icmp()` sends them: a router's "fragmentation needed" about
+/// what the real server sent the client (VIP:5000 -> client), to the real
+/// server; by NAT with the quoted source rewritten to the real server's
+/// address and port (the quoted CRC32c, past the 8 quoted bytes, is left
+/// alone, as IPVS leaves it).
+#[test]
+fn icmp_errors_about_an_association_go_to_its_real_server() {
+    const ROUTER: [u8; 4] = [198, 18, 0, 254];
+    let init: &Chunks = &[(INIT, 0, &INIT_PARAMS)];
+    let ack: &Chunks = &[(INIT_ACK, 0, &INIT_PARAMS)];
+    let to_vip = |quoted: &[u8]| {
+        eth(
+            DIRECTOR_MAC,
+            CLIENT_MAC,
+            0x0800,
+            &ipv4(ROUTER, VIP, 1, &frag_needed(quoted)),
+        )
+    };
+    let sent = ipv4(VIP, CLIENT, 132, &sctp(5000, 40000, 7, ack));
+    in_private_netns(|| {
+        for prog in [Prog::Xdp, Prog::Tc] {
+            let fwd = verdicts(prog).0;
+            // DR: forwarded as it is
+            let d = Dp::vip("198.18.1.2 -g", Sysctls::default());
+            let got =
+                d.dp.test_run(prog, &from_client(40000, 5000, init))
+                    .unwrap();
+            assert_eq!(got.verdict, fwd, "{prog:?} DR INIT");
+            let err = to_vip(&sent);
+            let got = d.dp.test_run(prog, &err).unwrap();
+            assert_eq!(got.verdict, fwd, "{prog:?} DR error");
+            assert_eq!(got.packet, dr_rewritten(&err), "{prog:?} DR error");
+            // NAT to port 6000
+            let d = Dp::vip("198.18.1.2:6000 -m", Sysctls::default());
+            let got =
+                d.dp.test_run(prog, &from_client(40000, 5000, init))
+                    .unwrap();
+            assert_eq!(got.verdict, fwd, "{prog:?} NAT INIT");
+            let got = d.dp.test_run(prog, &to_vip(&sent)).unwrap();
+            assert_eq!(got.verdict, fwd, "{prog:?} NAT error");
+            let quoted = ipv4(RS, CLIENT, 132, &sctp(6000, 40000, 7, ack));
+            let want = eth(
+                RS_MAC,
+                EGRESS_MAC,
+                0x0800,
+                &ipv4(ROUTER, RS, 1, &frag_needed(&quoted)),
+            );
+            // (built from scratch: equal bytes mean right checksums)
+            assert_eq!(got.packet, want, "{prog:?} NAT error");
+            // about another association: the director's own
+            let other = to_vip(&ipv4(VIP, CLIENT, 132, &sctp(5000, 40001, 7, ack)));
+            let got = d.dp.test_run(prog, &other).unwrap();
+            assert_eq!((got.verdict, got.packet), (verdicts(prog).1, other));
+        }
+    })
+}
