@@ -16,6 +16,7 @@
 //! | NAT UDP rr 3 servers | tc, explicit `L2` | 60 queries from 60 ports split 20:20:20, answered from VIP:53 |
 //! | NAT expiry | tc | timeouts 2 s; `expire()` frees all 50 entries, ActiveConn/InActConn back to 0 |
 //! | UDP over the MTU, NAT and DR | tc, XDP | a 3000-byte query and a 4000-byte answer, fragmented by the kernels, arrive whole; each counted as one datagram |
+//! | SCTP NAT to another port | tc, XDP | an association's setup (INIT, INIT ACK, COOKIE ECHO, COOKIE ACK) between raw-socket endpoints: each packet arrives with its ports mapped and its CRC32c right; the entry ESTABLISHED, ActiveConn 1 |
 //!
 //! What the labs need on the director besides the rules:
 //! - Forwarding on (the topology sets `ip_forward=1`): the real servers'
@@ -37,6 +38,7 @@
 //!
 //! Needs root; without it every test fails with a message saying so.
 
+mod common;
 mod labs_common;
 
 use std::{
@@ -963,4 +965,147 @@ fn no_real_server_refuses_connections(attach: Attach) {
     assert_eq!(after.no_dest - before.no_dest, 2, "{attach:?}: {after:?}");
     assert_eq!(after.forwarded, before.forwarded, "{after:?}");
     assert_eq!(lab.dp.conn_count(), 0);
+}
+
+/// A raw IPv4 socket for protocol 132. This kernel has no SCTP stack, so
+/// the SCTP lab's endpoints are raw sockets: they write SCTP packets (the
+/// kernel adds the IP header) and read whole IP packets.
+struct RawSctp(std::os::fd::OwnedFd);
+
+impl RawSctp {
+    fn open() -> std::io::Result<RawSctp> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); the fd is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, 132) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = RawSctp(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let tv = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid fd and a timeval of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(s)
+    }
+
+    fn send(&self, to: Ipv4Addr, sctp: &[u8]) {
+        use std::os::fd::AsRawFd;
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(to).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: a valid fd, buffer and sockaddr_in of the sizes given.
+        let n = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                sctp.as_ptr().cast(),
+                sctp.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            n,
+            sctp.len() as isize,
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// The next SCTP packet to `port` (others are skipped): (source
+    /// address, the SCTP packet). Panics after 5 s without one.
+    fn recv_to(&self, port: u16) -> (Ipv4Addr, Vec<u8>) {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: a valid fd and buffer of the size given.
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            assert!(
+                n > 0,
+                "no SCTP packet to port {port}: {}",
+                std::io::Error::last_os_error()
+            );
+            let ip = &buf[..n as usize];
+            let ihl = usize::from(ip[0] & 0xf) * 4;
+            let l4 = &ip[ihl..];
+            if l4.len() >= 12 && u16::from_be_bytes([l4[2], l4[3]]) == port {
+                return (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), l4.to_vec());
+            }
+        }
+    }
+}
+
+/// SCTP by NAT to another port on real veths, tc and XDP: an association's
+/// setup between raw-socket endpoints (this kernel has no SCTP stack). The
+/// client's INIT and COOKIE ECHO reach the real server from the client's
+/// address, to port 6000, with a right CRC32c (updated by the director for
+/// the port); the server's INIT ACK and COOKIE ACK, SNATed, reach the
+/// client from VIP:5000, their CRC32c right too. The director's entry goes
+/// INIT1, C-SENT, C-REPLIED, ESTABLISHED, and counts in ActiveConn.
+#[test]
+fn sctp_nat_association_setup_through_the_director() {
+    const INIT: u8 = 1;
+    const INIT_ACK: u8 = 2;
+    const COOKIE_ECHO: u8 = 10;
+    const COOKIE_ACK: u8 = 11;
+    let params = [0x11u8, 0x22, 0x33, 0x44, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1];
+    for attach in [Attach::Tc, Attach::Xdp] {
+        let mut lab = Lab::nat_with(1, false, Hops::Fib, attach, None);
+        lab.ipvsadm("-A --sctp-service {vip}:5000 -s rr");
+        lab.ipvsadm("-a --sctp-service {vip}:5000 -r {rs0}:6000 -m");
+        let (vip, client_addr) = (lab.vip(), lab.topo.plan().client_addr());
+        let client = lab.topo.client().enter(RawSctp::open).unwrap().unwrap();
+        let server = lab.topo.server(0).enter(RawSctp::open).unwrap().unwrap();
+        let state = |lab: &Lab| lab.dp.connections()[0].state.clone();
+        let steps = [
+            (true, INIT, "INIT1"),
+            (false, INIT_ACK, "C-SENT"),
+            (true, COOKIE_ECHO, "C-REPLIED"),
+            (false, COOKIE_ACK, "ESTABLISHED"),
+        ];
+        for (from_client, chunk, want) in steps {
+            let ctx = format!("{attach:?} chunk {chunk}");
+            if from_client {
+                let tag = if chunk == INIT { 0 } else { 0x1122_3344 };
+                client.send(vip, &common::sctp(40000, 5000, tag, &[(chunk, 0, &params)]));
+                let (src, got) = server.recv_to(6000);
+                assert_eq!(src, client_addr, "{ctx}");
+                assert_eq!(u16::from_be_bytes([got[0], got[1]]), 40000, "{ctx}");
+                assert_eq!(got[12], chunk, "{ctx}");
+                assert!(common::sctp_crc_ok(&got), "{ctx}: CRC32c at the server");
+            } else {
+                let sent = common::sctp(6000, 40000, 0x1122_3344, &[(chunk, 0, &params)]);
+                server.send(client_addr, &sent);
+                let (src, got) = client.recv_to(40000);
+                assert_eq!(src, vip, "{ctx}");
+                assert_eq!(u16::from_be_bytes([got[0], got[1]]), 5000, "{ctx}");
+                assert_eq!(got[12], chunk, "{ctx}");
+                assert!(common::sctp_crc_ok(&got), "{ctx}: CRC32c at the client");
+            }
+            assert_eq!(state(&lab), want, "{ctx}");
+        }
+        assert_eq!(lab.counts(0), (1, 0), "{attach:?}: ActiveConn, InActConn");
+        let st = lab.stats(0);
+        assert_eq!((st.conns, st.inpkts, st.outpkts), (1, 2, 2), "{attach:?}");
+        println!("SCTP NAT ({attach:?}):\n{}", lab.listing());
+    }
 }
