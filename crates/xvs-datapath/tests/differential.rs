@@ -1012,8 +1012,8 @@ const SCTP_SERVER: [u8; 11] = [
 ];
 
 /// SCTP runs: the state tables through NAT and DR real servers, IPv4 and
-/// IPv6, one with persistence and jumps in time (entries expire by the
-/// SCTP states' timeouts).
+/// IPv6, a firewall-mark service, one with persistence and jumps in time
+/// (entries expire by the SCTP states' timeouts).
 #[test]
 fn sctp_wlc() {
     run(Spec {
@@ -1028,6 +1028,15 @@ fn sctp_rr_v4_and_v6() {
         sctp: true,
         families: &[false, true],
         ..Spec::new("rr", "", 42)
+    })
+}
+#[test]
+fn sctp_fwmark_wlc() {
+    // a firewall-mark service takes SCTP packets too (marked through tc)
+    run(Spec {
+        sctp: true,
+        mark: 7,
+        ..Spec::new("wlc", "", 44)
     })
 }
 #[test]
