@@ -1155,6 +1155,8 @@ static __attribute__((noinline)) void xvs_frag_note(const struct pkt *p, const s
 	fv.family = d->family;
 	fv.reply = reply;
 	fv.real_id = rid;
+	fv.sport = p->sport;
+	fv.dport = p->dport;
 	bpf_map_update_elem(&xvs_frags, &fk, &fv, BPF_ANY);
 }
 
@@ -1162,9 +1164,11 @@ static __attribute__((noinline)) void xvs_frag_note(const struct pkt *p, const s
  * A later fragment p, whole in its frame (xvs_classify_rc()): FORWARD or
  * REPLY (d filled in) as its first fragment went; DROP_UNAVAIL when that
  * real server is gone (as its connection's packets); PASS, counted
- * `fragment`, when no first fragment of its datagram went anywhere.
+ * `fragment`, when no first fragment of its datagram went anywhere. p
+ * takes the datagram's ports (never written to the packet: it has none),
+ * so that what hashes them (a GUE source port) answers as for the first.
  */
-static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, struct decision *d)
+static __attribute__((noinline)) int xvs_frag_decide(struct pkt *p, struct decision *d)
 {
 	struct xvs_config *cfg = xvs_cfg();
 	struct frag_key fk;
@@ -1179,6 +1183,8 @@ static __attribute__((noinline)) int xvs_frag_decide(const struct pkt *p, struct
 		return XVS_ACT_PASS;
 	}
 	rid = fv->real_id;
+	p->sport = fv->sport;
+	p->dport = fv->dport;
 	live = xvs_live(rid);
 	d->tick = xvs_tick(cfg);
 	d->hz = cfg->hz;

@@ -277,6 +277,39 @@ fn tun_fragments_are_each_encapsulated_to_the_first_ones_real_server() {
     }
 }
 
+/// By GUE, a datagram's fragments share the outer UDP source port, which a
+/// NIC's RSS or an ECMP hop spreads by: the later ones (no ports) take it
+/// from their first (hashed over the datagram's ports), so they are not
+/// sent another way, nor to another CPU of the real server.
+#[test]
+fn gue_fragments_share_their_first_ones_source_port() {
+    let datagram = ipv4(CLIENT, VIP, 17, &udp(5000, 53, &payload()));
+    for prog in [Prog::Xdp, Prog::Tc] {
+        let dp = datapath_of(
+            &[
+                "-A -u 198.18.2.1:53 -s rr",
+                "-a -u 198.18.2.1:53 -r 198.18.1.2 -i --tun-type gue --tun-port 6080",
+            ],
+            Some([198, 18, 1, 1]),
+        );
+        let mut sports = Vec::new();
+        for (what, inner) in ["first", "later"].iter().zip(fragments(&datagram, 0x99)) {
+            let input = eth(DIRECTOR_MAC, CLIENT_MAC, 0x0800, &inner);
+            let got = dp.test_run(prog, &input).unwrap();
+            assert_eq!(got.verdict, fwd_verdict(prog), "{prog:?} {what}: verdict");
+            let ip = &got.packet[14..];
+            assert_eq!(
+                (ip[9], &ip[22..24]),
+                (17, &6080u16.to_be_bytes()[..]),
+                "{prog:?} {what}"
+            );
+            sports.push(u16::from_be_bytes([ip[20], ip[21]]));
+        }
+        assert_eq!(sports[0], sports[1], "{prog:?}: GUE source ports");
+        assert!(sports[0] >= 49152, "{prog:?}: {}", sports[0]);
+    }
+}
+
 // IPv6 ------------------------------------------------------------------------
 
 fn v6(net: u16, last: u8) -> [u8; 16] {

@@ -315,7 +315,8 @@ struct frag_val {
 	__u8 family;        /* of new_addr */
 	__u8 pad[3];
 	__u32 real_id;
-	__u32 pad2;
+	__be16 sport;       /* the datagram's ports, as its first fragment had them */
+	__be16 dport;
 };
 
 /*
