@@ -114,12 +114,13 @@ fn tcp_states_header() -> String {
 }
 
 /// `sctp_states.h`: SCTP's next-state table (`[table][event][state]`), its
-/// chunk-type-to-event map, its active state and timeouts, all read from
+/// chunk-type-to-event map and the chunk types the parser reads, its active
+/// state and timeouts, all read from
 /// `xvs_core::conn::sctp`; and the constants of the CRC32c update a NAT port
 /// change needs (`xvs_sctp_crc_delta()` in xvs.c).
 fn sctp_states_header() -> String {
     use std::fmt::Write;
-    use xvs_core::conn::sctp::{next_state, SctpEvent, SctpState, SCTP_EVENTS, SCTP_STATES};
+    use xvs_core::conn::sctp::{chunk, next_state, SctpEvent, SctpState, SCTP_EVENTS, SCTP_STATES};
 
     let mut h = String::new();
     h.push_str(
@@ -144,15 +145,24 @@ fn sctp_states_header() -> String {
             e.index()
         );
     }
-    // chunk type -> event, for the types the kernel names (any other: DATA);
-    // 15 bytes: a 16-byte constant would go to .rodata.cst16, which the
-    // BTF's .rodata does not describe
+    // the chunk types the parser looks at itself
+    for (name, ty) in [
+        ("ABORT", chunk::ABORT),
+        ("COOKIE_ECHO", chunk::COOKIE_ECHO),
+        ("COOKIE_ACK", chunk::COOKIE_ACK),
+    ] {
+        let _ = writeln!(h, "#define XVS_SCTP_CID_{name} {ty}");
+    }
+    // chunk type -> event, for the types the kernel names, up to SHUTDOWN
+    // COMPLETE (any other: DATA); 15 bytes: a 16-byte constant would go to
+    // .rodata.cst16, which the BTF's .rodata does not describe
+    let known = chunk::SHUTDOWN_COMPLETE + 1;
     let _ = writeln!(
         h,
-        "\n/* A first chunk's event, by chunk type (15 and over: DATA). */\n\
-         #define XVS_SCTP_CID_KNOWN 15\n\
+        "\n/* A first chunk's event, by chunk type ({known} and over: DATA). */\n\
+         #define XVS_SCTP_CID_KNOWN {known}\n\
          static const __u8 xvs_sctp_event[XVS_SCTP_CID_KNOWN] = {};",
-        c_list((0u8..=14).map(|c| SctpEvent::of(c, false).index()))
+        c_list((0..known).map(|c| SctpEvent::of(c, false).index()))
     );
     h.push_str(
         "\n/* xvs_sctp_next[table][event][state]: tables INPUT 0, OUTPUT 1, INPUT-ONLY 2. */\n",

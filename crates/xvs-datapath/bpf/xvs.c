@@ -835,6 +835,17 @@ static __always_inline void xvs_conn_transition(struct conn *c, struct xvs_confi
 		xvs_real_add(real_id, d_active, d_inactive, -1);
 }
 
+/* is_new_conn(): a packet that opens a connection, a TCP SYN or an SCTP
+ * INIT (never UDP). */
+static __always_inline int xvs_is_new_conn(const struct pkt *p)
+{
+	if (p->proto == IPPROTO_TCP)
+		return !!(p->tcp_flags & XVS_TCP_SYN);
+	if (p->proto == IPPROTO_SCTP)
+		return (p->tcp_flags & XVS_SCTP_EV_MASK) == XVS_SCTP_EV_INIT;
+	return 0;
+}
+
 /* ip_vs_service_find(): fwmark first, then <proto, VIP, port>, then port 0. */
 static __always_inline struct svc_info *xvs_find_service(struct pkt *p, __u32 mark, int *fwmark,
 							 __be16 *svc_port)
@@ -984,10 +995,9 @@ static __always_inline int xvs_new_conn(struct pkt *p, __u32 mark, struct conn_k
 	__u32 zero = 0;
 
 	if (p->proto == IPPROTO_TCP)
-		first = ((p->tcp_flags & XVS_TCP_SYN) || cfg->sloppy_tcp) &&
-			!(p->tcp_flags & XVS_TCP_RST);
-	else if (p->proto == IPPROTO_SCTP) /* an INIT; sloppy: anything but an ABORT */
-		first = ((p->tcp_flags & XVS_SCTP_EV_MASK) == XVS_SCTP_EV_INIT || cfg->sloppy_sctp) &&
+		first = (xvs_is_new_conn(p) || cfg->sloppy_tcp) && !(p->tcp_flags & XVS_TCP_RST);
+	else if (p->proto == IPPROTO_SCTP) /* sloppy: anything but an ABORT */
+		first = (xvs_is_new_conn(p) || cfg->sloppy_sctp) &&
 			!(p->tcp_flags & XVS_SCTP_ABORT_FIRST);
 	else
 		first = 1; /* UDP: any datagram */
@@ -1279,11 +1289,8 @@ static __attribute__((noinline)) int xvs_decide_slow(struct pkt *p, __u32 mark,
 		}
 	}
 
-	/* A new connection attempt (SYN, SCTP INIT) on a finished entry
-	 * (conn_reuse_mode). */
-	if (c && ((p->proto == IPPROTO_TCP && (p->tcp_flags & XVS_TCP_SYN)) ||
-		  (p->proto == IPPROTO_SCTP &&
-		   (p->tcp_flags & XVS_SCTP_EV_MASK) == XVS_SCTP_EV_INIT))) {
+	/* A new connection attempt on a finished entry (conn_reuse_mode). */
+	if (c && xvs_is_new_conn(p)) {
 		__u32 rid = c->real_id;
 		int resched = 0;
 
@@ -3032,23 +3039,34 @@ static __attribute__((noinline)) int tc_nat_icmp(struct __sk_buff *skb, __u32 ic
 	return 0;
 }
 
-/* NAT of an SCTP packet in tc, either family: the address (IPv4: and the
- * header checksum), then a changed port with the CRC32c's update. */
+/* The address alone (dst: the destination, else the source; IPv4: and
+ * the header checksum), in tc: what a NAT rewrite is to a packet whose L4
+ * checksum does not cover it (SCTP) or that has no L4 header (a later
+ * fragment). addr: 4 words, IPv4 in [0]. */
+static __always_inline int tc_nat_addr(struct __sk_buff *skb, const struct pkt *p, int dst,
+				       const __be32 *addr)
+{
+	__u32 ip_off = sizeof(struct ethhdr);
+	__be32 old = dst ? p->daddr[0] : p->saddr[0], a = addr[0];
+
+	if (p->family == XVS_AF_INET6)
+		return bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), addr, 16, 0) ? -1 : 0;
+	if (bpf_l3_csum_replace(skb, ip_off + 10, old, a, sizeof(a)) ||
+	    bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0))
+		return -1;
+	return 0;
+}
+
+/* NAT of an SCTP packet in tc, either family: the address, then a changed
+ * port with the CRC32c's update. */
 static __attribute__((noinline)) int tc_nat_sctp(struct __sk_buff *skb, const struct pkt *p,
 						  int dst, const __be32 *addr, __be16 port)
 {
-	__u32 ip_off = sizeof(struct ethhdr), l4off = ip_off + p->l3_len;
+	__u32 l4off = sizeof(struct ethhdr) + p->l3_len;
 	__u8 sh[XVS_SCTP_HLEN];
-	__be32 a = addr[0];
 
-	if (p->family == XVS_AF_INET6) {
-		if (bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), addr, 16, 0))
-			return -1;
-	} else if (bpf_l3_csum_replace(skb, ip_off + 10, dst ? p->daddr[0] : p->saddr[0], a,
-				       sizeof(a)) ||
-		   bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0)) {
+	if (tc_nat_addr(skb, p, dst, addr))
 		return -1;
-	}
 	if ((dst ? p->dport : p->sport) == port)
 		return 0;
 	if (bpf_skb_load_bytes(skb, l4off, sh, sizeof(sh)))
@@ -3065,18 +3083,8 @@ static __always_inline int tc_nat_any(struct __sk_buff *skb, const struct pkt *p
 	__u32 l4off = sizeof(struct ethhdr) + p->l3_len;
 	__be16 oldp = dst ? p->dport : p->sport;
 
-	if (p->frag == XVS_FRAG_LATER) {
-		/* the address (IPv4: and the header checksum): no L4 header here */
-		__u32 ip_off = sizeof(struct ethhdr);
-		__be32 old = dst ? p->daddr[0] : p->saddr[0], a = addr[0];
-
-		if (p->family == XVS_AF_INET6)
-			return bpf_skb_store_bytes(skb, ip_off + (dst ? 24 : 8), addr, 16, 0) ? -1 : 0;
-		if (bpf_l3_csum_replace(skb, ip_off + 10, old, a, sizeof(a)) ||
-		    bpf_skb_store_bytes(skb, ip_off + (dst ? 16 : 12), &a, sizeof(a), 0))
-			return -1;
-		return 0;
-	}
+	if (p->frag == XVS_FRAG_LATER) /* no L4 header here */
+		return tc_nat_addr(skb, p, dst, addr);
 	if (p->proto == IPPROTO_ICMP)
 		return tc_nat_icmp(skb, l4off, dst, addr[0], port);
 	if (p->proto == IPPROTO_SCTP)

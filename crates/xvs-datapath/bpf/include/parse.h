@@ -80,9 +80,6 @@ struct pkt {
  * scheduled, even with sloppy_sctp). The event is in the low four bits. */
 #define XVS_SCTP_ABORT_FIRST 0x10
 #define XVS_SCTP_EV_MASK 0x0f
-#define XVS_SCTP_CID_ABORT 6
-#define XVS_SCTP_CID_COOKIE_ECHO 10
-#define XVS_SCTP_CID_COOKIE_ACK 11
 /* Common header (ports, verification tag, CRC32c) and a chunk header. */
 #define XVS_SCTP_HLEN 12
 #define XVS_SCTP_MIN_LEN (XVS_SCTP_HLEN + 4)
