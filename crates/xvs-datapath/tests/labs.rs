@@ -680,50 +680,12 @@ fn nat_persistence_keeps_each_client_on_one_server() {
     assert_eq!(c.no_dest, 0, "{c:?}");
 }
 
-/// The Internet checksum of `data`.
-fn inet_csum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Sends the ICMP message `msg` to `dst` from the calling thread's network
 /// namespace through a raw socket (the kernel adds the IP header).
 fn send_icmp(dst: Ipv4Addr, msg: &[u8]) {
-    // SAFETY: plain socket calls on a descriptor this function owns, with
-    // a sockaddr_in built here and buffers that outlive the calls.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
-        assert!(
-            fd >= 0,
-            "raw ICMP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(dst).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let n = libc::sendto(
-            fd,
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        assert_eq!(n, msg.len() as isize, "sendto {dst}: {err}");
-    }
+    RawSocket::open(libc::IPPROTO_ICMP)
+        .expect("raw ICMP socket")
+        .send(dst, msg);
 }
 
 /// A UDP socket on real server 0 at `bind`:53 and one on the client (an
@@ -880,14 +842,14 @@ fn dr_icmp_fragmentation_needed_reaches_the_real_server() {
         ];
         quoted.extend_from_slice(&vip.octets());
         quoted.extend_from_slice(&client.octets());
-        let c = inet_csum(&quoted);
+        let c = common::inet_csum(&quoted);
         quoted[10..12].copy_from_slice(&c.to_be_bytes());
         quoted.extend_from_slice(&53u16.to_be_bytes());
         quoted.extend_from_slice(&cport.to_be_bytes());
         quoted.extend_from_slice(&[0, 13, 0, 0]);
         let mut msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
         msg.extend_from_slice(&quoted);
-        let c = inet_csum(&msg);
+        let c = common::inet_csum(&msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
         let before = lab.dp.counters().unwrap();
         lab.topo.client().enter(|| send_icmp(vip, &msg)).unwrap();
@@ -967,20 +929,22 @@ fn no_real_server_refuses_connections(attach: Attach) {
     assert_eq!(lab.dp.conn_count(), 0);
 }
 
-/// A raw IPv4 socket for protocol 132. This kernel has no SCTP stack, so
-/// the SCTP lab's endpoints are raw sockets: they write SCTP packets (the
-/// kernel adds the IP header) and read whole IP packets.
-struct RawSctp(std::os::fd::OwnedFd);
+/// A raw IPv4 socket of one protocol, in the network namespace of the
+/// thread that opens it: it writes that protocol's messages (the kernel
+/// adds the IP header) and reads whole IP packets, waiting 5 s at most.
+/// The path MTU lab's ICMP message goes through one, and, as this kernel
+/// has no SCTP stack, the SCTP lab's endpoints are two.
+struct RawSocket(std::os::fd::OwnedFd);
 
-impl RawSctp {
-    fn open() -> std::io::Result<RawSctp> {
+impl RawSocket {
+    fn open(proto: libc::c_int) -> std::io::Result<RawSocket> {
         use std::os::fd::FromRawFd;
         // SAFETY: plain socket(2); the fd is owned from here on.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, 132) };
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, proto) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let s = RawSctp(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let s = RawSocket(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
         let tv = libc::timeval {
             tv_sec: 5,
             tv_usec: 0,
@@ -1001,7 +965,7 @@ impl RawSctp {
         Ok(s)
     }
 
-    fn send(&self, to: Ipv4Addr, sctp: &[u8]) {
+    fn send(&self, to: Ipv4Addr, msg: &[u8]) {
         use std::os::fd::AsRawFd;
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -1015,23 +979,20 @@ impl RawSctp {
         let n = unsafe {
             libc::sendto(
                 self.0.as_raw_fd(),
-                sctp.as_ptr().cast(),
-                sctp.len(),
+                msg.as_ptr().cast(),
+                msg.len(),
                 0,
                 (&sa as *const libc::sockaddr_in).cast(),
                 std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
             )
         };
-        assert_eq!(
-            n,
-            sctp.len() as isize,
-            "sendto: {}",
-            std::io::Error::last_os_error()
-        );
+        let err = std::io::Error::last_os_error();
+        assert_eq!(n, msg.len() as isize, "sendto {to}: {err}");
     }
 
-    /// The next SCTP packet to `port` (others are skipped): (source
-    /// address, the SCTP packet). Panics after 5 s without one.
+    /// The next packet to `port` (bytes 2-3 of its L4 header, as TCP, UDP
+    /// and SCTP have it; others are skipped): (source address, the L4
+    /// packet). Panics after 5 s without one.
     fn recv_to(&self, port: u16) -> (Ipv4Addr, Vec<u8>) {
         use std::os::fd::AsRawFd;
         let mut buf = vec![0u8; 65536];
@@ -1041,7 +1002,7 @@ impl RawSctp {
                 unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             assert!(
                 n > 0,
-                "no SCTP packet to port {port}: {}",
+                "no packet to port {port}: {}",
                 std::io::Error::last_os_error()
             );
             let ip = &buf[..n as usize];
@@ -1073,8 +1034,9 @@ fn sctp_nat_association_setup_through_the_director() {
         lab.ipvsadm("-A --sctp-service {vip}:5000 -s rr");
         lab.ipvsadm("-a --sctp-service {vip}:5000 -r {rs0}:6000 -m");
         let (vip, client_addr) = (lab.vip(), lab.topo.plan().client_addr());
-        let client = lab.topo.client().enter(RawSctp::open).unwrap().unwrap();
-        let server = lab.topo.server(0).enter(RawSctp::open).unwrap().unwrap();
+        let raw_sctp = || RawSocket::open(132);
+        let client = lab.topo.client().enter(raw_sctp).unwrap().unwrap();
+        let server = lab.topo.server(0).enter(raw_sctp).unwrap().unwrap();
         let state = |lab: &Lab| lab.dp.connections()[0].state.clone();
         let steps = [
             (true, INIT, "INIT1"),

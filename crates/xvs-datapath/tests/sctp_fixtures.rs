@@ -101,12 +101,40 @@ impl Dp {
     }
 }
 
-fn from_client(sport: u16, dport: u16, chunks: &Chunks) -> Vec<u8> {
+/// An IPv4 SCTP frame: (MACs, addresses, (ports, verification tag), chunks).
+fn frame4(
+    (dm, sm): (Mac, Mac),
+    (src, dst): ([u8; 4], [u8; 4]),
+    (sp, dp, tag): (u16, u16, u32),
+    chunks: &Chunks,
+) -> Vec<u8> {
     eth(
-        DIRECTOR_MAC,
-        CLIENT_MAC,
+        dm,
+        sm,
         0x0800,
-        &ipv4(CLIENT, VIP, 132, &sctp(sport, dport, 0, chunks)),
+        &ipv4(src, dst, 132, &sctp(sp, dp, tag, chunks)),
+    )
+}
+
+/// A packet from the real server's side to the director (the association's
+/// verification tag, 0x11223344): `addrs` the real server's and the
+/// client's, or (as the director SNATs it) the VIP's and the client's.
+fn from_server(addrs: ([u8; 4], [u8; 4]), ports: (u16, u16), chunks: &Chunks) -> Vec<u8> {
+    frame4(
+        (DIRECTOR_MAC, RS_MAC),
+        addrs,
+        (ports.0, ports.1, 0x1122_3344),
+        chunks,
+    )
+}
+
+/// The client's packet to the VIP (verification tag 0).
+fn from_client(sport: u16, dport: u16, chunks: &Chunks) -> Vec<u8> {
+    frame4(
+        (DIRECTOR_MAC, CLIENT_MAC),
+        (CLIENT, VIP),
+        (sport, dport, 0),
+        chunks,
     )
 }
 
@@ -204,28 +232,13 @@ fn nat_to_another_port_updates_the_crc32c_both_ways() {
                 let (input, want, verdict) = if *client {
                     (
                         from_client(40000, 5000, chunks),
-                        eth(
-                            RS_MAC,
-                            EGRESS_MAC,
-                            0x0800,
-                            &ipv4(CLIENT, RS, 132, &sctp(40000, 6000, 0, chunks)),
-                        ),
+                        frame4((RS_MAC, EGRESS_MAC), (CLIENT, RS), (40000, 6000, 0), chunks),
                         fwd,
                     )
                 } else {
                     (
-                        eth(
-                            DIRECTOR_MAC,
-                            RS_MAC,
-                            0x0800,
-                            &ipv4(RS, CLIENT, 132, &sctp(6000, 40000, 0x11223344, chunks)),
-                        ),
-                        eth(
-                            DIRECTOR_MAC,
-                            RS_MAC,
-                            0x0800,
-                            &ipv4(VIP, CLIENT, 132, &sctp(5000, 40000, 0x11223344, chunks)),
-                        ),
+                        from_server((RS, CLIENT), (6000, 40000), chunks),
+                        from_server((VIP, CLIENT), (5000, 40000), chunks),
                         pass,
                     )
                 };
@@ -246,12 +259,7 @@ fn nat_to_another_port_updates_the_crc32c_both_ways() {
                 let f = if client {
                     from_client(40000, 5000, chunks)
                 } else {
-                    eth(
-                        DIRECTOR_MAC,
-                        RS_MAC,
-                        0x0800,
-                        &ipv4(RS, CLIENT, 132, &sctp(6000, 40000, 0x11223344, chunks)),
-                    )
+                    from_server((RS, CLIENT), (6000, 40000), chunks)
                 };
                 d.dp.test_run(prog, &f).unwrap();
                 assert_eq!(d.state().0, state, "{prog:?} chunk {ty}");
@@ -270,17 +278,7 @@ fn an_abort_bundled_after_a_cookie_echo_is_the_packets_event() {
             let d = Dp::vip("198.18.1.2 -m", Sysctls::default());
             let init = from_client(40000, 5000, &[(INIT, 0, &INIT_PARAMS)]);
             assert_eq!(d.dp.test_run(Prog::Xdp, &init).unwrap().verdict, XDP_TX);
-            let ack = eth(
-                DIRECTOR_MAC,
-                RS_MAC,
-                0x0800,
-                &ipv4(
-                    RS,
-                    CLIENT,
-                    132,
-                    &sctp(5000, 40000, 1, &[(INIT_ACK, 0, &INIT_PARAMS)]),
-                ),
-            );
+            let ack = from_server((RS, CLIENT), (5000, 40000), &[(INIT_ACK, 0, &INIT_PARAMS)]);
             d.dp.test_run(Prog::Xdp, &ack).unwrap();
             assert_eq!(d.state().0, "C-SENT");
             // a cookie of 13 bytes: the ABORT starts after 3 bytes of padding
